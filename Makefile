@@ -1,0 +1,43 @@
+# anypool — every target creates the virtual environment if it is missing and installs the project.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench test-all clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anypool needs Python 3.11 or newer; set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,uvloop,bench]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/anypool demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+# The suite on every supported CPython (pyenv provides 3.12 and 3.13 here).
+test-all:
+	$(MAKE) test
+	for v in 3.12 3.13; do \
+	  py=$$(pyenv root 2>/dev/null)/versions/$$(pyenv versions --bare | grep "^$$v" | tail -1)/bin/python; \
+	  $(MAKE) unit PYTHON=$$py VENV=.venv-$$v || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) .venv-3.* .mypy_cache .ruff_cache .pytest_cache build dist

@@ -1,0 +1,3 @@
+"""anypool: run work concurrently the right way by default."""
+
+__all__: tuple[str, ...] = ()

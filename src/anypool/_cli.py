@@ -1,0 +1,32 @@
+"""The ``anypool`` command line: ``anypool demo`` and ``anypool check``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``anypool`` command line and return its exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "check":
+        from .checks._cli import main as check_main
+
+        return check_main(args[1:])
+    if args and args[0] == "demo":
+        from ._demo import main as demo_main
+
+        return demo_main(args[1:])
+    parser = argparse.ArgumentParser(
+        prog="anypool",
+        description="Run work concurrently the right way by default.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("demo", help="measure threads, processes and asyncio on this machine")
+    sub.add_parser("check", help="find common concurrency mistakes in Python source")
+    ns = parser.parse_args(args)
+    if ns.command is None:
+        parser.print_help()
+        return 2
+    return 0  # pragma: no cover - subcommands are dispatched above

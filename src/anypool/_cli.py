@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -10,14 +11,10 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``anypool`` command line and return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "check":
-        from .checks._cli import main as check_main
-
-        return check_main(args[1:])
-    if args and args[0] == "demo":
-        from ._demo import main as demo_main
-
-        return demo_main(args[1:])
+    if args and args[0] in ("check", "demo"):
+        module = "anypool.checks._cli" if args[0] == "check" else "anypool._demo"
+        sub_main = importlib.import_module(module).main
+        return int(sub_main(args[1:]))
     parser = argparse.ArgumentParser(
         prog="anypool",
         description="Run work concurrently the right way by default.",

@@ -1,0 +1,1 @@
+"""Backend-neutral front end of anypool (private)."""

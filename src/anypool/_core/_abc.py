@@ -1,0 +1,108 @@
+"""The backend protocol: the small interface every backend implements."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ._tasks import ChunkResult, Retry, run_chunk
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a backend needs to know to start its workers.
+
+    Attributes:
+        workers: how many workers (or, for asyncio, tasks in flight).
+        initializer: called once in each worker before its first task.
+        initargs: arguments for ``initializer``.
+        max_tasks_per_worker: a worker is replaced after this many tasks (``None``: never).
+        options: backend-specific options (for example ``start_method`` for processes).
+
+    .. versionadded:: 0.1
+    """
+
+    workers: int
+    initializer: Callable[..., object] | None = None
+    initargs: tuple[Any, ...] = ()
+    max_tasks_per_worker: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Where tasks run. The :class:`~anypool.Pool` holds all policy; a backend only runs calls.
+
+    A backend implements :meth:`start`, :meth:`submit`, :meth:`shutdown` and
+    :meth:`effective_workers`. :meth:`submit_chunk` has a default built on :meth:`submit`.
+    Capability flags are class attributes.
+
+    .. versionadded:: 0.1
+    """
+
+    #: the name used in ``backend=...``
+    name: ClassVar[str] = ""
+    #: functions and arguments must be picklable (they cross a process boundary)
+    requires_pickle: ClassVar[bool] = False
+    #: tasks share the caller's memory
+    shares_memory: ClassVar[bool] = True
+    #: runs coroutine functions natively (others get a clear error)
+    runs_coroutines: ClassVar[bool] = False
+    #: a running task can be stopped (its worker is ended)
+    supports_cancel_running: ClassVar[bool] = False
+    #: seconds of work one chunk should hold when chunk sizes are chosen automatically
+    target_chunk_seconds: ClassVar[float] = 0.005
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def start(self) -> None:
+        """Prepare to run tasks (workers may still start lazily)."""
+
+    @abstractmethod
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> cf.Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on a worker; return a real ``concurrent.futures.Future``.
+
+        A task that runs longer than ``timeout`` seconds fails with
+        :class:`~anypool.TaskTimeoutError`.
+        """
+
+    def submit_chunk(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        retry: Retry,
+        *,
+        timeout: float | None = None,
+    ) -> cf.Future[ChunkResult]:
+        """Run ``fn(*item)`` for each item as one task; the future gives a ``ChunkResult``."""
+        return self.submit(run_chunk, (fn, items, retry), {}, timeout=timeout)
+
+    @abstractmethod
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
+        """Stop accepting work; optionally cancel queued tasks; optionally wait for workers."""
+
+    @abstractmethod
+    def effective_workers(self) -> int:
+        """How many tasks can run at the same time."""
+
+    @classmethod
+    def default_workers(cls) -> int:
+        """The number of workers used when the caller does not say."""
+        return 1
+
+    def check_callable(self, fn: Callable[..., Any]) -> None:  # noqa: B027 - optional hook
+        """Raise a clear error if ``fn`` cannot run on this backend (default: accept)."""
+
+    def check_blocking_call(self) -> None:  # noqa: B027 - optional hook
+        """Raise a clear error if blocking here would deadlock (default: never)."""

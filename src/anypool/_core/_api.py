@@ -1,0 +1,231 @@
+"""The one-call API: ``map``, ``imap``, ``imap_unordered``, ``amap``.
+
+Each builds a :class:`~anypool.Pool`, runs, and shuts the pool down; no logic lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from ._pool import Errors, Pool
+
+T = TypeVar("T")
+
+DEFAULT_BACKEND = "thread"
+
+
+def map(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = DEFAULT_BACKEND,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    progress: bool | dict[str, Any] = False,
+    errors: Errors = "raise",
+    task_timeout: float | None = None,
+    retries: int = 0,
+    retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+    **options: Any,
+) -> list[Any]:
+    """Run ``fn`` over the inputs concurrently and return the results as a list, in order.
+
+    Several iterables zip like the builtin ``map``. With ``errors="raise"`` the first error is
+    raised (with the worker's traceback) and pending work is cancelled; with
+    ``errors="collect"`` each input gives a :class:`~anypool.Result`.
+
+    Args:
+        fn: the function to run on each input.
+        *iterables: the inputs; read lazily, a bounded number at a time.
+        backend: ``"serial"``, ``"thread"``, ``"process"`` or ``"asyncio"``.
+        workers: how many at once (default: depends on the backend).
+        chunksize: inputs per task (default: chosen from measured task time).
+        progress: show a progress bar counting finished tasks.
+        errors: ``"raise"`` or ``"collect"``.
+        task_timeout: seconds one task may run.
+        retries: extra attempts for a failing task.
+        retry_on: exception types that are retried.
+        **options: more :class:`~anypool.Pool` options (``initializer``, ``initargs``,
+            ``max_tasks_per_worker``, backend options).
+
+    .. versionadded:: 0.1
+    """
+    with Pool(backend, workers, **options) as pool:
+        return list(
+            pool.imap(
+                fn,
+                *iterables,
+                chunksize=chunksize,
+                progress=progress,
+                errors=errors,
+                task_timeout=task_timeout,
+                retries=retries,
+                retry_on=retry_on,
+            )
+        )
+
+
+class _OwnedIterator(Iterator[T]):
+    """Iterates a pool's results and shuts the pool down when done, closed or dropped."""
+
+    def __init__(self, pool: Pool, it: Iterator[T]) -> None:
+        self._pool: Pool | None = pool
+        self._it = it
+
+    def __iter__(self) -> _OwnedIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._pool is None:
+            raise StopIteration
+        try:
+            return next(self._it)
+        except BaseException as exc:
+            self._release(cancel=not isinstance(exc, StopIteration))
+            raise
+
+    def close(self) -> None:
+        """Stop early: cancel what has not started and shut the pool down."""
+        self._release(cancel=True)
+
+    def _release(self, cancel: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            close = getattr(self._it, "close", None)
+            if close is not None:
+                close()
+            pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def __del__(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _owned(
+    ordered: bool,
+    fn: Callable[..., Any],
+    iterables: tuple[Iterable[Any], ...],
+    backend: str,
+    workers: int | None,
+    options: dict[str, Any],
+    per_call: dict[str, Any],
+) -> Iterator[Any]:
+    pool = Pool(backend, workers, **options)
+    try:
+        if ordered:
+            it = pool.imap(fn, *iterables, **per_call)
+        else:
+            it = pool.imap_unordered(fn, *iterables, **per_call)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    return _OwnedIterator(pool, it)
+
+
+def imap(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = DEFAULT_BACKEND,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    progress: bool | dict[str, Any] = False,
+    errors: Errors = "raise",
+    task_timeout: float | None = None,
+    retries: int = 0,
+    retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+    **options: Any,
+) -> Iterator[Any]:
+    """Like :func:`map` but lazy: yields results in input order as they are ready.
+
+    Works on endless inputs: only a bounded number of inputs are read ahead. The pool is shut
+    down when the iterator is exhausted, closed, or dropped.
+
+    .. versionadded:: 0.1
+    """
+    return _owned(
+        True,
+        fn,
+        iterables,
+        backend,
+        workers,
+        options,
+        {
+            "chunksize": chunksize,
+            "progress": progress,
+            "errors": errors,
+            "task_timeout": task_timeout,
+            "retries": retries,
+            "retry_on": retry_on,
+        },
+    )
+
+
+def imap_unordered(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = DEFAULT_BACKEND,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    progress: bool | dict[str, Any] = False,
+    errors: Errors = "raise",
+    task_timeout: float | None = None,
+    retries: int = 0,
+    retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+    **options: Any,
+) -> Iterator[Any]:
+    """Like :func:`imap` but yields results as tasks complete, not in input order.
+
+    .. versionadded:: 0.1
+    """
+    return _owned(
+        False,
+        fn,
+        iterables,
+        backend,
+        workers,
+        options,
+        {
+            "chunksize": chunksize,
+            "progress": progress,
+            "errors": errors,
+            "task_timeout": task_timeout,
+            "retries": retries,
+            "retry_on": retry_on,
+        },
+    )
+
+
+async def amap(
+    fn: Callable[..., Any],
+    *iterables: Iterable[Any],
+    backend: str = "asyncio",
+    workers: int | None = None,
+    chunksize: int | None = None,
+    progress: bool | dict[str, Any] = False,
+    errors: Errors = "raise",
+    task_timeout: float | None = None,
+    retries: int = 0,
+    retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+    ordered: bool = True,
+    **options: Any,
+) -> list[Any]:
+    """Await :func:`map` from async code, without blocking the event loop.
+
+    With the asyncio backend (the default here) coroutine functions run on the caller's own
+    event loop.
+
+    .. versionadded:: 0.1
+    """
+    async with Pool(backend, workers, **options) as pool:
+        return await pool.amap(
+            fn,
+            *iterables,
+            ordered=ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            task_timeout=task_timeout,
+            retries=retries,
+            retry_on=retry_on,
+        )

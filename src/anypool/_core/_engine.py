@@ -1,0 +1,308 @@
+"""The map policy, written once for every backend.
+
+Input is read lazily in chunks, with a bounded number of chunks in flight (backpressure).
+Results come back in input order (or as completed), errors are raised or collected, progress
+is counted per finished task. The sync and async drivers share :class:`MapRun` and differ only
+in how they wait for a chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import functools
+import itertools
+import math
+import queue
+import reprlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ._abc import Backend
+from ._result import Result
+from ._tasks import ChunkResult, Retry
+
+#: at most this many input items are read ahead of the consumer (across all chunks)
+MAX_ITEMS_IN_FLIGHT = 65_536
+#: automatic chunks never hold more items than this when the input's length is unknown
+UNSIZED_CHUNK_CAP = 4096
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """Per-call options of ``map``/``imap``/``imap_unordered``/``amap`` (private)."""
+
+    chunksize: int | None = None
+    errors: str = "raise"
+    task_timeout: float | None = None
+    retry: Retry = Retry()
+    progress: bool | dict[str, Any] = False
+    timeout: float | None = None  # the stdlib Executor.map timeout: from the call to map
+
+
+class Chunker:
+    """Chooses chunk sizes: fixed, or grown from measured per-item time."""
+
+    def __init__(self, fixed: int | None, backend: Backend, workers: int, total: int | None):
+        self.fixed = fixed
+        self.batch = getattr(backend, "fixed_batch", None)
+        self.target = backend.target_chunk_seconds
+        if total is not None:
+            self.cap = max(1, math.ceil(total / (4 * workers)))
+        else:
+            self.cap = UNSIZED_CHUNK_CAP
+        self.per_item: float | None = None
+
+    def next_size(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.batch is not None:
+            return int(min(self.batch, self.cap))
+        if self.per_item is None:
+            return 1
+        if self.per_item <= 0:
+            return self.cap
+        return int(max(1, min(self.cap, self.target / self.per_item)))
+
+    def observe(self, res: ChunkResult, n: int) -> None:
+        if self.fixed is not None or n == 0:
+            return
+        x = res.wall / n
+        self.per_item = x if self.per_item is None else 0.5 * self.per_item + 0.5 * x
+
+
+def _describe(item: tuple[Any, ...]) -> str:
+    if len(item) == 1:
+        return _short.repr(item[0])
+    return _short.repr(item)
+
+
+class _Entry:
+    __slots__ = ("fut", "items", "base")
+
+    def __init__(self, fut: cf.Future[ChunkResult], items: list[tuple[Any, ...]], base: int):
+        self.fut = fut
+        self.items = items
+        self.base = base
+
+
+class MapRun:
+    """The state of one map: what is in flight and how results turn into outputs."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        fn: Callable[..., Any],
+        args: Iterable[tuple[Any, ...]],
+        opts: MapOptions,
+        *,
+        ordered: bool,
+        total: int | None,
+        on_done: Callable[[_Entry], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.fn = fn
+        self.it = iter(args)
+        self.opts = opts
+        self.ordered = ordered
+        workers = max(1, backend.effective_workers())
+        chunk = opts.chunksize
+        if chunk is None and (opts.task_timeout is not None):
+            chunk = 1  # a timeout is per task: one task per chunk
+        self.chunker = Chunker(chunk, backend, workers, total)
+        batch = getattr(backend, "fixed_batch", None)
+        if batch:
+            self.max_chunks = max(2, math.ceil(2 * workers / batch))
+        else:
+            self.max_chunks = max(2, 2 * workers)
+        self.max_items = max(MAX_ITEMS_IN_FLIGHT, self.chunker.next_size())
+        self.inflight: deque[_Entry] = deque()
+        self.inflight_items = 0
+        self.next_index = 0
+        self.exhausted = False
+        self.on_done = on_done
+        self.bar: Any = None
+        if opts.progress:
+            self.bar = _make_bar(opts.progress, total)
+
+    # -- submitting ---------------------------------------------------------------------
+    def fill(self) -> None:
+        """Read input and submit chunks until the window is full or the input ends."""
+        while (
+            not self.exhausted
+            and len(self.inflight) < self.max_chunks
+            and self.inflight_items < self.max_items
+        ):
+            size = self.chunker.next_size()
+            items = list(itertools.islice(self.it, size))
+            if not items:
+                self.exhausted = True
+                return
+            fut = self.backend.submit_chunk(
+                self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
+            )
+            entry = _Entry(fut, items, self.next_index)
+            self.next_index += len(items)
+            self.inflight.append(entry)
+            self.inflight_items += len(items)
+            if self.bar is not None:
+                fut.add_done_callback(functools.partial(_count, self.bar, len(items)))
+            if self.on_done is not None:
+                fut.add_done_callback(functools.partial(_notify, self.on_done, entry))
+            if len(items) < size:
+                self.exhausted = True
+
+    @property
+    def finished(self) -> bool:
+        return self.exhausted and not self.inflight
+
+    # -- collecting ---------------------------------------------------------------------
+    def take(self, entry: _Entry) -> list[Any]:
+        """Remove a finished entry and turn its outcome into outputs (may raise)."""
+        if self.inflight and self.inflight[0] is entry:
+            self.inflight.popleft()
+        else:
+            self.inflight.remove(entry)
+        self.inflight_items -= len(entry.items)
+        collect = self.opts.errors == "collect"
+        try:
+            res = entry.fut.result(timeout=0)
+        except cf.CancelledError:
+            raise
+        except BaseException as exc:
+            # the whole chunk failed (worker crashed, timed out, pool broken...)
+            if collect:
+                return [Result(error=exc, index=entry.base + i) for i in range(len(entry.items))]
+            self._annotate(exc, entry, 0)
+            raise
+        self.chunker.observe(res, len(entry.items))
+        values = res.values
+        if collect:
+            errors = res.errors or {}
+            return [
+                Result(error=errors[i], index=entry.base + i)
+                if i in errors
+                else Result(v, index=entry.base + i)
+                for i, v in enumerate(values)
+            ]
+        if res.errors:
+            first = min(res.errors)
+            err = res.errors[first]
+            self._annotate(err, entry, first)
+            raise err
+        return values
+
+    def _annotate(self, exc: BaseException, entry: _Entry, pos: int) -> None:
+        item = entry.items[pos] if pos < len(entry.items) else ()
+        note = f"anypool: raised by the task for input #{entry.base + pos}: {_describe(item)}"
+        if note not in getattr(exc, "__notes__", ()):
+            exc.add_note(note)
+
+    def cancel_all(self) -> None:
+        """Cancel every chunk still in flight (those already running finish on their own)."""
+        for e in self.inflight:
+            e.fut.cancel()
+        self.inflight.clear()
+        self.inflight_items = 0
+
+    def close(self) -> None:
+        self.cancel_all()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _count(bar: Any, n: int, _fut: object) -> None:
+    bar.update(n)
+
+
+def _notify(cb: Callable[[_Entry], None], entry: _Entry, _fut: object) -> None:
+    cb(entry)
+
+
+def _make_bar(progress: bool | dict[str, Any], total: int | None) -> Any:
+    from tqdm.auto import tqdm
+
+    kwargs: dict[str, Any] = {"total": total, "unit": "task", "smoothing": 0.1}
+    if isinstance(progress, dict):
+        kwargs.update(progress)
+    return tqdm(**kwargs)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the map's timeout expired before the next result was ready")
+    return left
+
+
+def run_sync(run: MapRun, deadline: float | None) -> Iterator[Any]:
+    """Drive ``run`` from a synchronous caller, yielding outputs."""
+    done_q: queue.SimpleQueue[_Entry] | None = None
+    if not run.ordered:
+        done_q = queue.SimpleQueue()
+        run.on_done = done_q.put
+    try:
+        run.fill()
+        while not run.finished:
+            if done_q is None:
+                entry = run.inflight[0]
+                try:
+                    entry.fut.result(timeout=_remaining(deadline))
+                except cf.TimeoutError:
+                    raise TimeoutError(
+                        "the map's timeout expired before the next result was ready"
+                    ) from None
+                except BaseException:
+                    pass  # handled by take()
+            else:
+                try:
+                    entry = done_q.get(timeout=_remaining(deadline))
+                except queue.Empty:
+                    raise TimeoutError(
+                        "the map's timeout expired before the next result was ready"
+                    ) from None
+            out = run.take(entry)
+            run.fill()
+            yield from out
+    finally:
+        run.close()
+
+
+async def run_async(run: MapRun) -> AsyncIterator[Any]:
+    """Drive ``run`` from async code without blocking the event loop."""
+    done_q: asyncio.Queue[_Entry] | None = None
+    if not run.ordered:
+        loop = asyncio.get_running_loop()
+        done_q = asyncio.Queue()
+        put = done_q.put_nowait
+
+        def on_done(e: _Entry) -> None:
+            try:
+                loop.call_soon_threadsafe(put, e)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        run.on_done = on_done
+    try:
+        run.fill()
+        while not run.finished:
+            if done_q is None:
+                entry = run.inflight[0]
+                await asyncio.wait([asyncio.wrap_future(entry.fut)])
+            else:
+                entry = await done_q.get()
+            out = run.take(entry)
+            run.fill()
+            for x in out:
+                yield x
+    finally:
+        run.close()

@@ -1,0 +1,524 @@
+"""``Pool``: one ``concurrent.futures.Executor`` over every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import functools
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+from ._abc import Backend, WorkerSpec
+from ._engine import MapOptions, MapRun, run_async, run_sync
+from ._exceptions import ClosedPoolError
+from ._registry import get_backend
+from ._tasks import ChunkResult, Retry
+
+T = TypeVar("T")
+Errors = Literal["raise", "collect"]
+_UNSET: Any = object()
+
+
+def _check_positive_int(name: str, value: object, *, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive whole number (1 or more), got {value!r}")
+    return value
+
+
+def _check_timeout(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def _check_callable(fn: object) -> None:
+    if not callable(fn):
+        raise TypeError(
+            f"the function to run must be callable, got {type(fn).__name__} {fn!r}; pass the "
+            "function itself (fn), not the result of calling it (fn())"
+        )
+
+
+def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[tuple[Any, ...]], int | None]:
+    if not iterables:
+        raise TypeError("map() needs at least one iterable of inputs")
+    for it in iterables:
+        if not hasattr(it, "__iter__") and not hasattr(it, "__getitem__"):
+            raise TypeError(f"inputs must be iterable, got {type(it).__name__} {it!r}")
+    total: int | None = None
+    if all(hasattr(it, "__len__") for it in iterables):
+        total = min(len(it) for it in iterables)  # type: ignore[arg-type]
+    return zip(*iterables, strict=False), total
+
+
+class _MapIterator(Iterator[T]):
+    """The lazy iterator ``map``/``imap`` return; the pool finishes it at shutdown."""
+
+    def __init__(self, pool: Pool, gen: Iterator[T]) -> None:
+        self._pool = pool
+        self._gen = gen
+        self._lock = threading.RLock()
+        self._buffer: deque[T] | None = None
+        self._error: BaseException | None = None
+        self._done = False
+
+    def __iter__(self) -> _MapIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        with self._lock:
+            if self._buffer:
+                return self._buffer.popleft()
+            if self._error is not None:
+                err, self._error = self._error, None
+                raise err
+            if self._done:
+                raise StopIteration
+            try:
+                return next(self._gen)
+            except BaseException:
+                self._finish()
+                raise
+
+    def _finish(self) -> None:
+        self._done = True
+        self._pool._iterators.discard(self)
+
+    def close(self) -> None:
+        """Stop: cancel what has not started and forget the rest."""
+        with self._lock:
+            close = getattr(self._gen, "close", None)
+            if close is not None:
+                close()
+            self._finish()
+
+    def _drain(self) -> None:
+        """Run the remaining inputs now and keep their outcomes for a later reader."""
+        with self._lock:
+            if self._done:
+                return
+            buf: deque[T] = deque()
+            try:
+                for x in self._gen:
+                    buf.append(x)
+            except BaseException as exc:
+                self._error = exc
+            self._buffer = buf
+            self._finish()
+
+
+class Pool(cf.Executor):
+    """A pool of workers of one backend, and a real ``concurrent.futures.Executor``.
+
+    Args:
+        backend: where tasks run: ``"serial"`` (in the caller, for debugging), ``"thread"``,
+            ``"process"`` or ``"asyncio"``.
+        workers: how many workers (asyncio: tasks in flight). Default: threads
+            ``min(32, CPUs + 4)``, processes the CPUs this process may use, asyncio 100.
+        max_workers: another name for ``workers`` (the ``concurrent.futures`` word).
+        initializer: called once in each worker before its first task.
+        initargs: arguments for ``initializer``.
+        max_tasks_per_worker: replace a worker after it ran this many tasks.
+        chunksize: inputs per task in ``map``; default: chosen from measured task time.
+        progress: show a tqdm progress bar in ``map``/``imap`` (a dict is passed to tqdm).
+        errors: ``"raise"`` (the first error stops the map) or ``"collect"`` (each input
+            gives a :class:`~anypool.Result`).
+        task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
+        retries: how many more times a failing task is tried.
+        retry_on: which exception types are retried (default: ``Exception``).
+        **options: backend options (processes: ``start_method``).
+
+    Use it with ``with`` (or ``async with``) so its workers are always stopped and joined.
+
+    .. note:: ``map`` is lazy and bounded: unlike ``ThreadPoolExecutor.map`` it does not read
+       the whole input up front. Inputs not yet run when the pool shuts down (``wait=True``)
+       are run then, so no work is silently skipped.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        backend: str = "thread",
+        workers: int | None = None,
+        *,
+        max_workers: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        max_tasks_per_worker: int | None = None,
+        chunksize: int | None = None,
+        progress: bool | dict[str, Any] = False,
+        errors: Errors = "raise",
+        task_timeout: float | None = None,
+        retries: int = 0,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+        **options: Any,
+    ) -> None:
+        if workers is not None and max_workers is not None and workers != max_workers:
+            raise ValueError(
+                f"workers={workers!r} and max_workers={max_workers!r} disagree; they are two "
+                "names for the same setting, pass only one"
+            )
+        n = workers if workers is not None else max_workers
+        _check_positive_int("workers", n)
+        _check_positive_int("max_tasks_per_worker", max_tasks_per_worker)
+        if initializer is not None:
+            _check_callable(initializer)
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
+        cls = get_backend(backend)
+        self._backend_cls = cls
+        self._defaults = _options(
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            task_timeout=task_timeout,
+            retries=retries,
+            retry_on=retry_on,
+        )
+        spec = WorkerSpec(
+            workers=n if n is not None else cls.default_workers(),
+            initializer=initializer,
+            initargs=initargs,
+            max_tasks_per_worker=max_tasks_per_worker,
+            options=options,
+        )
+        self._backend: Backend = cls(spec)
+        self._iterators: set[_MapIterator[Any]] = set()
+        self._shutdown_lock = threading.Lock()
+        self._closed = False
+        self._backend.start()
+
+    # -- introspection ----------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The backend's name."""
+        return self._backend.name
+
+    @property
+    def workers(self) -> int:
+        """How many tasks can run at the same time."""
+        return self._backend.effective_workers()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<anypool.Pool backend={self.backend!r} workers={self.workers} {state}>"
+
+    # -- Executor ---------------------------------------------------------------------
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
+        """Schedule ``fn(*args, **kwargs)``; return a ``concurrent.futures.Future``."""
+        _check_callable(fn)
+        if self._closed:
+            raise ClosedPoolError("cannot submit to a pool that was shut down")
+        self._backend.check_callable(fn)
+        d = self._defaults
+        if d.retry.attempts == 0:
+            return self._backend.submit(fn, args, kwargs, timeout=d.task_timeout)
+        call = functools.partial(fn, **kwargs) if kwargs else fn
+        inner = self._backend.submit_chunk(call, [args], d.retry, timeout=d.task_timeout)
+        return _unwrap_single(inner)
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> Iterator[T]:
+        """Like ``Executor.map``: results in input order, lazily, with ``timeout`` from now.
+
+        Raises ``TimeoutError`` from the iterator when the next result is not ready
+        ``timeout`` seconds after this call.
+        """
+        return self._imap(fn, iterables, ordered=True, chunksize=chunksize, timeout=timeout)
+
+    def imap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        chunksize: int | None = _UNSET,
+        progress: bool | dict[str, Any] = _UNSET,
+        errors: Errors = _UNSET,
+        task_timeout: float | None = _UNSET,
+        retries: int = _UNSET,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+    ) -> Iterator[Any]:
+        """Lazy ordered results; input is read as results are consumed (bounded)."""
+        return self._imap(
+            fn,
+            iterables,
+            ordered=True,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            task_timeout=task_timeout,
+            retries=retries,
+            retry_on=retry_on,
+        )
+
+    def imap_unordered(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        chunksize: int | None = _UNSET,
+        progress: bool | dict[str, Any] = _UNSET,
+        errors: Errors = _UNSET,
+        task_timeout: float | None = _UNSET,
+        retries: int = _UNSET,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+    ) -> Iterator[Any]:
+        """Results as tasks complete (not in input order); bounded like ``imap``."""
+        return self._imap(
+            fn,
+            iterables,
+            ordered=False,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            task_timeout=task_timeout,
+            retries=retries,
+            retry_on=retry_on,
+        )
+
+    def _run(
+        self,
+        fn: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        ordered: bool,
+        **overrides: Any,
+    ) -> MapRun:
+        _check_callable(fn)
+        if self._closed:
+            raise ClosedPoolError("cannot map on a pool that was shut down")
+        self._backend.check_callable(fn)
+        timeout = overrides.pop("timeout", None)
+        opts = self._defaults.merge(**overrides)
+        if timeout is not None:
+            opts = MapOptions(**{**opts.__dict__, "timeout": _check_timeout("timeout", timeout)})
+        args, total = _args(iterables)
+        return MapRun(self._backend, fn, args, opts, ordered=ordered, total=total)
+
+    def _imap(
+        self,
+        fn: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        ordered: bool,
+        **overrides: Any,
+    ) -> Iterator[Any]:
+        deadline = None
+        if overrides.get("timeout") is not None:
+            deadline = time.monotonic() + float(overrides["timeout"])
+        run = self._run(fn, iterables, ordered, **overrides)
+        it: _MapIterator[Any] = _MapIterator(self, self._drive(run, deadline))
+        self._iterators.add(it)
+        return it
+
+    def _drive(self, run: MapRun, deadline: float | None) -> Iterator[Any]:
+        self._backend.check_blocking_call()
+        yield from run_sync(run, deadline)
+
+    async def amap(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        ordered: bool = True,
+        chunksize: int | None = _UNSET,
+        progress: bool | dict[str, Any] = _UNSET,
+        errors: Errors = _UNSET,
+        task_timeout: float | None = _UNSET,
+        retries: int = _UNSET,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+    ) -> list[Any]:
+        """Await all results as a list (in input order unless ``ordered=False``)."""
+        return [
+            x
+            async for x in self.aimap(
+                fn,
+                *iterables,
+                ordered=ordered,
+                chunksize=chunksize,
+                progress=progress,
+                errors=errors,
+                task_timeout=task_timeout,
+                retries=retries,
+                retry_on=retry_on,
+            )
+        ]
+
+    def aimap(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        ordered: bool = True,
+        chunksize: int | None = _UNSET,
+        progress: bool | dict[str, Any] = _UNSET,
+        errors: Errors = _UNSET,
+        task_timeout: float | None = _UNSET,
+        retries: int = _UNSET,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+    ) -> AsyncIterator[Any]:
+        """``async for`` over results, without blocking the event loop."""
+        run = self._run(
+            fn,
+            iterables,
+            ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            task_timeout=task_timeout,
+            retries=retries,
+            retry_on=retry_on,
+        )
+        return run_async(run)
+
+    # -- shutdown ---------------------------------------------------------------------
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the pool, as ``Executor.shutdown`` does.
+
+        Args:
+            wait: block until running tasks finish and workers exit.
+            cancel_futures: cancel tasks that have not started.
+
+        Calling it again does nothing more.
+        """
+        with self._shutdown_lock:
+            first = not self._closed
+            self._closed = True
+        iterators = list(self._iterators)
+        if first and wait and not cancel_futures:
+            for it in iterators:
+                it._drain()
+        elif first and cancel_futures:
+            for it in iterators:
+                it.close()
+        if wait:
+            self._backend.check_blocking_call()
+        self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # on an error (Ctrl-C included) do not wait for queued work that nobody will read
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+    async def __aenter__(self) -> Pool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.ashutdown(cancel_futures=exc_type is not None)
+
+    async def ashutdown(self, *, cancel_futures: bool = False) -> None:
+        """``shutdown(wait=True)`` for async code: waits without blocking the event loop."""
+        ashut = getattr(self._backend, "ashutdown", None)
+        if ashut is not None:
+            with self._shutdown_lock:
+                self._closed = True
+            for it in list(self._iterators):
+                it.close()
+            await ashut(cancel_pending=cancel_futures)
+            return
+        await asyncio.to_thread(self.shutdown, True, cancel_futures=cancel_futures)
+
+
+class _Defaults:
+    __slots__ = ("chunksize", "progress", "errors", "task_timeout", "retry")
+
+    def __init__(
+        self,
+        chunksize: int | None,
+        progress: bool | dict[str, Any],
+        errors: str,
+        task_timeout: float | None,
+        retry: Retry,
+    ) -> None:
+        self.chunksize = chunksize
+        self.progress = progress
+        self.errors = errors
+        self.task_timeout = task_timeout
+        self.retry = retry
+
+    def merge(self, **over: Any) -> MapOptions:
+        d = {
+            "chunksize": self.chunksize,
+            "progress": self.progress,
+            "errors": self.errors,
+            "task_timeout": self.task_timeout,
+            "retries": self.retry.attempts,
+            "retry_on": self.retry.retry_on,
+        }
+        for k, v in over.items():
+            if v is not _UNSET:
+                d[k] = v
+        o = _options(**d)
+        return MapOptions(
+            chunksize=o.chunksize,
+            errors=o.errors,
+            task_timeout=o.task_timeout,
+            retry=o.retry,
+            progress=o.progress,
+        )
+
+
+def _options(
+    *, chunksize: Any, progress: Any, errors: Any, task_timeout: Any, retries: Any, retry_on: Any
+) -> _Defaults:
+    _check_positive_int("chunksize", chunksize)
+    if errors not in ("raise", "collect"):
+        raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
+    if not isinstance(progress, bool | dict):
+        raise TypeError(f"progress must be True, False or a dict of tqdm options, got {progress!r}")
+    if isinstance(retry_on, type):
+        retry_on = (retry_on,)
+    retry = Retry(attempts=retries, retry_on=tuple(retry_on))
+    return _Defaults(
+        chunksize, progress, errors, _check_timeout("task_timeout", task_timeout), retry
+    )
+
+
+def _unwrap_single(inner: cf.Future[ChunkResult]) -> cf.Future[Any]:
+    """A future for one call that ran as a chunk of one (used for retries on submit)."""
+    outer: cf.Future[Any] = cf.Future()
+
+    def done(f: cf.Future[ChunkResult]) -> None:
+        if f.cancelled():
+            outer.cancel()
+            outer.set_running_or_notify_cancel()
+            return
+        if not outer.set_running_or_notify_cancel():
+            return
+        exc = f.exception()
+        if exc is not None:
+            outer.set_exception(exc)
+            return
+        res = f.result()
+        if res.errors:
+            outer.set_exception(res.errors[0])
+        else:
+            outer.set_result(res.values[0])
+
+    def propagate_cancel(o: cf.Future[Any]) -> None:
+        if o.cancelled():
+            inner.cancel()
+
+    outer.add_done_callback(propagate_cancel)
+    inner.add_done_callback(done)
+    return outer

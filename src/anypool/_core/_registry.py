@@ -1,0 +1,91 @@
+"""Backend registry: names to backend classes, resolved on first use."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+
+from ._abc import Backend
+
+#: built-in backends: name -> module that defines ``backend_class``
+_BUILTIN: dict[str, str] = {
+    "serial": "anypool._backends._serial",
+    "thread": "anypool._backends._threads",
+    "process": "anypool._backends._processes",
+    "asyncio": "anypool._backends._asyncio",
+}
+_EXTRAS: dict[str, str] = {}
+_registered: dict[str, Callable[[], type[Backend]]] = {}
+_lock = threading.Lock()
+
+#: what ``backend=`` accepts besides a backend name
+SPECIAL = ("auto",)
+
+
+def register_backend(name: str, factory: Callable[[], type[Backend]]) -> None:
+    """Make ``backend=name`` use the class ``factory()`` returns.
+
+    Args:
+        name: a short lower-case name.
+        factory: called on first use; returns a :class:`anypool.abc.Backend` subclass.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"backend name must be a short identifier, got {name!r}")
+    if name in SPECIAL:
+        raise ValueError(f"{name!r} is reserved")
+    with _lock:
+        _registered[name] = factory
+
+
+def get_all_backends() -> tuple[str, ...]:
+    """Names of every known backend, installed or not.
+
+    .. versionadded:: 0.1
+    """
+    return tuple(dict.fromkeys([*_BUILTIN, *_EXTRAS, *_registered]))
+
+
+def get_available_backends() -> tuple[str, ...]:
+    """Names of the backends that can run here (their dependencies are installed).
+
+    .. versionadded:: 0.1
+    """
+    out = []
+    for name in get_all_backends():
+        try:
+            get_backend(name)
+        except LookupError:
+            continue
+        out.append(name)
+    return tuple(out)
+
+
+def get_backend(name: str) -> type[Backend]:
+    """Return the backend class for ``name``.
+
+    Raises:
+        LookupError: the name is unknown (the message lists valid names), or the backend's
+            optional dependency is missing (the message says what to install).
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"backend must be a name such as 'thread' or 'process', got {name!r}; valid: "
+            + ", ".join(repr(n) for n in (*get_all_backends(), *SPECIAL))
+        )
+    factory = _registered.get(name)
+    if factory is not None:
+        return factory()
+    module = _BUILTIN.get(name) or _EXTRAS.get(name)
+    if module is None:
+        raise LookupError(
+            f"unknown backend {name!r}; valid backends: "
+            + ", ".join(repr(n) for n in (*get_all_backends(), *SPECIAL))
+        )
+    mod = importlib.import_module(module)
+    cls: type[Backend] = mod.backend_class
+    return cls

@@ -1,0 +1,249 @@
+"""What runs inside a worker: calling the user's function, chunks, retries, worker context.
+
+Everything here is the same for every backend (threads, processes, the caller's thread); a
+backend only decides *where* these functions run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ._exceptions import ExceptionCarrier
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a failing task is retried.
+
+    Args:
+        attempts: extra attempts after the first (``retries=`` on the API).
+        retry_on: exception types that are retried; others fail at once.
+        backoff: seconds before the first retry; doubled after each further failure.
+        max_backoff: upper bound of one wait.
+
+    .. versionadded:: 0.1
+    """
+
+    attempts: int = 0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    backoff: float = 0.1
+    max_backoff: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or isinstance(self.attempts, bool):
+            raise TypeError(f"retries must be an int, got {self.attempts!r}")
+        if self.attempts < 0:
+            raise ValueError(f"retries must be 0 or more, got {self.attempts}")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("retry back-off times must be 0 or more seconds")
+        for t in self.retry_on:
+            if not (isinstance(t, type) and issubclass(t, BaseException)):
+                raise TypeError(f"retry_on must hold exception types, got {t!r}")
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure (1-based)."""
+        return float(min(self.max_backoff, self.backoff * (2 ** (failures - 1))))
+
+
+NO_RETRY: Final = Retry()
+
+
+@dataclass
+class WorkerContext:
+    """What a running task can learn about the worker it runs on.
+
+    Get it with :func:`anypool.current_worker` from inside a task.
+
+    Attributes:
+        id: the worker's number in its pool (0-based; a replacement worker gets a new number).
+        backend: the backend's name (``"thread"``, ``"process"``, ...).
+        pid: the worker's process id.
+        thread: the name of the worker's thread.
+        state: a dict private to this worker: load a model or open a connection once per
+            worker (for example in the ``initializer``) and keep it here.
+        tasks_done: how many tasks this worker has finished.
+
+    .. versionadded:: 0.1
+    """
+
+    id: int
+    backend: str
+    pid: int = field(default_factory=os.getpid)
+    thread: str = field(default_factory=lambda: threading.current_thread().name)
+    state: dict[str, Any] = field(default_factory=dict)
+    tasks_done: int = 0
+
+
+_current: contextvars.ContextVar[WorkerContext | None] = contextvars.ContextVar(
+    "anypool_current_worker", default=None
+)
+
+
+def current_worker() -> WorkerContext:
+    """Return the :class:`WorkerContext` of the worker running the calling task.
+
+    Raises:
+        RuntimeError: when called outside a task run by an anypool pool.
+
+    .. versionadded:: 0.1
+    """
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError(
+            "anypool.current_worker() was called outside a task; call it from inside a "
+            "function that a Pool runs"
+        )
+    return ctx
+
+
+def set_current_worker(ctx: WorkerContext | None) -> contextvars.Token[WorkerContext | None]:
+    """Make ``ctx`` the current worker for this thread or task (private)."""
+    return _current.set(ctx)
+
+
+def reset_current_worker(token: contextvars.Token[WorkerContext | None]) -> None:
+    """Undo :func:`set_current_worker` (private)."""
+    _current.reset(token)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def is_async_callable(fn: Any) -> bool:
+    """True for coroutine functions, also behind ``functools.partial`` or as ``__call__``."""
+    while hasattr(fn, "func") and hasattr(fn, "args"):  # functools.partial
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - we want the bound method
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def call_sync(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn`` in a non-async worker; a coroutine it returns is run to completion.
+
+    Coroutine functions given to thread or process pools therefore work (each call runs on a
+    fresh event loop) instead of handing back an un-awaited coroutine.
+    """
+    result = fn(*args, **kwargs)
+    if inspect.iscoroutine(result):
+        return asyncio.run(result)
+    return result
+
+
+def call_with_retry(
+    fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], retry: Retry
+) -> Any:
+    """Call ``fn`` with :func:`call_sync`, retrying as ``retry`` says."""
+    if retry.attempts == 0:
+        return call_sync(fn, args, kwargs)
+    failures = 0
+    while True:
+        try:
+            return call_sync(fn, args, kwargs)
+        except retry.retry_on as exc:
+            failures += 1
+            if failures > retry.attempts:
+                exc.add_note(
+                    f"anypool: gave up after {failures} attempts (retries={retry.attempts})"
+                )
+                raise
+            time.sleep(retry.delay(failures))
+
+
+class ChunkResult:
+    """The outcome of a chunk of calls: values in order, errors by position, timings (private)."""
+
+    __slots__ = ("values", "errors", "wall", "cpu")
+
+    def __init__(
+        self, values: list[Any], errors: dict[int, BaseException] | None, wall: float, cpu: float
+    ) -> None:
+        self.values = values
+        self.errors = errors
+        self.wall = wall
+        self.cpu = cpu
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        errors = self.errors
+        if errors:
+            errors = {
+                i: (e if isinstance(e, ExceptionCarrier) else ExceptionCarrier(e))  # type: ignore[misc]
+                for i, e in errors.items()
+            }
+        return (self.values, errors, self.wall, self.cpu)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.values, errors, self.wall, self.cpu = state
+        if errors:
+            errors = {
+                i: (e.rebuild() if isinstance(e, ExceptionCarrier) else e)
+                for i, e in errors.items()
+            }
+        self.errors = errors
+
+
+def run_chunk(
+    fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], retry: Retry
+) -> ChunkResult:
+    """Run ``fn(*item)`` for every item, in order, and collect values and errors."""
+    values: list[Any] = []
+    errors: dict[int, BaseException] | None = None
+    append = values.append
+    t0 = time.perf_counter()
+    c0 = time.thread_time()
+    if retry.attempts == 0:
+        for i, item in enumerate(items):
+            try:
+                r = fn(*item)
+                if inspect.iscoroutine(r):
+                    r = asyncio.run(r)
+                append(r)
+            except (Exception, SystemExit) as exc:  # sys.exit() in a task is an error
+                if errors is None:
+                    errors = {}
+                errors[i] = exc
+                append(None)
+    else:
+        for i, item in enumerate(items):
+            try:
+                append(call_with_retry(fn, item, {}, retry))
+            except (Exception, SystemExit) as exc:  # sys.exit() in a task is an error
+                if errors is None:
+                    errors = {}
+                errors[i] = exc
+                append(None)
+    return ChunkResult(values, errors, time.perf_counter() - t0, time.thread_time() - c0)
+
+
+async def arun_one(fn: Callable[..., Any], item: tuple[Any, ...], retry: Retry) -> Any:
+    """Await ``fn(*item)`` with retries (asyncio back-off)."""
+    failures = 0
+    while True:
+        try:
+            r = fn(*item)
+            if inspect.isawaitable(r):
+                r = await r
+            return r
+        except retry.retry_on as exc:
+            failures += 1
+            if failures > retry.attempts:
+                if retry.attempts:
+                    exc.add_note(
+                        f"anypool: gave up after {failures} attempts (retries={retry.attempts})"
+                    )
+                raise
+            await asyncio.sleep(retry.delay(failures))

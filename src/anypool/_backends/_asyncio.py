@@ -1,0 +1,742 @@
+"""The asyncio backend: coroutine functions on an event loop, a bounded number at a time.
+
+Where the loop comes from depends on where the :class:`~anypool.Pool` is created:
+
+* from **sync code**, the backend starts its own event loop (uvloop when it is installed, the
+  default loop otherwise) in a daemon thread, and stops, closes and joins it at shutdown;
+* from **async code** (a loop is running in the thread that creates the pool), it uses that
+  loop. Then blocking calls on the pool (``pool.map``, ``list(pool.imap(...))``, a plain
+  ``with Pool(...)``) would deadlock the loop and raise ``RuntimeError``; use
+  ``await pool.amap(...)``, ``async for x in pool.aimap(...)`` and ``async with Pool(...)``.
+
+Tasks are run by ``workers`` long-lived worker coroutines (started on demand) that pull from
+one queue, so at most ``workers`` tasks are in flight. The map engine submits inputs in
+batches of up to :attr:`AsyncioBackend.fixed_batch`; each batch crosses threads with one
+``call_soon_threadsafe`` and every item of a batch runs concurrently on the loop.
+
+A task that overruns ``task_timeout`` is cancelled (it sees ``asyncio.CancelledError``) and
+fails with :class:`~anypool.TaskTimeoutError`; the timeout covers the task's retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures as cf
+import contextvars
+import functools
+import importlib
+import inspect
+import itertools
+import reprlib
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, ClassVar
+
+from .._core._abc import Backend, WorkerSpec
+from .._core._exceptions import BrokenPoolError, ClosedPoolError, InitializerError, TaskTimeoutError
+from .._core._tasks import (
+    NO_RETRY,
+    ChunkResult,
+    Retry,
+    WorkerContext,
+    arun_one,
+    is_async_callable,
+    set_current_worker,
+)
+
+_live: weakref.WeakSet[AsyncioBackend] = weakref.WeakSet()
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_loop_ids = itertools.count()
+
+
+def _shutdown_all_at_exit() -> None:
+    for b in list(_live):
+        b.shutdown(wait=True)
+
+
+atexit.register(_shutdown_all_at_exit)
+
+
+def _new_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
+    """A fresh event loop: uvloop's when wanted and importable, else the default one."""
+    if use_uvloop:
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            pass
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else repr(fn)
+
+
+def _describe(args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> str:
+    parts = [_short.repr(a) for a in args]
+    if kwargs:
+        parts += [f"{k}={_short.repr(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+class _Call:
+    """One ``submit``: a single call with its own future."""
+
+    __slots__ = ("fn", "args", "kwargs", "fut", "timeout", "n", "next", "single")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        fut: cf.Future[Any],
+        timeout: float | None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.fut = fut
+        self.timeout = timeout
+        self.n = 1  # units of work
+        self.next = 0  # the next unit a worker takes
+        self.single = True
+
+
+class _Chunk:
+    """One ``submit_chunk``: its items run concurrently; the future gets a ``ChunkResult``."""
+
+    __slots__ = (
+        "fn",
+        "items",
+        "retry",
+        "timeout",
+        "fut",
+        "values",
+        "errors",
+        "left",
+        "t0",
+        "state",
+        "n",
+        "next",
+        "single",
+        "simple",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        retry: Retry,
+        timeout: float | None,
+        fut: cf.Future[ChunkResult],
+    ) -> None:
+        self.fn = fn
+        self.items = items
+        self.retry = retry
+        self.timeout = timeout
+        self.fut = fut
+        self.n = len(items)
+        self.next = 0
+        self.single = False
+        #: no timeout and no retries: the worker awaits ``fn(*item)`` inline
+        self.simple = timeout is None and retry.attempts == 0
+        self.values: list[Any] = [None] * self.n
+        self.errors: dict[int, BaseException] | None = None
+        self.left = self.n  # items not finished yet
+        self.t0 = 0.0
+        #: None: not started; True: running (set_running_or_notify_cancel said yes); False: cancelled
+        self.state: bool | None = None
+
+
+class AsyncioBackend(Backend):
+    """Runs coroutine functions on an event loop with at most ``workers`` tasks in flight.
+
+    Options (``Pool(..., uvloop=False)``):
+        uvloop: use uvloop for the backend's own loop when it is installed (default ``True``);
+            ignored when the pool uses the caller's running loop.
+
+    .. versionadded:: 0.1
+    """
+
+    name = "asyncio"
+    runs_coroutines = True
+    #: the map engine submits up to this many inputs as one chunk; they run concurrently
+    fixed_batch: ClassVar[int] = 16
+
+    _OPTIONS: ClassVar[frozenset[str]] = frozenset({"uvloop"})
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        if spec.max_tasks_per_worker is not None:
+            raise ValueError(
+                "max_tasks_per_worker is not meaningful for the asyncio backend: its tasks run "
+                "on one event loop, there are no worker threads or processes to replace; "
+                "leave it unset (None)"
+            )
+        unknown = set(spec.options) - self._OPTIONS
+        if unknown:
+            raise TypeError(
+                f"unknown option(s) for the asyncio backend: {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(sorted(self._OPTIONS))}"
+            )
+        super().__init__(spec)
+        self._use_uvloop = bool(spec.options.get("uvloop", True))
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._owned = False
+        self._thread: threading.Thread | None = None
+        self._loop_exited = False
+        self._on_loop_exit: list[Callable[[], None]] = []
+        self._context: contextvars.Context | None = None
+        self._ctx: WorkerContext | None = None
+        # the run queue (touched on the loop only): jobs whose units are not all taken yet
+        self._pending: deque[_Call | _Chunk] = deque()
+        # idle workers wait on these futures; waking one is set_result(None)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._nspawned = 0
+        self._alive = 0  # worker coroutines that have not exited
+        self._init_state = 0  # 0: initializer not run, 1: running, 2: done
+        self._ready: asyncio.Event | None = None
+        self._closed = False
+        self._stopping = False  # on the loop: workers exit once the run queue is empty
+        self._stop_scheduled = False  # the owned loop stops once the workers exit
+        self._broken: BaseException | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @classmethod
+    def default_workers(cls) -> int:
+        """100 tasks in flight."""
+        return 100
+
+    def effective_workers(self) -> int:
+        """How many tasks may be in flight at once."""
+        return self.spec.workers
+
+    def start(self) -> None:
+        """Bind to the running loop of this thread, or start an own loop in a daemon thread."""
+        self._context = contextvars.copy_context()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            self._loop = loop
+            self._owned = False
+            self._ctx = WorkerContext(id=0, backend=self.name)
+            return
+        loop = _new_loop(self._use_uvloop)
+        self._loop = loop
+        self._owned = True
+        started = threading.Event()
+        name = f"anypool-asyncio-{next(_loop_ids)}"
+        self._ctx = WorkerContext(id=0, backend=self.name, thread=name)
+        t = threading.Thread(target=self._run_loop, args=(loop, started), name=name, daemon=True)
+        self._thread = t
+        t.start()
+        started.wait()
+        _live.add(self)
+
+    def _run_loop(self, loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
+        """The owned loop's thread: run until shutdown stops the loop, then close it."""
+        asyncio.set_event_loop(loop)
+        try:
+            loop.call_soon(started.set)
+            loop.run_forever()
+        finally:
+            try:
+                _cancel_all_tasks(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+                with self._lock:
+                    self._loop_exited = True
+                    callbacks, self._on_loop_exit = self._on_loop_exit, []
+                for cb in callbacks:
+                    cb()
+
+    def _in_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    # -- checks -------------------------------------------------------------------------
+    def check_callable(self, fn: Callable[..., Any]) -> None:
+        """Accept coroutine functions only; a plain function gets a ``TypeError``."""
+        if not is_async_callable(fn):
+            raise TypeError(
+                f"{_fn_name(fn)!r} is not a coroutine function: the asyncio backend runs "
+                "`async def` functions on an event loop. For a plain (blocking) function use "
+                'backend="thread" (or backend="process" for CPU-bound work).'
+            )
+
+    def check_blocking_call(self) -> None:
+        """Refuse to block the thread that runs this pool's event loop (it would deadlock)."""
+        if self._loop is not None and self._in_loop_thread():
+            raise RuntimeError(
+                "this asyncio Pool runs its tasks on the event loop that is running in this "
+                "thread, so a blocking call here (pool.map(...), list(pool.imap(...)), "
+                "shutdown(wait=True) or leaving a plain `with Pool(...)` block) would wait for "
+                "tasks that cannot run until it returns: a deadlock. From async code use "
+                "`await pool.amap(...)`, `async for x in pool.aimap(...)` and "
+                "`async with Pool(...)` instead."
+            )
+
+    # -- submitting ---------------------------------------------------------------------
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> cf.Future[Any]:
+        """Run ``await fn(*args, **kwargs)`` on the loop; return a ``concurrent.futures.Future``."""
+        fut: cf.Future[Any] = cf.Future()
+        self._send(_Call(fn, args, kwargs, fut, timeout))
+        return fut
+
+    def submit_chunk(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        retry: Retry,
+        *,
+        timeout: float | None = None,
+    ) -> cf.Future[ChunkResult]:
+        """Run ``await fn(*item)`` for every item, concurrently; one cross-thread call."""
+        fut: cf.Future[ChunkResult] = cf.Future()
+        if not items:
+            fut.set_running_or_notify_cancel()
+            fut.set_result(ChunkResult([], None, 0.0, 0.0))
+            return fut
+        self._send(_Chunk(fn, items, retry, timeout, fut))
+        return fut
+
+    def _send(self, job: _Call | _Chunk) -> None:
+        """Hand ``job`` to the loop: directly from the loop's thread, else thread-safely."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the asyncio backend was not started")
+        with self._lock:
+            if self._broken is not None:
+                raise BrokenPoolError(str(self._broken)) from self._broken
+            if self._closed:
+                raise ClosedPoolError("cannot submit to a pool that was shut down")
+            if self._in_loop_thread():
+                self._enqueue(job)
+                return
+            try:
+                loop.call_soon_threadsafe(self._enqueue, job)
+            except RuntimeError as exc:  # the loop is closed
+                raise BrokenPoolError(
+                    "the event loop this asyncio Pool was created on is closed; create the "
+                    "Pool inside the async code that uses it (async with Pool(...))"
+                ) from exc
+
+    # -- on the loop --------------------------------------------------------------------
+    def _enqueue(self, job: _Call | _Chunk) -> None:
+        """Queue ``job``; wake idle workers for its units, start new ones for the rest."""
+        self._pending.append(job)
+        k = job.n
+        waiters = self._waiters
+        while k and waiters:
+            w = waiters.popleft()
+            if not w.done():  # a cancelled worker leaves its waiter behind
+                w.set_result(None)
+                k -= 1
+        if k:
+            self._spawn(min(k, self.spec.workers - self._alive))
+
+    def _spawn(self, n: int) -> None:
+        loop = self._loop
+        assert loop is not None and self._context is not None
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        for _ in range(n):
+            task = loop.create_task(
+                self._worker(),
+                name=f"anypool-asyncio-worker-{self._nspawned}",
+                context=self._context.copy(),
+            )
+            self._nspawned += 1
+            self._alive += 1
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _worker(self) -> None:
+        """A long-lived worker coroutine: take units of work until the pool stops.
+
+        The common case (a chunk item without timeout or retries) is inlined here: one
+        ``await fn(*item)`` per item and no per-item allocation besides the call itself.
+        """
+        assert self._ctx is not None and self._loop is not None
+        set_current_worker(self._ctx)
+        ctx = self._ctx
+        pending = self._pending
+        waiters = self._waiters
+        create_future = self._loop.create_future
+        try:
+            if self._init_state != 2:
+                await self._initialize()
+            while True:
+                if not pending:
+                    if self._stopping:
+                        return
+                    w: asyncio.Future[None] = create_future()
+                    waiters.append(w)
+                    await w
+                    continue
+                job = pending[0]
+                i = job.next
+                job.next = i + 1
+                if i + 1 >= job.n:
+                    pending.popleft()
+                if job.single:
+                    await self._run_call(job)  # type: ignore[arg-type]
+                    ctx.tasks_done += 1
+                    continue
+                state = job.state  # type: ignore[union-attr]
+                if state is None:
+                    state = job.state = job.fut.set_running_or_notify_cancel()  # type: ignore[union-attr]
+                    job.t0 = time.perf_counter()  # type: ignore[union-attr]
+                if not state:
+                    continue  # the chunk was cancelled before it started
+                if job.simple and self._broken is None:  # type: ignore[union-attr]
+                    try:
+                        value = await job.fn(*job.items[i])  # type: ignore[union-attr]
+                    except asyncio.CancelledError as exc:
+                        if _cancelling():
+                            _set_exception(job.fut, exc)  # the loop is going away
+                            raise
+                        self._item_error(job, i, exc)  # type: ignore[arg-type]
+                    except BaseException as exc:  # every error stays with its item
+                        self._item_error(job, i, exc)  # type: ignore[arg-type]
+                    else:
+                        job.values[i] = value  # type: ignore[union-attr]
+                        job.left -= 1  # type: ignore[union-attr]
+                        if job.left == 0:  # type: ignore[union-attr]
+                            self._finish(job)  # type: ignore[arg-type]
+                else:
+                    await self._run_item(job, i)  # type: ignore[arg-type]
+                ctx.tasks_done += 1
+        finally:
+            self._alive -= 1
+            if self._alive == 0 and pending:
+                # the workers were cancelled (for example asyncio.run() ended without a
+                # shutdown): fail what is still queued so that no caller waits forever
+                self._abort_queued()
+
+    async def _initialize(self) -> None:
+        """Run the initializer once (the first worker runs it; the others wait for it)."""
+        assert self._ready is not None
+        if self._init_state == 1:
+            await self._ready.wait()
+            return
+        self._init_state = 1
+        spec = self.spec
+        try:
+            if spec.initializer is not None:
+                r = spec.initializer(*spec.initargs)
+                if inspect.isawaitable(r):
+                    await r
+        except BaseException as exc:
+            err = InitializerError(
+                f"the pool's initializer {spec.initializer!r} raised {type(exc).__name__}: {exc}"
+            )
+            err.__cause__ = exc
+            with self._lock:
+                self._broken = err
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self._init_state = 2
+            self._ready.set()
+
+    async def _run_call(self, call: _Call) -> None:
+        fut = call.fut
+        if not fut.set_running_or_notify_cancel():
+            return
+        if self._broken is not None:
+            fut.set_exception(self._broken)
+            return
+        try:
+            if call.timeout is None:
+                value = await _await_result(call.fn(*call.args, **call.kwargs))
+            else:
+                fn = functools.partial(call.fn, **call.kwargs) if call.kwargs else call.fn
+                value = await _with_timeout(
+                    fn, tuple(call.args), NO_RETRY, call.timeout, call.kwargs
+                )
+        except asyncio.CancelledError as exc:
+            _set_exception(fut, exc)
+            if _cancelling():
+                raise
+        except BaseException as exc:
+            _set_exception(fut, exc)
+        else:
+            if not fut.done():
+                fut.set_result(value)
+
+    async def _run_item(self, chunk: _Chunk, i: int) -> None:
+        """One chunk item the slow way: a broken pool, a timeout or retries."""
+        if self._broken is not None:
+            _set_exception(chunk.fut, self._broken)
+            return
+        item = chunk.items[i]
+        try:
+            if chunk.timeout is not None:
+                value = await _with_timeout(chunk.fn, item, chunk.retry, chunk.timeout, None)
+            else:
+                value = await arun_one(chunk.fn, item, chunk.retry)
+        except asyncio.CancelledError as exc:
+            if _cancelling():
+                _set_exception(chunk.fut, exc)
+                raise
+            self._item_error(chunk, i, exc)
+        except BaseException as exc:
+            self._item_error(chunk, i, exc)
+        else:
+            chunk.values[i] = value
+            chunk.left -= 1
+            if chunk.left == 0:
+                self._finish(chunk)
+
+    def _item_error(self, chunk: _Chunk, i: int, exc: BaseException) -> None:
+        if chunk.errors is None:
+            chunk.errors = {}
+        chunk.errors[i] = exc
+        chunk.left -= 1
+        if chunk.left == 0:
+            self._finish(chunk)
+
+    @staticmethod
+    def _finish(chunk: _Chunk) -> None:
+        fut = chunk.fut
+        if not fut.done():
+            res = ChunkResult(chunk.values, chunk.errors, time.perf_counter() - chunk.t0, 0.0)
+            try:
+                fut.set_result(res)
+            except cf.InvalidStateError:
+                pass
+
+    def _abort_queued(self) -> None:
+        """Fail or cancel every queued job (the workers are gone)."""
+        err = BrokenPoolError("the asyncio pool's event loop stopped before this task ran")
+        while self._pending:
+            job = self._pending.popleft()
+            if not job.fut.cancel():
+                _set_exception(job.fut, err)
+
+    def _begin_close(self, cancel_pending: bool) -> None:
+        """On the loop: optionally cancel queued jobs; workers exit once the queue is empty."""
+        if cancel_pending:
+            kept = deque[_Call | _Chunk]()
+            for job in self._pending:
+                if job.next > 0:
+                    kept.append(job)  # a chunk that already started: let it finish
+                elif job.fut.cancel() and not job.single:
+                    job.state = False  # type: ignore[union-attr]
+            self._pending.clear()
+            self._pending.extend(kept)
+        self._stopping = True
+        while self._waiters:  # idle workers wake up, see the empty queue and exit
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_result(None)
+
+    async def _aclose(self, cancel_pending: bool) -> None:
+        """On the loop: stop the workers once the queue is drained."""
+        self._begin_close(cancel_pending)
+        me = asyncio.current_task()
+        workers = [w for w in self._workers if w is not me]
+        if workers:
+            await asyncio.wait(workers)
+
+    async def _aclose_and_stop(self, cancel_pending: bool) -> None:
+        try:
+            await self._aclose(cancel_pending)
+        finally:
+            assert self._loop is not None
+            self._loop.stop()
+
+    # -- shutdown -----------------------------------------------------------------------
+    def _mark_closed(self) -> None:
+        with self._lock:
+            self._closed = True
+        _live.discard(self)
+
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
+        """Stop accepting work, optionally cancel what is queued, optionally wait.
+
+        With ``wait`` it returns once queued tasks ran and the workers exited; an owned loop
+        is then stopped, closed and its thread joined. Without ``wait`` all of that still
+        happens, in the background.
+        """
+        self._mark_closed()
+        loop = self._loop
+        if loop is None:
+            return
+        in_loop = self._in_loop_thread()
+        if wait and in_loop:
+            self.check_blocking_call()  # raises: waiting here would deadlock
+        if self._owned:
+            self._schedule(loop, in_loop, functools.partial(self._stop_owned, cancel_pending))
+            t = self._thread
+            if wait and t is not None and t is not threading.current_thread():
+                t.join()
+            return
+        # the caller's loop
+        if in_loop:
+            self._begin_close(cancel_pending)
+        elif wait and loop.is_running():
+            f = asyncio.run_coroutine_threadsafe(self._aclose(cancel_pending), loop)
+            f.result()
+        else:
+            self._schedule(loop, in_loop, functools.partial(self._begin_close, cancel_pending))
+
+    def _stop_owned(self, cancel_pending: bool) -> None:
+        """On the owned loop: close the workers, then stop the loop (once)."""
+        if not self._stop_scheduled:
+            self._stop_scheduled = True
+            assert self._loop is not None
+            self._loop.create_task(self._aclose_and_stop(cancel_pending))
+        elif cancel_pending:
+            self._begin_close(cancel_pending)
+
+    @staticmethod
+    def _schedule(loop: asyncio.AbstractEventLoop, in_loop: bool, cb: Callable[[], None]) -> None:
+        if in_loop:
+            cb()
+            return
+        try:
+            loop.call_soon_threadsafe(cb)
+        except RuntimeError:  # the loop is closed already: nothing left to stop
+            pass
+
+    async def ashutdown(self, cancel_pending: bool = False) -> None:
+        """``shutdown(wait=True)`` for async code: waits without blocking the running loop."""
+        self._mark_closed()
+        loop = self._loop
+        if loop is None:
+            return
+        in_loop = self._in_loop_thread()
+        if self._owned and in_loop:
+            # called by a task on the pool's own loop: the loop cannot stop under it
+            self._stop_owned(cancel_pending)
+            return
+        if self._owned:
+            caller = asyncio.get_running_loop()
+            done: asyncio.Future[None] = caller.create_future()
+
+            def exited() -> None:
+                def resolve() -> None:
+                    if not done.done():
+                        done.set_result(None)
+
+                try:
+                    caller.call_soon_threadsafe(resolve)
+                except RuntimeError:  # the caller's loop is gone
+                    pass
+
+            with self._lock:
+                if self._loop_exited:
+                    done.set_result(None)
+                else:
+                    self._on_loop_exit.append(exited)
+            self._schedule(loop, False, functools.partial(self._stop_owned, cancel_pending))
+            await done
+            if self._thread is not None:
+                self._thread.join()  # the thread is past its last line: this returns at once
+            return
+        if in_loop:
+            await self._aclose(cancel_pending)
+        elif loop.is_running():
+            await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._aclose(cancel_pending), loop)
+            )
+
+
+def _cancelling() -> bool:
+    """True when the running task itself is being cancelled (not just a CancelledError)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _set_exception(fut: cf.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        try:
+            fut.set_exception(exc)
+        except cf.InvalidStateError:
+            pass
+
+
+async def _await_result(r: Any) -> Any:
+    """Await ``r`` if it is awaitable; a plain value (from a plain function) is returned."""
+    if inspect.isawaitable(r):
+        return await r
+    return r
+
+
+async def _with_timeout(
+    fn: Callable[..., Any],
+    item: tuple[Any, ...],
+    retry: Retry,
+    timeout: float,
+    kwargs: dict[str, Any] | None,
+) -> Any:
+    """Await the call (with retries); past ``timeout`` seconds cancel it and raise."""
+    cm = asyncio.timeout(timeout)
+    try:
+        async with cm:
+            return await arun_one(fn, item, retry)
+    except TimeoutError:
+        if not cm.expired():
+            raise  # the function's own TimeoutError
+        raise TaskTimeoutError(
+            f"task {_fn_name(fn)}({_describe(item, kwargs)}) ran longer than "
+            f"task_timeout={timeout}s and was cancelled"
+        ) from None
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on a loop that is being closed (as ``asyncio.run`` does)."""
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for t in tasks:
+        t.cancel()
+    gathered: Coroutine[Any, Any, Any] = _wait_all(tasks)
+    loop.run_until_complete(gathered)
+    for t in tasks:
+        if t.cancelled():
+            continue
+        exc = t.exception()
+        if exc is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception in an anypool asyncio task at shutdown",
+                    "exception": exc,
+                    "task": t,
+                }
+            )
+
+
+async def _wait_all(tasks: set[asyncio.Task[Any]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+backend_class = AsyncioBackend

@@ -63,7 +63,9 @@ class Chunker:
         if self.fixed is not None:
             return self.fixed
         if self.batch is not None:
-            return int(min(self.batch, self.cap))
+            # the items of a batch run at once, each on its own worker: no need to split the
+            # input across workers with a cap, and fewer, fuller batches cost less per item
+            return int(self.batch)
         if self.per_item is None:
             return 1
         if self.per_item <= 0:
@@ -118,7 +120,10 @@ class MapRun:
         self.chunker = Chunker(chunk, backend, workers, total)
         batch = getattr(backend, "fixed_batch", None)
         if batch:
-            self.max_chunks = max(2, math.ceil(2 * workers / batch))
+            # the items of a batch run at once: keep about 2 * workers items in flight, counted
+            # with the batch size actually used (chunksize= or task_timeout can make it smaller
+            # than fixed_batch; counting with fixed_batch then starved the workers)
+            self.max_chunks = max(2, math.ceil(2 * workers / self.chunker.next_size()))
         else:
             self.max_chunks = max(2, 2 * workers)
         self.max_items = max(MAX_ITEMS_IN_FLIGHT, self.chunker.next_size())
@@ -293,7 +298,8 @@ async def run_async(run: MapRun) -> AsyncIterator[list[Any]]:
         while not run.finished:
             if done_q is None:
                 entry = run.inflight[0]
-                await asyncio.wait([asyncio.wrap_future(entry.fut)])
+                if not entry.fut.done():  # often done already: skip the loop round trip
+                    await asyncio.wait([asyncio.wrap_future(entry.fut)])
             else:
                 entry = await done_q.get()
             out = run.take(entry)

@@ -86,9 +86,8 @@ def main() -> None:
 
     def map_(uv: bool) -> Callable[[], None]:
         def go() -> None:
-            assert anypool.map(work, range(n), backend="asyncio", workers=limit, uvloop=uv) == list(
-                range(n)
-            )
+            out = anypool.map(work, range(n), backend="asyncio", workers=limit, uvloop=uv)
+            assert out == list(range(n))
 
         return go
 
@@ -108,14 +107,17 @@ def main() -> None:
             }
         )
     if a.gather:
-        runners["gather+Semaphore (asyncio loop)"] = run_on(None, lambda: gather_semaphore(n, limit))
+        runners["gather+Semaphore (asyncio loop)"] = run_on(
+            None, lambda: gather_semaphore(n, limit)
+        )
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in runners}
-    for name, fn in runners.items():  # warm-up
+    for fn in runners.values():  # warm-up
         fn()
     for _ in range(a.reps):  # interleaved, so drift hits every runner alike
         for name, fn in runners.items():
             times[name].append(timed(fn))
-    print(f"{n} x asyncio.sleep(0.01), {limit} in flight, {a.reps} reps; ideal {n / limit * 0.01:.3f} s")
+    ideal = n / limit * 0.01
+    print(f"{n} x asyncio.sleep(0.01), {limit} in flight, {a.reps} reps; ideal {ideal:.3f} s")
     print(f"{'runner':45} {'median s':>9} {'min s':>7} {'CPU us/task':>12}")
     for name, ts in times.items():
         wall = statistics.median(t for t, _ in ts)

@@ -33,7 +33,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
+from types import CoroutineType
 from typing import Any, ClassVar
 
 from .._core._abc import Backend, WorkerSpec
@@ -155,7 +156,8 @@ class _Chunk:
         self.errors: dict[int, BaseException] | None = None
         self.left = self.n  # items not finished yet
         self.t0 = 0.0
-        #: None: not started; True: running (set_running_or_notify_cancel said yes); False: cancelled
+        #: None: not started; True: running (set_running_or_notify_cancel agreed);
+        #: False: cancelled before it started
         self.state: bool | None = None
 
 
@@ -363,7 +365,8 @@ class AsyncioBackend(Backend):
 
     def _spawn(self, n: int) -> None:
         loop = self._loop
-        assert loop is not None and self._context is not None
+        assert loop is not None
+        assert self._context is not None
         if self._ready is None:
             self._ready = asyncio.Event()
         for _ in range(n):
@@ -383,7 +386,8 @@ class AsyncioBackend(Backend):
         The common case (a chunk item without timeout or retries) is inlined here: one
         ``await fn(*item)`` per item and no per-item allocation besides the call itself.
         """
-        assert self._ctx is not None and self._loop is not None
+        assert self._ctx is not None
+        assert self._loop is not None
         set_current_worker(self._ctx)
         ctx = self._ctx
         pending = self._pending
@@ -406,8 +410,8 @@ class AsyncioBackend(Backend):
                 if i + 1 >= job.n:
                     pending.popleft()
                 if job.single:
-                    await self._run_call(job)  # type: ignore[arg-type]
-                    ctx.tasks_done += 1
+                    if await self._run_call(job):  # type: ignore[arg-type]
+                        ctx.tasks_done += 1
                     continue
                 state = job.state  # type: ignore[union-attr]
                 if state is None:
@@ -417,7 +421,8 @@ class AsyncioBackend(Backend):
                     continue  # the chunk was cancelled before it started
                 if job.simple and self._broken is None:  # type: ignore[union-attr]
                     try:
-                        value = await job.fn(*job.items[i])  # type: ignore[union-attr]
+                        r = job.fn(*job.items[i])  # type: ignore[union-attr]
+                        value = await (r if type(r) is CoroutineType else _await_result(r))
                     except asyncio.CancelledError as exc:
                         if _cancelling():
                             _set_exception(job.fut, exc)  # the loop is going away
@@ -466,13 +471,14 @@ class AsyncioBackend(Backend):
             self._init_state = 2
             self._ready.set()
 
-    async def _run_call(self, call: _Call) -> None:
+    async def _run_call(self, call: _Call) -> bool:
+        """Run one submitted call; False when it was cancelled before it started."""
         fut = call.fut
         if not fut.set_running_or_notify_cancel():
-            return
+            return False
         if self._broken is not None:
             fut.set_exception(self._broken)
-            return
+            return True
         try:
             if call.timeout is None:
                 value = await _await_result(call.fn(*call.args, **call.kwargs))
@@ -490,6 +496,7 @@ class AsyncioBackend(Backend):
         else:
             if not fut.done():
                 fut.set_result(value)
+        return True
 
     async def _run_item(self, chunk: _Chunk, i: int) -> None:
         """One chunk item the slow way: a broken pool, a timeout or retries."""
@@ -562,8 +569,8 @@ class AsyncioBackend(Backend):
         """On the loop: stop the workers once the queue is drained."""
         self._begin_close(cancel_pending)
         me = asyncio.current_task()
-        workers = [w for w in self._workers if w is not me]
-        if workers:
+        # a loop: work sent from another thread just before the close may start new workers
+        while workers := [w for w in self._workers if w is not me and not w.done()]:
             await asyncio.wait(workers)
 
     async def _aclose_and_stop(self, cancel_pending: bool) -> None:
@@ -695,11 +702,11 @@ async def _with_timeout(
     fn: Callable[..., Any],
     item: tuple[Any, ...],
     retry: Retry,
-    timeout: float,
+    seconds: float,
     kwargs: dict[str, Any] | None,
 ) -> Any:
-    """Await the call (with retries); past ``timeout`` seconds cancel it and raise."""
-    cm = asyncio.timeout(timeout)
+    """Await the call (with retries); past ``seconds`` cancel it and raise."""
+    cm = asyncio.timeout(seconds)
     try:
         async with cm:
             return await arun_one(fn, item, retry)
@@ -708,7 +715,7 @@ async def _with_timeout(
             raise  # the function's own TimeoutError
         raise TaskTimeoutError(
             f"task {_fn_name(fn)}({_describe(item, kwargs)}) ran longer than "
-            f"task_timeout={timeout}s and was cancelled"
+            f"task_timeout={seconds}s and was cancelled"
         ) from None
 
 
@@ -719,8 +726,7 @@ def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
         return
     for t in tasks:
         t.cancel()
-    gathered: Coroutine[Any, Any, Any] = _wait_all(tasks)
-    loop.run_until_complete(gathered)
+    loop.run_until_complete(_wait_all(tasks))
     for t in tasks:
         if t.cancelled():
             continue

@@ -11,8 +11,9 @@ Where the loop comes from depends on where the :class:`~anypool.Pool` is created
 
 Tasks are run by ``workers`` long-lived worker coroutines (started on demand) that pull from
 one queue, so at most ``workers`` tasks are in flight. The map engine submits inputs in
-batches of up to :attr:`AsyncioBackend.fixed_batch`; each batch crosses threads with one
-``call_soon_threadsafe`` and every item of a batch runs concurrently on the loop.
+batches of up to :attr:`AsyncioBackend.fixed_batch`; a batch crosses threads with at most one
+``call_soon_threadsafe`` (one for a whole burst of batches) and every item of a batch runs
+concurrently on the loop.
 
 A task that overruns ``task_timeout`` is cancelled (it sees ``asyncio.CancelledError``) and
 fails with :class:`~anypool.TaskTimeoutError`; the timeout covers the task's retries.
@@ -201,6 +202,9 @@ class AsyncioBackend(Backend):
         self._on_loop_exit: list[Callable[[], None]] = []
         self._context: contextvars.Context | None = None
         self._ctx: WorkerContext | None = None
+        # jobs sent from other threads, waiting for the loop to pick them up (under _lock)
+        self._inbox: list[_Call | _Chunk] = []
+        self._inbox_scheduled = False
         # the run queue (touched on the loop only): jobs whose units are not all taken yet
         self._pending: deque[_Call | _Chunk] = deque()
         # idle workers wait on these futures; waking one is set_result(None)
@@ -329,7 +333,12 @@ class AsyncioBackend(Backend):
         return fut
 
     def _send(self, job: _Call | _Chunk) -> None:
-        """Hand ``job`` to the loop: directly from the loop's thread, else thread-safely."""
+        """Hand ``job`` to the loop: directly from the loop's thread, else thread-safely.
+
+        From another thread the job goes to an inbox, and the loop is woken with
+        ``call_soon_threadsafe`` only if no wake-up is pending yet: at most one per job, and
+        one for a whole burst (the map engine refills its window in bursts).
+        """
         loop = self._loop
         if loop is None:
             raise RuntimeError("the asyncio backend was not started")
@@ -341,13 +350,24 @@ class AsyncioBackend(Backend):
             if self._in_loop_thread():
                 self._enqueue(job)
                 return
-            try:
-                loop.call_soon_threadsafe(self._enqueue, job)
-            except RuntimeError as exc:  # the loop is closed
-                raise BrokenPoolError(
-                    "the event loop this asyncio Pool was created on is closed; create the "
-                    "Pool inside the async code that uses it (async with Pool(...))"
-                ) from exc
+            if not self._inbox_scheduled:
+                try:
+                    loop.call_soon_threadsafe(self._drain_inbox)
+                except RuntimeError as exc:  # the loop is closed
+                    raise BrokenPoolError(
+                        "the event loop this asyncio Pool was created on is closed; create the "
+                        "Pool inside the async code that uses it (async with Pool(...))"
+                    ) from exc
+                self._inbox_scheduled = True
+            self._inbox.append(job)
+
+    def _drain_inbox(self) -> None:
+        """On the loop: queue the jobs other threads sent."""
+        with self._lock:
+            jobs, self._inbox = self._inbox, []
+            self._inbox_scheduled = False
+        for job in jobs:
+            self._enqueue(job)
 
     # -- on the loop --------------------------------------------------------------------
     def _enqueue(self, job: _Call | _Chunk) -> None:

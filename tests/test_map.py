@@ -112,7 +112,7 @@ class TestErrors:
 
     def test_errors_value_is_checked(self, backend: str) -> None:
         with pytest.raises(ValueError, match="'raise' or 'collect'"):
-            anypool.map(square, [1], backend=backend, errors="ignore")  # type: ignore[arg-type]
+            anypool.map(adapt(backend, square), [1], backend=backend, errors="ignore")  # type: ignore[arg-type]
 
     def test_input_iterable_that_raises(self, backend: str) -> None:
         def source() -> Iterator[int]:

@@ -541,6 +541,25 @@ class TestShutdown:
             holder["pool"].submit(double, 1)
         holder["pool"].shutdown()
 
+    def test_work_left_when_the_callers_loop_ends_does_not_hang(self) -> None:
+        futs: list[cf.Future[Any]] = []
+
+        async def hang(x: int) -> int:
+            await asyncio.Event().wait()
+            return x
+
+        async def main() -> None:
+            pool = anypool.Pool("asyncio", workers=1)
+            futs.append(pool.submit(hang, 1))  # will be running
+            futs.append(pool.submit(hang, 2))  # will be queued
+            await asyncio.sleep(0)  # a checkpoint: let the worker start the first
+
+        asyncio.run(main())  # ends without a shutdown: its tasks are cancelled
+        running, queued = futs
+        with pytest.raises(anypool.BrokenPoolError, match="event loop running it is shutting"):
+            running.result(SHORT_TIMEOUT)
+        assert queued.cancelled()
+
 
 class TestCancel:
     def test_cancelled_queued_future_never_runs(self) -> None:
@@ -667,3 +686,16 @@ class TestChunks:
         with pytest.raises(KeyError) as info:
             anypool.map(maybe_fail, range(40), backend="asyncio")
         assert any("input #21" in n for n in info.value.__notes__)
+
+
+def test_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "asyncio_backend.py"
+    runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "200 pages from sync code" in out
+    assert "200 pages from async code" in out
+    assert "refused:" in out
+    assert "fixed: 10 pages" in out

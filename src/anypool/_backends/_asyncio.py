@@ -211,7 +211,7 @@ class AsyncioBackend(Backend):
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._workers: set[asyncio.Task[None]] = set()
         self._nspawned = 0
-        self._alive = 0  # worker coroutines that have not exited
+        self._alive = 0  # worker tasks that have not ended
         self._init_state = 0  # 0: initializer not run, 1: running, 2: done
         self._ready: asyncio.Event | None = None
         self._closed = False
@@ -398,7 +398,16 @@ class AsyncioBackend(Backend):
             self._nspawned += 1
             self._alive += 1
             self._workers.add(task)
-            task.add_done_callback(self._workers.discard)
+            task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        """A worker ended (a done callback: it runs even for a task cancelled unstarted)."""
+        self._workers.discard(task)
+        self._alive -= 1
+        if self._alive == 0 and self._pending:
+            # the workers were cancelled (for example asyncio.run() ended without a
+            # shutdown): fail what is still queued so that no caller waits forever
+            self._abort_queued()
 
     async def _worker(self) -> None:
         """A long-lived worker coroutine: take units of work until the pool stops.
@@ -413,57 +422,50 @@ class AsyncioBackend(Backend):
         pending = self._pending
         waiters = self._waiters
         create_future = self._loop.create_future
-        try:
-            if self._init_state != 2:
-                await self._initialize()
-            while True:
-                if not pending:
-                    if self._stopping:
-                        return
-                    w: asyncio.Future[None] = create_future()
-                    waiters.append(w)
-                    await w
-                    continue
-                job = pending[0]
-                i = job.next
-                job.next = i + 1
-                if i + 1 >= job.n:
-                    pending.popleft()
-                if job.single:
-                    if await self._run_call(job):  # type: ignore[arg-type]
-                        ctx.tasks_done += 1
-                    continue
-                state = job.state  # type: ignore[union-attr]
-                if state is None:
-                    state = job.state = job.fut.set_running_or_notify_cancel()  # type: ignore[union-attr]
-                    job.t0 = time.perf_counter()  # type: ignore[union-attr]
-                if not state:
-                    continue  # the chunk was cancelled before it started
-                if job.simple and self._broken is None:  # type: ignore[union-attr]
-                    try:
-                        r = job.fn(*job.items[i])  # type: ignore[union-attr]
-                        value = await (r if type(r) is CoroutineType else _await_result(r))
-                    except asyncio.CancelledError as exc:
-                        if _cancelling():
-                            _set_exception(job.fut, exc)  # the loop is going away
-                            raise
-                        self._item_error(job, i, exc)  # type: ignore[arg-type]
-                    except BaseException as exc:  # every error stays with its item
-                        self._item_error(job, i, exc)  # type: ignore[arg-type]
-                    else:
-                        job.values[i] = value  # type: ignore[union-attr]
-                        job.left -= 1  # type: ignore[union-attr]
-                        if job.left == 0:  # type: ignore[union-attr]
-                            self._finish(job)  # type: ignore[arg-type]
+        if self._init_state != 2:
+            await self._initialize()
+        while True:
+            if not pending:
+                if self._stopping:
+                    return
+                w: asyncio.Future[None] = create_future()
+                waiters.append(w)
+                await w
+                continue
+            job = pending[0]
+            i = job.next
+            job.next = i + 1
+            if i + 1 >= job.n:
+                pending.popleft()
+            if job.single:
+                if await self._run_call(job):  # type: ignore[arg-type]
+                    ctx.tasks_done += 1
+                continue
+            state = job.state  # type: ignore[union-attr]
+            if state is None:
+                state = job.state = job.fut.set_running_or_notify_cancel()  # type: ignore[union-attr]
+                job.t0 = time.perf_counter()  # type: ignore[union-attr]
+            if not state:
+                continue  # the chunk was cancelled before it started
+            if job.simple and self._broken is None:  # type: ignore[union-attr]
+                try:
+                    r = job.fn(*job.items[i])  # type: ignore[union-attr]
+                    value = await (r if type(r) is CoroutineType else _await_result(r))
+                except asyncio.CancelledError as exc:
+                    if _cancelling():  # our worker: the loop is going away
+                        _set_exception(job.fut, _loop_gone(exc))
+                        raise
+                    self._item_error(job, i, exc)  # type: ignore[arg-type]
+                except BaseException as exc:  # every error stays with its item
+                    self._item_error(job, i, exc)  # type: ignore[arg-type]
                 else:
-                    await self._run_item(job, i)  # type: ignore[arg-type]
-                ctx.tasks_done += 1
-        finally:
-            self._alive -= 1
-            if self._alive == 0 and pending:
-                # the workers were cancelled (for example asyncio.run() ended without a
-                # shutdown): fail what is still queued so that no caller waits forever
-                self._abort_queued()
+                    job.values[i] = value  # type: ignore[union-attr]
+                    job.left -= 1  # type: ignore[union-attr]
+                    if job.left == 0:  # type: ignore[union-attr]
+                        self._finish(job)  # type: ignore[arg-type]
+            else:
+                await self._run_item(job, i)  # type: ignore[arg-type]
+            ctx.tasks_done += 1
 
     async def _initialize(self) -> None:
         """Run the initializer once (the first worker runs it; the others wait for it)."""
@@ -508,9 +510,10 @@ class AsyncioBackend(Backend):
                     fn, tuple(call.args), NO_RETRY, call.timeout, call.kwargs
                 )
         except asyncio.CancelledError as exc:
-            _set_exception(fut, exc)
-            if _cancelling():
+            if _cancelling():  # our worker: the loop is going away
+                _set_exception(fut, _loop_gone(exc))
                 raise
+            _set_exception(fut, exc)
         except BaseException as exc:
             _set_exception(fut, exc)
         else:
@@ -530,8 +533,8 @@ class AsyncioBackend(Backend):
             else:
                 value = await arun_one(chunk.fn, item, chunk.retry)
         except asyncio.CancelledError as exc:
-            if _cancelling():
-                _set_exception(chunk.fut, exc)
+            if _cancelling():  # our worker: the loop is going away
+                _set_exception(chunk.fut, _loop_gone(exc))
                 raise
             self._item_error(chunk, i, exc)
         except BaseException as exc:
@@ -701,6 +704,17 @@ def _cancelling() -> bool:
     """True when the running task itself is being cancelled (not just a CancelledError)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _loop_gone(cancel: asyncio.CancelledError) -> BrokenPoolError:
+    """The error of a task whose worker was cancelled under it (its event loop ended)."""
+    err = BrokenPoolError(
+        "the task was cancelled because the event loop running it is shutting down (for "
+        "example the async code that created the pool ended without `async with Pool(...)` "
+        "or `await pool.ashutdown()`)"
+    )
+    err.__cause__ = cancel
+    return err
 
 
 def _set_exception(fut: cf.Future[Any], exc: BaseException) -> None:

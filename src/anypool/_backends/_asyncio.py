@@ -95,7 +95,7 @@ def _describe(args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> str:
 class _Call:
     """One ``submit``: a single call with its own future."""
 
-    __slots__ = ("fn", "args", "kwargs", "fut", "timeout", "n", "next", "single")
+    __slots__ = ("fn", "args", "kwargs", "fut", "timeout", "n", "next")
 
     def __init__(
         self,
@@ -112,7 +112,6 @@ class _Call:
         self.timeout = timeout
         self.n = 1  # units of work
         self.next = 0  # the next unit a worker takes
-        self.single = True
 
 
 class _Chunk:
@@ -131,7 +130,6 @@ class _Chunk:
         "state",
         "n",
         "next",
-        "single",
         "simple",
     )
 
@@ -150,7 +148,6 @@ class _Chunk:
         self.fut = fut
         self.n = len(items)
         self.next = 0
-        self.single = False
         #: no timeout and no retries: the worker awaits ``fn(*item)`` inline
         self.simple = timeout is None and retry.attempts == 0
         self.values: list[Any] = [None] * self.n
@@ -437,34 +434,35 @@ class AsyncioBackend(Backend):
             job.next = i + 1
             if i + 1 >= job.n:
                 pending.popleft()
-            if job.single:
-                if await self._run_call(job):  # type: ignore[arg-type]
+            if type(job) is _Call:
+                if await self._run_call(job):
                     ctx.tasks_done += 1
                 continue
-            state = job.state  # type: ignore[union-attr]
+            assert type(job) is _Chunk
+            state = job.state
             if state is None:
-                state = job.state = job.fut.set_running_or_notify_cancel()  # type: ignore[union-attr]
-                job.t0 = time.perf_counter()  # type: ignore[union-attr]
+                state = job.state = job.fut.set_running_or_notify_cancel()
+                job.t0 = time.perf_counter()
             if not state:
                 continue  # the chunk was cancelled before it started
-            if job.simple and self._broken is None:  # type: ignore[union-attr]
+            if job.simple and self._broken is None:
                 try:
-                    r = job.fn(*job.items[i])  # type: ignore[union-attr]
+                    r = job.fn(*job.items[i])
                     value = await (r if type(r) is CoroutineType else _await_result(r))
                 except asyncio.CancelledError as exc:
                     if _cancelling():  # our worker: the loop is going away
                         _set_exception(job.fut, _loop_gone(exc))
                         raise
-                    self._item_error(job, i, exc)  # type: ignore[arg-type]
+                    self._item_error(job, i, exc)
                 except BaseException as exc:  # every error stays with its item
-                    self._item_error(job, i, exc)  # type: ignore[arg-type]
+                    self._item_error(job, i, exc)
                 else:
-                    job.values[i] = value  # type: ignore[union-attr]
-                    job.left -= 1  # type: ignore[union-attr]
-                    if job.left == 0:  # type: ignore[union-attr]
-                        self._finish(job)  # type: ignore[arg-type]
+                    job.values[i] = value
+                    job.left -= 1
+                    if job.left == 0:
+                        self._finish(job)
             else:
-                await self._run_item(job, i)  # type: ignore[arg-type]
+                await self._run_item(job, i)
             ctx.tasks_done += 1
 
     async def _initialize(self) -> None:
@@ -578,8 +576,8 @@ class AsyncioBackend(Backend):
             for job in self._pending:
                 if job.next > 0:
                     kept.append(job)  # a chunk that already started: let it finish
-                elif job.fut.cancel() and not job.single:
-                    job.state = False  # type: ignore[union-attr]
+                elif job.fut.cancel() and type(job) is _Chunk:
+                    job.state = False
             self._pending.clear()
             self._pending.extend(kept)
         self._stopping = True

@@ -543,8 +543,10 @@ class TestShutdown:
 
     def test_work_left_when_the_callers_loop_ends_does_not_hang(self) -> None:
         futs: list[cf.Future[Any]] = []
+        started = asyncio.Event()
 
         async def hang(x: int) -> int:
+            started.set()
             await asyncio.Event().wait()
             return x
 
@@ -552,9 +554,9 @@ class TestShutdown:
             pool = anypool.Pool("asyncio", workers=1)
             futs.append(pool.submit(hang, 1))  # will be running
             futs.append(pool.submit(hang, 2))  # will be queued
-            await asyncio.sleep(0)  # a checkpoint: let the worker start the first
+            await started.wait()
 
-        asyncio.run(main())  # ends without a shutdown: its tasks are cancelled
+        run(main())  # ends without a shutdown: its tasks are cancelled
         running, queued = futs
         with pytest.raises(anypool.BrokenPoolError, match="event loop running it is shutting"):
             running.result(SHORT_TIMEOUT)

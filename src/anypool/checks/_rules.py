@@ -94,8 +94,6 @@ _COROUTINE_FUNCTIONS = frozenset(
         "asyncio.sleep",
         "asyncio.wait",
         "asyncio.wait_for",
-        "asyncio.gather",
-        "asyncio.shield",
         "asyncio.to_thread",
         "asyncio.open_connection",
         "asyncio.start_server",

@@ -280,6 +280,10 @@ RIGHT: list[str] = [
     "t.start()\nt.join()\n",
     "import threading\ndef f(items):\n    return sum(fetch(i) for i in range(items))\n"
     "t = threading.Thread(target=f)\nt.start()\nt.join()\n",
+    # a submit() that is expected to raise
+    "import pytest\nfrom concurrent.futures import ThreadPoolExecutor\n"
+    "with ThreadPoolExecutor() as ex, pytest.raises(TypeError):\n    ex.submit(42)\n",
+    # a "noqa" comment silences a line
     "import time\nasync def fetch():\n    time.sleep(5)  # noqa: APC101\n",
     "import time\nasync def fetch():\n    time.sleep(5)  # noqa\n",
 ]

@@ -644,6 +644,18 @@ class _Analyser(ast.NodeVisitor):
                 fix,
             )
 
+    def _expects_error(self, node: ast.AST, scope: _Scope) -> bool:
+        """Return whether ``node`` is inside ``with pytest.raises(...)``/``assertRaises``."""
+        for parent, _ in self._ancestors(node, scope):
+            if isinstance(parent, ast.With):
+                for item in parent.items:
+                    expr = item.context_expr
+                    if isinstance(expr, ast.Call):
+                        name = _terminal_name(expr.func) or ""
+                        if name == "raises" or name.startswith("assertRaises"):
+                            return True
+        return False
+
     def _after_awaited_try(self, node: ast.AST, scope: _Scope) -> bool:
         """Return whether ``node`` is in the ``finally:`` of a ``try:`` that awaits."""
         for parent, child in self._ancestors(node, scope):
@@ -699,9 +711,13 @@ class _Analyser(ast.NodeVisitor):
         if (attr := _call_attr(call)) is not None:
             receiver, method = attr
             kind = self.kind_of(receiver, scope)
-            if (kind in _SUBMIT_KINDS and method == "submit") or (
-                kind in _MP_POOL_KINDS and method in {"apply_async", "map_async", "starmap_async"}
-            ):
+            if (
+                (kind in _SUBMIT_KINDS and method == "submit")
+                or (
+                    kind in _MP_POOL_KINDS
+                    and method in {"apply_async", "map_async", "starmap_async"}
+                )
+            ) and not self._expects_error(call, scope):
                 self.report(
                     call,
                     "APC302",

@@ -188,6 +188,9 @@ RIGHT: list[str] = [
     # Thread.join after awaiting the thread's completion (asyncio's own shutdown code)
     "import threading\nasync def f(fut):\n    t = threading.Thread(target=print)\n    t.start()\n"
     "    try:\n        await fut\n    finally:\n        t.join()\n",
+    "import threading\nasync def f(fut):\n    t = threading.Thread(target=print)\n    t.start()\n"
+    "    try:\n        await fut\n    except TimeoutError:\n        pass\n    else:\n"
+    "        t.join()\n",
     # awaited coroutines, kept tasks, TaskGroup tasks
     "import asyncio\nasync def work():\n    pass\nasync def main():\n    await work()\n"
     "    t = asyncio.create_task(work())\n    await t\n"

@@ -657,9 +657,11 @@ class _Analyser(ast.NodeVisitor):
         return False
 
     def _after_awaited_try(self, node: ast.AST, scope: _Scope) -> bool:
-        """Return whether ``node`` is in the ``finally:`` of a ``try:`` that awaits."""
+        """Return whether ``node`` is in the ``else:``/``finally:`` of a ``try:`` that awaits."""
         for parent, child in self._ancestors(node, scope):
-            if isinstance(parent, ast.Try) and child in parent.finalbody:
+            if isinstance(parent, ast.Try) and (
+                child in parent.orelse or child in parent.finalbody
+            ):
                 return any(
                     isinstance(sub, ast.Await) for stmt in parent.body for sub in ast.walk(stmt)
                 )

@@ -185,6 +185,15 @@ def timeouts(timeout: float) -> dict[str, object]:
         release.set()
     out["anypool_task_timeout"] = outcomes
     print(f"anypool task_timeout={timeout}: {outcomes}")
+
+    # The same with map: errors="collect" keeps going and reports the timeout in its Result.
+    release = threading.Event()
+    try:
+        results = anypool.map(task, [0, 60, 0], task_timeout=timeout, errors="collect")
+    finally:
+        release.set()
+    out["anypool_map_collect"] = [r.value if r.ok else type(r.error).__name__ for r in results]
+    print(f"anypool.map(task_timeout={timeout}, errors='collect'): {results}")
     return out
 
 

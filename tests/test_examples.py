@@ -284,6 +284,7 @@ def test_05_timeouts() -> None:
         "TaskTimeoutError",
         "finished in time (0)",
     ]
+    assert r["timeout_anypool_map_collect"] == r["timeout_anypool_task_timeout"]
 
 
 def test_05_cancellation() -> None:

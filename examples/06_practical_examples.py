@@ -63,23 +63,25 @@ class PageHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         server: PageServer = self.server  # type: ignore[assignment]
+        if not self.path.startswith("/page/"):
+            self.send_error(404)
+            return
+        # Count the requests being worked on at once. The count goes down before the answer
+        # is sent, so a client that waits for each answer is always seen alone.
         with server.stats_lock:
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
-            if not self.path.startswith("/page/"):
-                self.send_error(404)
-                return
             time.sleep(server.latency)  # the remote site takes a moment to answer
             body = page_body(int(self.path.removeprefix("/page/"))).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
         finally:
             with server.stats_lock:
                 server.in_flight -= 1
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep the example's output readable

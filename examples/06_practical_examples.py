@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Practical concurrency: HTTP and primes.")
     parser.add_argument("--fast", action="store_true", help="fewer pages, smaller N")
     args = parser.parse_args(argv)
-    n_pages, latency = (24, 0.02) if args.fast else (100, 0.1)
+    n_pages, latency = (24, 0.02) if args.fast else (50, 0.1)
     n = 200_000 if args.fast else 1_000_000
 
     print("== 1. I/O-bound: fetching pages over HTTP ==")

@@ -88,7 +88,10 @@ class PageHandler(BaseHTTPRequestHandler):
 
 
 class PageServer(ThreadingHTTPServer):
-    daemon_threads = True
+    # Keep track of the request threads, and join them in server_close(): nothing is left
+    # running when serve() returns.
+    daemon_threads = False
+    block_on_close = True
     # The default listen backlog is 5: more simultaneous connects than that can be dropped and
     # retried a second later - concurrent clients would then look slower than serial ones.
     request_queue_size = 128

@@ -13,14 +13,15 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anypool
 
 try:
     import uvloop
 except ImportError:  # optional extra
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 
 async def work(x: int) -> int:
@@ -74,7 +75,10 @@ def main() -> None:
     a = ap.parse_args()
     n, limit = a.n, a.limit
 
-    def run_on(factory: Callable[[], asyncio.AbstractEventLoop] | None, coro_fn):  # type: ignore[no-untyped-def]
+    def run_on(
+        factory: Callable[[], asyncio.AbstractEventLoop] | None,
+        coro_fn: Callable[[], Coroutine[Any, Any, list[int]]],
+    ) -> Callable[[], None]:
         def go() -> None:
             with asyncio.Runner(loop_factory=factory) as r:
                 assert r.run(coro_fn()) == list(range(n))
@@ -118,11 +122,17 @@ def main() -> None:
             times[name].append(timed(fn))
     ideal = n / limit * 0.01
     print(f"{n} x asyncio.sleep(0.01), {limit} in flight, {a.reps} reps; ideal {ideal:.3f} s")
-    print(f"{'runner':45} {'median s':>9} {'min s':>7} {'CPU us/task':>12}")
+    medians = {k: statistics.median(t for t, _ in ts) for k, ts in times.items()}
+    print(f"{'runner':45} {'median s':>9} {'min s':>7} {'CPU us/task':>12} {'vs hand':>8}")
     for name, ts in times.items():
-        wall = statistics.median(t for t, _ in ts)
         cpu = statistics.median(c for _, c in ts)
-        print(f"{name:45} {wall:9.3f} {min(t for t, _ in ts):7.3f} {cpu / n * 1e6:12.2f}")
+        loop = "uvloop" if "uvloop" in name else "asyncio loop"
+        hand = medians[f"hand-written workers+Queue ({loop})"]
+        print(
+            f"{name:45} {medians[name]:9.3f} {min(t for t, _ in ts):7.3f} "
+            f"{cpu / n * 1e6:12.2f} {medians[name] / hand:8.2f}"
+        )
+    print("vs hand: median / median of the hand-written pattern on the same kind of loop")
 
 
 if __name__ == "__main__":

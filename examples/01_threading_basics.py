@@ -112,7 +112,9 @@ def thread_with_arguments(scale: float) -> dict[str, object]:
         anypool_timeline.add("end", name)
         return f"{name} finished"
 
-    results = anypool.map(anypool_worker, ["Alice", "Bob"], [2 * scale, 1 * scale], workers=2)
+    results = anypool.map(
+        anypool_worker, ["Alice", "Bob"], [2 * scale, 1 * scale], backend="thread", workers=2
+    )
     print("anypool:", results)
     return {
         "overlapped": timeline.all_started_before_any_finished(),

@@ -1,11 +1,11 @@
 """The ``auto`` backend: the guide's "Choosing the Right Approach" as code.
 
 Coroutine functions go to asyncio. Other functions are measured on their first inputs, run
-in the caller (their results are kept, never recomputed): wall time and CPU time per item and
-the size of a result. From those it estimates how long the rest would take on serial,
-thread and process execution and picks the fastest, with a worker count to match. The
-decision and its reasons are kept for :meth:`anypool.Pool.explain` and logged at INFO on the
-``anypool`` logger.
+one at a time on a single measuring thread (their results are kept, never recomputed; a
+``task_timeout`` still applies): wall time and CPU time per item and the size of a result.
+From those it estimates how long the rest would take on serial, thread and process execution
+and picks the fastest, with a worker count to match. The decision and its reasons are kept
+for :meth:`anypool.Pool.explain` and logged at INFO on the ``anypool`` logger.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .._core._exceptions import ClosedPoolError
 from .._core._registry import get_backend
 from .._core._tasks import ChunkResult, Retry, available_cpus, is_async_callable, run_chunk
 from ._serial import SerialBackend
+from ._threads import ThreadBackend
 
 log = logging.getLogger("anypool")
 
@@ -68,7 +69,7 @@ class Decision:
         if self.items_measured:
             share = 100 * self.cpu_per_item / self.wall_per_item if self.wall_per_item else 0
             lines.append(
-                f"measured {self.items_measured} input(s) in the caller: "
+                f"measured {self.items_measured} input(s), one at a time: "
                 f"{_fmt_time(self.wall_per_item)} per item, {share:.0f}% of it on CPU, "
                 f"results about {self.result_bytes:,.0f} bytes"
             )
@@ -171,13 +172,14 @@ class AutoBackend(Backend):
                 + "); name the backend explicitly to pass its options"
             )
         self._user_workers: int | None = spec.workers
-        self._sampler = SerialBackend(spec)
+        self._sampler = ThreadBackend(replace(spec, workers=1, options={}))
         self._inner: Backend | None = None
         self._decision: Decision | None = None
         self._lock = threading.Lock()
         self._closed = False
         self._samples: list[tuple[float, float, float]] = []  # wall, cpu, result bytes
         self._total: int | None = None
+        self._pending: cf.Future[ChunkResult] | None = None
 
     # the Pool tells us whether workers= was given and how many inputs a map has
     def configure(self, workers_given: bool) -> None:
@@ -226,11 +228,12 @@ class AutoBackend(Backend):
             if self._closed:
                 raise ClosedPoolError("cannot submit to a pool that was shut down")
             cls = get_backend(decision.backend)
+            inner: Backend
             if decision.backend == "serial":
-                inner: Backend = self._sampler
+                inner = SerialBackend(replace(self.spec, workers=1, options={}))
             else:
                 inner = cls(replace(self.spec, workers=decision.workers, options={}))
-                inner.start()
+            inner.start()
             self._decision = decision
             self._inner = inner
         log.info("%s", decision.explain().replace("\n", "; "))
@@ -287,22 +290,38 @@ class AutoBackend(Backend):
             return self._decide_without_measuring(fn).submit_chunk(
                 fn, items, retry, timeout=timeout
             )
-        fut = self._sampler.submit(run_chunk, (fn, items, retry), {}, timeout=timeout)
-        exc = fut.exception()
-        if exc is None:
-            res: ChunkResult = fut.result()
-            size = 0.0
-            if res.values:
-                try:
-                    size = float(len(pickle.dumps(res.values[0], pickle.HIGHEST_PROTOCOL)))
-                except Exception:
-                    size = float(sys.getsizeof(res.values[0]))
-            n = max(1, len(items))
-            self._samples.append((res.wall / n, res.cpu / n, size))
-            measured = sum(w for w, _, _ in self._samples)
-            if len(self._samples) >= SAMPLE_ITEMS or measured >= SAMPLE_SECONDS:
+        pending = self._pending
+        if pending is not None:
+            # one sample runs at a time, so the user's worker bound is never exceeded
+            cf.wait((pending,))
+            self._pending = None
+            if self._record(pending):
                 self._decide_from_samples(fn)
+                return self.submit_chunk(fn, items, retry, timeout=timeout)
+        fut = self._sampler.submit(run_chunk, (fn, items, retry), {}, timeout=timeout)
+        self._pending = fut
         return fut
+
+    @property
+    def max_chunks_in_flight(self) -> int | None:
+        """One chunk at a time while measuring; the chosen backend's window after."""
+        return 1 if self._inner is None else None
+
+    def _record(self, fut: cf.Future[ChunkResult]) -> bool:
+        """Keep a finished sample's timings; True when enough has been measured."""
+        if fut.cancelled() or fut.exception() is not None:
+            return False
+        res = fut.result()
+        size = 0.0
+        if res.values:
+            try:
+                size = float(len(pickle.dumps(res.values[0], pickle.HIGHEST_PROTOCOL)))
+            except Exception:
+                size = float(sys.getsizeof(res.values[0]))
+        n = max(1, len(res.values))
+        self._samples.append((res.wall / n, res.cpu / n, size))
+        measured = sum(w for w, _, _ in self._samples)
+        return len(self._samples) >= SAMPLE_ITEMS or measured >= SAMPLE_SECONDS
 
     def _decide_from_samples(self, fn: Callable[..., Any]) -> None:
         k = len(self._samples)
@@ -336,9 +355,9 @@ class AutoBackend(Backend):
         with self._lock:
             self._closed = True
             inner = self._inner
-        if inner is not None and inner is not self._sampler:
-            inner.shutdown(wait=wait, cancel_pending=cancel_pending)
         self._sampler.shutdown(wait=wait, cancel_pending=cancel_pending)
+        if inner is not None:
+            inner.shutdown(wait=wait, cancel_pending=cancel_pending)
 
     async def ashutdown(self, cancel_pending: bool = False) -> None:
         """Async shutdown, delegated to the chosen backend when it has one."""

@@ -138,6 +138,9 @@ class MapRun:
     @property
     def max_chunks(self) -> int:
         """Chunks in flight: two per worker keeps every worker busy while results are read."""
+        limit: int | None = getattr(self.backend, "max_chunks_in_flight", None)
+        if limit is not None:
+            return limit
         workers = max(1, self.backend.effective_workers())
         batch: int | None = getattr(self.backend, "fixed_batch", None)
         if batch:

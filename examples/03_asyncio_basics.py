@@ -205,7 +205,7 @@ async def blocking_in_async(delay: float) -> dict[str, object]:
 
     async def fetch_blocking(name: str) -> None:
         blocking_log.append(("start", name))
-        time.sleep(delay)  # Blocking!
+        time.sleep(delay)  # Blocking!  # noqa: APC101 - the guide's mistake, on purpose
         blocking_log.append(("end", name))
 
     # Correct: await asyncio.sleep gives the loop back while waiting.

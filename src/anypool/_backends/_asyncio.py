@@ -214,6 +214,7 @@ class AsyncioBackend(Backend):
         self._closed = False
         self._stopping = False  # on the loop: workers exit once the run queue is empty
         self._stop_scheduled = False  # the owned loop stops once the workers exit
+        self._stop_task: asyncio.Task[None] | None = None
         self._broken: BaseException | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -641,7 +642,8 @@ class AsyncioBackend(Backend):
         if not self._stop_scheduled:
             self._stop_scheduled = True
             assert self._loop is not None
-            self._loop.create_task(self._aclose_and_stop(cancel_pending))
+            # keep a reference: the loop itself only holds tasks weakly
+            self._stop_task = self._loop.create_task(self._aclose_and_stop(cancel_pending))
         elif cancel_pending:
             self._begin_close(cancel_pending)
 

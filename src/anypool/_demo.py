@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._core._api import map as anypool_map
 from ._core._registry import get_available_backends
 from ._core._tasks import available_cpus
 
@@ -52,13 +51,30 @@ def _calibrate(target: float = 0.002) -> int:
     return max(1000, int(_CPU_LOOPS * target / max(one, 1e-6)))
 
 
-WORKLOADS = ("io", "cpu")
+def tiny_task(x: int) -> int:
+    """Work smaller than any hand-off: parallelism cannot pay for it."""
+    return x * x
 
 
-def _run(backend: str, fn: Callable[..., Any], items: Sequence[Any], workers: int | None) -> float:
+async def atiny_task(x: int) -> int:
+    """The tiny task as a coroutine."""
+    return x * x
+
+
+WORKLOADS = ("io", "cpu", "tiny")
+
+
+def _run(
+    backend: str, fn: Callable[..., Any], items: Sequence[Any], workers: int | None
+) -> tuple[float, str]:
+    from ._core._pool import Pool
+
     t0 = time.perf_counter()
-    anypool_map(fn, items, backend=backend, workers=workers)
-    return time.perf_counter() - t0
+    with Pool(backend, workers) as pool:
+        for _ in pool.imap(fn, items):
+            pass
+        why = pool.explain().splitlines()[0] if backend == "auto" else ""
+    return time.perf_counter() - t0, why
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     parser.add_argument(
-        "--workloads", default="io,cpu", help="comma-separated: io, cpu (default: both)"
+        "--workloads",
+        default="io,cpu,tiny",
+        help="comma-separated: io, cpu, tiny (default: all three)",
     )
     parser.add_argument(
         "--backends",
@@ -108,24 +126,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tasks < 1:
         parser.error("--tasks must be 1 or more")
     print(f"anypool demo — {available_cpus()} CPU(s), Python {sys.version.split()[0]}")
-    print(f"{args.tasks} tasks per workload; each backend with its default workers\n")
+    print(
+        f"{args.tasks} tasks per workload ({args.tasks * 1000} for tiny); each backend with "
+        "its default workers\n"
+    )
     n_cpu = _calibrate(args.cpu_ms / 1000)
     print("| workload | backend | seconds | speed-up vs serial |")
     print("|---|---|---|---|")
+    choices: list[str] = []
     for w in workloads:
         serial_time: float | None = None
         for b in backends:
             if w == "io":
                 fn: Callable[..., Any] = aio_task if b == "asyncio" else io_task
                 items: list[Any] = [args.io_ms / 1000] * args.tasks
-            else:
+            elif w == "cpu":
                 fn = acpu_task if b == "asyncio" else cpu_task
                 items = [n_cpu] * args.tasks
-            secs = _run(b, fn, items, args.workers)
+            else:
+                fn = atiny_task if b == "asyncio" else tiny_task
+                items = list(range(args.tasks * 1000))
+            secs, why = _run(b, fn, items, args.workers)
             if b == "serial":
                 serial_time = secs
             speed = f"{serial_time / secs:.1f}x" if serial_time else "—"
             print(f"| {w} | {b} | {secs:.3f} | {speed} |", flush=True)
+            if why:
+                choices.append(f"{w}: {why}")
+    if choices:
+        print("\nWhat auto chose, and why:")
+        for c in choices:
+            print(f"- {c}")
     print(
         "\nWhat this shows (the guide's 'Choosing the Right Approach'): threads and asyncio "
         "overlap waiting, so I/O-bound work speeds up with many workers; only processes run "

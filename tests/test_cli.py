@@ -1,0 +1,41 @@
+"""The command line: ``anypool demo`` and the bare command."""
+
+from __future__ import annotations
+
+import pytest
+
+from anypool._cli import main
+
+
+def test_demo_prints_a_table_and_autos_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(
+        [
+            "demo",
+            "--tasks",
+            "6",
+            "--io-ms",
+            "1",
+            "--cpu-ms",
+            "0.5",
+            "--backends",
+            "serial,thread,auto",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "| io | thread |" in out
+    assert "| cpu | serial |" in out
+    assert "| tiny | auto |" in out
+    assert "auto chose backend=" in out
+
+
+def test_demo_rejects_an_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--workloads", "bogus"])
+    assert info.value.code == 2
+    assert "unknown workload 'bogus'" in capsys.readouterr().err
+
+
+def test_bare_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out

@@ -13,6 +13,7 @@ from ._core._exceptions import AnypoolInternalError as AnypoolInternalError
 from ._core._exceptions import BrokenPoolError as BrokenPoolError
 from ._core._exceptions import ClosedPoolError as ClosedPoolError
 from ._core._exceptions import InitializerError as InitializerError
+from ._core._exceptions import PicklingError as PicklingError
 from ._core._exceptions import RemoteError as RemoteError
 from ._core._exceptions import RemoteTraceback as RemoteTraceback
 from ._core._exceptions import TaskTimeoutError as TaskTimeoutError
@@ -35,6 +36,7 @@ __all__ = (
     "BrokenPoolError",
     "ClosedPoolError",
     "InitializerError",
+    "PicklingError",
     "Pool",
     "RemoteError",
     "RemoteTraceback",

@@ -51,17 +51,15 @@ def map(
     .. versionadded:: 0.1
     """
     with Pool(backend, workers, **options) as pool:
-        return list(
-            pool.imap(
-                fn,
-                *iterables,
-                chunksize=chunksize,
-                progress=progress,
-                errors=errors,
-                task_timeout=task_timeout,
-                retries=retries,
-                retry_on=retry_on,
-            )
+        return pool._map_list(
+            fn,
+            iterables,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            task_timeout=task_timeout,
+            retries=retries,
+            retry_on=retry_on,
         )
 
 

@@ -244,8 +244,8 @@ def _remaining(deadline: float | None) -> float | None:
     return left
 
 
-def run_sync(run: MapRun, deadline: float | None) -> Iterator[Any]:
-    """Drive ``run`` from a synchronous caller, yielding outputs."""
+def run_sync(run: MapRun, deadline: float | None) -> Iterator[list[Any]]:
+    """Drive ``run`` from a synchronous caller, yielding the outputs chunk by chunk."""
     done_q: queue.SimpleQueue[_Entry] | None = None
     if not run.ordered:
         done_q = queue.SimpleQueue()
@@ -255,14 +255,10 @@ def run_sync(run: MapRun, deadline: float | None) -> Iterator[Any]:
         while not run.finished:
             if done_q is None:
                 entry = run.inflight[0]
-                try:
-                    entry.fut.result(timeout=_remaining(deadline))
-                except cf.TimeoutError:
-                    raise TimeoutError(
-                        "the map's timeout expired before the next result was ready"
-                    ) from None
-                except BaseException:
-                    pass  # handled by take()
+                if deadline is None:
+                    cf.wait((entry.fut,))
+                elif not cf.wait((entry.fut,), timeout=_remaining(deadline)).done:
+                    raise TimeoutError("the map's timeout expired before the next result was ready")
             else:
                 try:
                     entry = done_q.get(timeout=_remaining(deadline))
@@ -272,13 +268,13 @@ def run_sync(run: MapRun, deadline: float | None) -> Iterator[Any]:
                     ) from None
             out = run.take(entry)
             run.fill()
-            yield from out
+            yield out
     finally:
         run.close()
 
 
-async def run_async(run: MapRun) -> AsyncIterator[Any]:
-    """Drive ``run`` from async code without blocking the event loop."""
+async def run_async(run: MapRun) -> AsyncIterator[list[Any]]:
+    """Drive ``run`` from async code without blocking the event loop (chunk by chunk)."""
     done_q: asyncio.Queue[_Entry] | None = None
     if not run.ordered:
         loop = asyncio.get_running_loop()
@@ -302,7 +298,6 @@ async def run_async(run: MapRun) -> AsyncIterator[Any]:
                 entry = await done_q.get()
             out = run.take(entry)
             run.fill()
-            for x in out:
-                yield x
+            yield out
     finally:
         run.close()

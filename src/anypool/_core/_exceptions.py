@@ -8,6 +8,7 @@ Hierarchy::
      │    └── InitializerError                    a worker's initializer raised
      ├── WorkerCrashed (also BrokenProcessPool)   a worker died while holding a task
      ├── TaskTimeoutError (also TimeoutError)     a task ran longer than task_timeout
+     ├── PicklingError (also TypeError)          cannot send a function/argument/result
      ├── RemoteError                              a worker's exception that could not be pickled
      └── AnypoolInternalError                     a bug in anypool: please report it
 
@@ -72,6 +73,14 @@ class WorkerCrashed(AnypoolError, BrokenProcessPool):
 
 class TaskTimeoutError(AnypoolError, TimeoutError):
     """A task ran longer than its ``task_timeout``; it subclasses the builtin ``TimeoutError``."""
+
+
+class PicklingError(AnypoolError, pickle.PicklingError, TypeError):
+    """A function, argument or result could not be sent to or from a worker process.
+
+    The message names the object and suggests a fix (a module-level function, plain-data
+    arguments, or ``backend="thread"``, which needs no pickling).
+    """
 
 
 class RemoteError(AnypoolError):

@@ -59,21 +59,22 @@ def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[tuple[Any, ...
     return zip(*iterables, strict=False), total
 
 
-class _MapIterator(Iterator[T]):
-    """The lazy iterator ``map``/``imap`` return; the pool finishes it at shutdown."""
+class _MapState:
+    """The chunk source behind a ``map``/``imap`` iterator; the pool can finish it at shutdown.
 
-    def __init__(self, pool: Pool, gen: Iterator[T]) -> None:
+    Items are handed out by a plain generator (:func:`_items`) so the per-item cost stays a
+    generator step; the lock is taken once per chunk.
+    """
+
+    def __init__(self, pool: Pool, chunks: Iterator[list[Any]]) -> None:
         self._pool = pool
-        self._gen = gen
+        self._chunks = chunks
         self._lock = threading.RLock()
-        self._buffer: deque[T] | None = None
+        self._buffer: deque[list[Any]] = deque()
         self._error: BaseException | None = None
         self._done = False
 
-    def __iter__(self) -> _MapIterator[T]:
-        return self
-
-    def __next__(self) -> T:
+    def next_chunk(self) -> list[Any] | None:
         with self._lock:
             if self._buffer:
                 return self._buffer.popleft()
@@ -81,38 +82,50 @@ class _MapIterator(Iterator[T]):
                 err, self._error = self._error, None
                 raise err
             if self._done:
-                raise StopIteration
+                return None
             try:
-                return next(self._gen)
+                return next(self._chunks)
+            except StopIteration:
+                self._finish()
+                return None
             except BaseException:
                 self._finish()
                 raise
 
     def _finish(self) -> None:
         self._done = True
-        self._pool._iterators.discard(self)
+        self._pool._states.discard(self)
 
     def close(self) -> None:
         """Stop: cancel what has not started and forget the rest."""
         with self._lock:
-            close = getattr(self._gen, "close", None)
+            close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
             self._finish()
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
         """Run the remaining inputs now and keep their outcomes for a later reader."""
         with self._lock:
             if self._done:
                 return
-            buf: deque[T] = deque()
             try:
-                for x in self._gen:
-                    buf.append(x)
+                for chunk in self._chunks:
+                    self._buffer.append(chunk)
             except BaseException as exc:
                 self._error = exc
-            self._buffer = buf
             self._finish()
+
+
+def _items(state: _MapState) -> Iterator[Any]:
+    try:
+        while True:
+            chunk = state.next_chunk()
+            if chunk is None:
+                return
+            yield from chunk
+    finally:
+        state.close()
 
 
 class Pool(cf.Executor):
@@ -192,7 +205,7 @@ class Pool(cf.Executor):
             options=options,
         )
         self._backend: Backend = cls(spec)
-        self._iterators: set[_MapIterator[Any]] = set()
+        self._states: set[_MapState] = set()
         self._shutdown_lock = threading.Lock()
         self._closed = False
         self._backend.start()
@@ -317,13 +330,23 @@ class Pool(cf.Executor):
         if overrides.get("timeout") is not None:
             deadline = time.monotonic() + float(overrides["timeout"])
         run = self._run(fn, iterables, ordered, **overrides)
-        it: _MapIterator[Any] = _MapIterator(self, self._drive(run, deadline))
-        self._iterators.add(it)
-        return it
+        state = _MapState(self, self._drive(run, deadline))
+        self._states.add(state)
+        return _items(state)
 
-    def _drive(self, run: MapRun, deadline: float | None) -> Iterator[Any]:
+    def _drive(self, run: MapRun, deadline: float | None) -> Iterator[list[Any]]:
         self._backend.check_blocking_call()
         yield from run_sync(run, deadline)
+
+    def _map_list(
+        self, fn: Callable[..., Any], iterables: tuple[Iterable[Any], ...], **overrides: Any
+    ) -> list[Any]:
+        """``list(imap(...))`` without the per-item iterator cost (used by ``anypool.map``)."""
+        run = self._run(fn, iterables, True, **overrides)
+        out: list[Any] = []
+        for chunk in self._drive(run, None):
+            out.extend(chunk)
+        return out
 
     async def amap(
         self,
@@ -392,13 +415,13 @@ class Pool(cf.Executor):
         with self._shutdown_lock:
             first = not self._closed
             self._closed = True
-        iterators = list(self._iterators)
+        states = list(self._states)
         if first and wait and not cancel_futures:
-            for it in iterators:
-                it._drain()
+            for st in states:
+                st.drain()
         elif first and cancel_futures:
-            for it in iterators:
-                it.close()
+            for st in states:
+                st.close()
         if wait:
             self._backend.check_blocking_call()
         self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
@@ -432,11 +455,20 @@ class Pool(cf.Executor):
         if ashut is not None:
             with self._shutdown_lock:
                 self._closed = True
-            for it in list(self._iterators):
-                it.close()
+            for st in list(self._states):
+                st.close()
             await ashut(cancel_pending=cancel_futures)
             return
         await asyncio.to_thread(self.shutdown, True, cancel_futures=cancel_futures)
+
+
+async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
+    try:
+        async for chunk in chunks:
+            for x in chunk:
+                yield x
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 class _Defaults:

@@ -1,0 +1,118 @@
+"""The code a worker process runs (private). Kept small: it is imported in every worker."""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import pickle
+import signal
+import sys
+import threading
+from typing import Any
+
+import cloudpickle
+
+from .._core._exceptions import ExceptionCarrier
+from .._core._tasks import WorkerContext, call_sync, run_chunk, set_current_worker
+
+#: first byte of a message from a worker
+RESULT_OK = b"o"
+RESULT_ERR = b"e"
+INIT_FAILED = b"i"
+#: kinds of task message
+CALL = 0
+CHUNK = 1
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the process that started the pool is gone (no orphans)."""
+    import time
+
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid was reused by another user's process
+            os._exit(1)
+
+
+def _dump_result(ok: bool, value: Any, fn: Any) -> bytes:
+    tag = RESULT_OK if ok else RESULT_ERR
+    try:
+        return tag + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        pass
+    try:
+        return tag + bytes(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as exc:
+        what = "result" if ok else "exception"
+        err = TypeError(
+            f"the {what} of task {getattr(fn, '__qualname__', fn)!r} could not be pickled to "
+            f"send it back from the worker process: {type(exc).__name__}: {exc}. Return "
+            "plain data (numbers, strings, lists, dicts, dataclasses), or use backend='thread'"
+        )
+        return RESULT_ERR + pickle.dumps(ExceptionCarrier(err), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def main(
+    conn: Any, worker_id: int, init_blob: bytes | None, parent_pid: int, max_tasks: int | None
+) -> None:
+    """Run tasks sent over ``conn`` until told to stop (an empty message) or the pipe closes."""
+    faulthandler.enable()
+    # Ctrl-C is the parent's business: it cancels work and ends the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    ctx = WorkerContext(id=worker_id, backend="process")
+    set_current_worker(ctx)
+    if init_blob is not None:
+        try:
+            initializer, initargs = cloudpickle.loads(init_blob)
+            initializer(*initargs)
+        except BaseException as exc:
+            conn.send_bytes(INIT_FAILED + pickle.dumps(ExceptionCarrier(exc)))
+            conn.close()
+            return
+    recv = conn.recv_bytes
+    send = conn.send_bytes
+    last_blob = b""
+    last_fn: Any = None
+    while True:
+        try:
+            data = recv()
+        except (EOFError, OSError):
+            return
+        if not data:
+            return
+        fn: Any = None
+        try:
+            kind, blob, args, extra = pickle.loads(data)
+            del data
+            if blob != last_blob:
+                last_fn = cloudpickle.loads(blob)
+                last_blob = blob
+            fn = last_fn
+            if kind == CHUNK:
+                result = run_chunk(fn, args, extra)
+            else:
+                result = call_sync(fn, args, extra)
+            out = _dump_result(True, result, fn)
+            del result
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            out = _dump_result(False, ExceptionCarrier(exc), fn)
+        del fn
+        try:
+            send(out)
+        except (OSError, ValueError):
+            return
+        del out
+        ctx.tasks_done += 1
+        if max_tasks is not None and ctx.tasks_done >= max_tasks:
+            return
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("this module is run by anypool's process backend")

@@ -1,0 +1,561 @@
+"""The process backend: worker processes, one task at a time each, managed by one thread.
+
+Start method: ``forkserver`` where the platform has it (Linux), else ``spawn``. Never plain
+``fork``: forking a process that runs threads (ours or yours) can copy a lock that another
+thread holds and deadlock the child; CPython 3.14 moved its own default off ``fork`` for this
+reason. The fork server is started once per program, with anypool preloaded, so later workers
+start in milliseconds. Pass ``start_method="spawn"`` (or ``"fork"`` if you know your program
+has no threads) to choose another.
+
+Functions and arguments are pickled with cloudpickle, so lambdas, closures and functions
+defined in ``__main__`` work. Each worker holds at most one task, so when a worker dies only
+that task fails (:class:`~anypool.WorkerCrashed`) and a fresh worker takes its place; a task
+that overruns ``task_timeout`` has its worker ended and replaced.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import itertools
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import pickle
+import reprlib
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cloudpickle
+
+from .._core._abc import Backend, WorkerSpec
+from .._core._exceptions import (
+    AnypoolInternalError,
+    BrokenPoolError,
+    ClosedPoolError,
+    ExceptionCarrier,
+    InitializerError,
+    PicklingError,
+    TaskTimeoutError,
+    WorkerCrashed,
+)
+from .._core._tasks import ChunkResult, Retry, available_cpus, run_chunk
+from . import _process_worker
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_live: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
+
+
+def _shutdown_all_at_exit() -> None:
+    for b in list(_live):
+        b.shutdown(wait=True, cancel_pending=True)
+
+
+atexit.register(_shutdown_all_at_exit)
+
+
+def default_start_method() -> str:
+    """``forkserver`` where available (Linux), else ``spawn``; never ``fork``."""
+    methods = mp.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+_SIGNAL_CAUSES = {
+    signal.SIGKILL: "killed by SIGKILL — often the out-of-memory killer, or `kill -9`",
+    signal.SIGSEGV: "segmentation fault (SIGSEGV) — a crash in C code; the worker's stack "
+    "was printed to stderr by faulthandler",
+    signal.SIGABRT: "aborted (SIGABRT) — a C library called abort()",
+    signal.SIGBUS: "bus error (SIGBUS) — a crash in C code",
+    signal.SIGTERM: "terminated by SIGTERM",
+}
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it stopped responding"
+    if exitcode < 0:
+        try:
+            sig = signal.Signals(-exitcode)
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+        return _SIGNAL_CAUSES.get(sig, f"killed by {sig.name}")
+    return f"exited with code {exitcode} (os._exit() or a C extension called exit())"
+
+
+class _Task:
+    __slots__ = ("fut", "payload", "fn", "args", "timeout", "crash_retries", "attempt")
+
+    def __init__(
+        self,
+        fut: cf.Future[Any],
+        payload: bytes,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        timeout: float | None,
+        crash_retries: int,
+    ) -> None:
+        self.fut = fut
+        self.payload = payload
+        self.fn = fn
+        self.args = args
+        self.timeout = timeout
+        self.crash_retries = crash_retries
+        self.attempt = 1
+
+    def describe(self) -> str:
+        if self.fn is run_chunk:
+            user_fn, items, _ = self.args
+            name = getattr(user_fn, "__qualname__", repr(user_fn))
+            shown = [it[0] if len(it) == 1 else it for it in items[:3]]
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            return f"{name} on input(s) {_short.repr(shown)[1:-1]}{more}"
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return f"{name}{_short.repr(tuple(self.args))}"
+
+
+class _Worker:
+    __slots__ = ("id", "proc", "conn", "task", "deadline", "started")
+
+    def __init__(self, wid: int, proc: Any, conn: mpc.Connection) -> None:
+        self.id = wid
+        self.proc = proc
+        self.conn = conn
+        self.task: _Task | None = None
+        self.deadline: float | None = None
+        self.started = 0.0
+
+
+class ProcessBackend(Backend):
+    """Worker processes fed one task at a time by a dispatcher thread."""
+
+    name = "process"
+    requires_pickle = True
+    shares_memory = False
+    supports_cancel_running = True
+    target_chunk_seconds = 0.02
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        super().__init__(spec)
+        opts = dict(spec.options)
+        method = opts.pop("start_method", None) or opts.pop("mp_context", None)
+        if opts:
+            raise TypeError(
+                "unknown option(s) for the process backend: "
+                + ", ".join(sorted(opts))
+                + "; it accepts start_method= ('forkserver', 'spawn' or 'fork')"
+            )
+        self._ctx: Any
+        if isinstance(method, str) or method is None:
+            name = method or default_start_method()
+            if name not in mp.get_all_start_methods():
+                raise ValueError(
+                    f"start_method={name!r} is not available here; choose one of "
+                    + ", ".join(repr(m) for m in mp.get_all_start_methods())
+                )
+            self._ctx = mp.get_context(name)
+        else:
+            self._ctx = method  # a multiprocessing context object
+        self.start_method: str = self._ctx.get_start_method()
+        self._init_blob: bytes | None = None
+        if spec.initializer is not None:
+            self._init_blob = self._dumps((spec.initializer, spec.initargs), "the initializer")
+        self._lock = threading.Lock()
+        self._queue: deque[_Task] = deque()
+        self._workers: dict[int, _Worker] = {}
+        self._ids = itertools.count()
+        self._closing = False
+        self._cancel_on_close = False
+        self._broken: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        self._woken = False
+        self._fn_cache: tuple[Callable[..., Any], bytes] | None = None
+        self._retry: deque[_Task] = deque()  # crashed tasks to run again (dispatcher only)
+
+    # -- public protocol --------------------------------------------------------------
+    @classmethod
+    def default_workers(cls) -> int:
+        """The CPUs this process may use."""
+        return available_cpus()
+
+    def effective_workers(self) -> int:
+        """The configured number of worker processes."""
+        return self.spec.workers
+
+    def start(self) -> None:
+        """Workers start with the first task."""
+        _live.add(self)
+
+    def check_callable(self, fn: Callable[..., Any]) -> None:
+        """The function must be picklable (cloudpickle handles lambdas and closures)."""
+        self._dumps(fn, "the function")
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> cf.Future[Any]:
+        """Pickle the call now (errors surface here) and queue it for a worker."""
+        return self._submit(fn, args, kwargs, timeout, 0)
+
+    def submit_chunk(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        retry: Retry,
+        *,
+        timeout: float | None = None,
+    ) -> cf.Future[ChunkResult]:
+        """A chunk is one task; with retries a crashed chunk is re-run on a fresh worker."""
+        return self._submit(run_chunk, (fn, items, retry), {}, timeout, retry.attempts)
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        crash_retries: int,
+    ) -> cf.Future[Any]:
+        if self._broken is not None:
+            raise BrokenPoolError(str(self._broken)) from self._broken
+        if self._closing:
+            raise ClosedPoolError("cannot submit to a pool that was shut down")
+        payload = self._dumps_call(fn, args, kwargs)
+        fut: cf.Future[Any] = cf.Future()
+        task = _Task(fut, payload, fn, args, timeout, crash_retries)
+        with self._lock:
+            if self._closing:
+                raise ClosedPoolError("cannot submit to a pool that was shut down")
+            self._queue.append(task)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._dispatch, name="anypool-process-dispatcher", daemon=True
+                )
+                self._thread.start()
+            self._wake()
+        return fut
+
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
+        """Finish (or cancel) queued tasks, stop the workers, and optionally wait."""
+        with self._lock:
+            self._closing = True
+            if cancel_pending:
+                self._cancel_on_close = True
+                while self._queue:
+                    self._queue.popleft().fut.cancel()
+            self._wake()
+            t = self._thread
+        _live.discard(self)
+        if t is None:
+            self._close_pipe()
+            return
+        if wait and t is not threading.current_thread():
+            t.join()
+
+    def terminate(self) -> None:
+        """End every worker now; running and queued tasks are cancelled or fail."""
+        with self._lock:
+            self._closing = True
+            self._cancel_on_close = True
+            while self._queue:
+                self._queue.popleft().fut.cancel()
+            workers = list(self._workers.values())
+        for w in workers:
+            w.proc.kill()
+        self.shutdown(wait=True)
+
+    # -- pickling with clear errors -----------------------------------------------------
+    def _dumps(self, obj: Any, what: str) -> bytes:
+        try:
+            return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as exc:
+            raise PicklingError(
+                f"cannot send {what} {_short.repr(obj)} to a worker process: it cannot be "
+                f"pickled ({type(exc).__name__}: {exc}). Use a module-level function and "
+                "plain-data arguments, or backend='thread', which needs no pickling"
+            ) from exc
+
+    def _fn_blob(self, fn: Callable[..., Any]) -> bytes:
+        """cloudpickle ``fn`` once per distinct function (a one-entry cache)."""
+        cached = self._fn_cache
+        if cached is not None and cached[0] is fn:
+            return cached[1]
+        blob = self._dumps(fn, "the function")
+        self._fn_cache = (fn, blob)
+        return blob
+
+    def _dumps_call(
+        self, fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> bytes:
+        """The wire format: plain pickle around a cloudpickled function.
+
+        The C pickler is many times faster than cloudpickle on plain data, so only the
+        function (which may be a lambda or closure) goes through cloudpickle.
+        """
+        body: tuple[Any, ...]
+        if fn is run_chunk:
+            user_fn, items, retry = args
+            body = (_process_worker.CHUNK, self._fn_blob(user_fn), items, retry)
+        else:
+            body = (_process_worker.CALL, self._fn_blob(fn), args, kwargs)
+        try:
+            return pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pass
+        try:  # arguments that only cloudpickle can handle (a lambda passed as an argument)
+            return bytes(cloudpickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:
+            pass
+        # find the culprit, to name it
+        for a in args[1] if fn is run_chunk else args:
+            for x in a if fn is run_chunk else (a,):
+                self._dumps(x, "the argument")
+        for k, v in kwargs.items():
+            self._dumps(v, f"the keyword argument {k}=")
+        return self._dumps(body, "the task")
+
+    # -- the dispatcher thread ----------------------------------------------------------
+    def _wake(self) -> None:
+        # called with self._lock held
+        if not self._woken:
+            self._woken = True
+            os.write(self._wake_w, b"x")
+
+    def _close_pipe(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    def _spawn(self) -> _Worker:
+        wid = next(self._ids)
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_process_worker.main,
+            args=(child_conn, wid, self._init_blob, os.getpid(), self.spec.max_tasks_per_worker),
+            name=f"anypool-process-{wid}",
+            daemon=True,
+        )
+        proc.start()
+        child_conn.close()
+        w = _Worker(wid, proc, parent_conn)
+        self._workers[wid] = w
+        return w
+
+    def _dispatch(self) -> None:
+        try:
+            self._dispatch_loop()
+        except BaseException as exc:  # pragma: no cover - a bug in anypool
+            err = AnypoolInternalError(
+                f"the process pool's dispatcher failed ({type(exc).__name__}: {exc}); "
+                "please report this as a bug"
+            )
+            err.__cause__ = exc
+            self._fail_everything(err)
+        finally:
+            for w in list(self._workers.values()):
+                self._stop_worker(w)
+            self._workers.clear()
+            self._close_pipe()
+
+    def _fail_everything(self, err: BaseException) -> None:
+        with self._lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for t in queued:
+            if t.fut.set_running_or_notify_cancel():
+                t.fut.set_exception(err)
+        for w in self._workers.values():
+            if w.task is not None and not w.task.fut.done():
+                w.task.fut.set_exception(err)
+                w.task = None
+
+    def _dispatch_loop(self) -> None:
+        if self.start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["anypool._backends._process_worker"])
+        wait = mpc.wait
+        idle: deque[_Worker] = deque()
+        while True:
+            # start workers up to the limit while work is waiting
+            with self._lock:
+                want = len(self._queue) + len(self._retry)
+                closing = self._closing
+            busy = sum(1 for w in self._workers.values() if w.task is not None)
+            while (
+                want > len(idle) and len(self._workers) < self.spec.workers and not (self._broken)
+            ):
+                idle.append(self._spawn())
+            # hand out tasks
+            while idle:
+                if self._retry:
+                    task = self._retry.popleft()
+                else:
+                    with self._lock:
+                        if not self._queue:
+                            break
+                        task = self._queue.popleft()
+                    if not task.fut.set_running_or_notify_cancel():
+                        continue
+                w = idle.popleft()
+                self._send(w, task)
+                busy += 1
+            if closing and busy == 0 and not self._retry:
+                with self._lock:
+                    if not self._queue:
+                        return
+            # wait for results, deaths, new work or a deadline
+            handles: list[Any] = [self._wake_r]
+            by_handle: dict[Any, _Worker] = {}
+            deadline: float | None = None
+            for w in self._workers.values():
+                by_handle[w.proc.sentinel] = w
+                handles.append(w.proc.sentinel)
+                if w.task is not None:
+                    by_handle[w.conn] = w
+                    handles.append(w.conn)
+                    if w.deadline is not None and (deadline is None or w.deadline < deadline):
+                        deadline = w.deadline
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = wait(handles, timeout)
+            for h in ready:
+                if h == self._wake_r:
+                    with self._lock:
+                        os.read(self._wake_r, 64)
+                        self._woken = False
+                    continue
+                w2 = by_handle.get(h)
+                if w2 is None or w2.id not in self._workers:
+                    continue
+                if h is w2.conn:
+                    if self._receive(w2) and w2.proc.sentinel not in ready:
+                        idle.append(w2)
+                else:
+                    # the worker exited; first read a result it sent just before, if any
+                    if w2.task is not None and w2.conn.poll():
+                        self._receive(w2)
+                    self._on_exit(w2, idle)
+            if deadline is not None:
+                now = time.monotonic()
+                for w in list(self._workers.values()):
+                    if w.task is not None and w.deadline is not None and w.deadline <= now:
+                        self._on_timeout(w, idle)
+
+    def _send(self, w: _Worker, task: _Task) -> None:
+        w.task = task
+        w.started = time.monotonic()
+        w.deadline = None if task.timeout is None else w.started + task.timeout
+        try:
+            w.conn.send_bytes(task.payload)
+        except (OSError, ValueError):
+            pass  # the worker died; its sentinel reports it
+
+    def _receive(self, w: _Worker) -> bool:
+        """Read one message from ``w``; True when the worker is idle again."""
+        try:
+            data = w.conn.recv_bytes()
+        except (EOFError, OSError):
+            return False  # died: the sentinel path handles the task
+        tag, body = data[:1], data[1:]
+        if tag == _process_worker.INIT_FAILED:
+            carrier: ExceptionCarrier = pickle.loads(body)
+            original = carrier.rebuild()
+            err = InitializerError(
+                f"the pool's initializer raised {type(original).__name__}: {original}"
+            )
+            err.__cause__ = original
+            self._broken = err
+            self._fail_everything(err)
+            return False
+        task = w.task
+        w.task = None
+        w.deadline = None
+        if task is None:
+            return True
+        fut = task.fut
+        try:
+            value = pickle.loads(body)
+        except Exception as exc:
+            if not fut.done():
+                fut.set_exception(
+                    PicklingError(
+                        f"the result of task {task.describe()} could not be unpickled in the "
+                        f"parent: {type(exc).__name__}: {exc}"
+                    )
+                )
+            return True
+        if fut.done():
+            return True
+        if tag == _process_worker.RESULT_OK:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value.rebuild() if isinstance(value, ExceptionCarrier) else value)
+        return True
+
+    def _on_exit(self, w: _Worker, idle: deque[_Worker]) -> None:
+        w.proc.join()
+        self._workers.pop(w.id, None)
+        if w in idle:
+            idle.remove(w)
+        w.conn.close()
+        task = w.task
+        w.task = None
+        if task is not None and not task.fut.done():
+            if task.crash_retries > 0 and not self._closing:
+                task.crash_retries -= 1
+                task.attempt += 1
+                self._retry.append(task)  # its future is already running
+            else:
+                task.fut.set_exception(
+                    WorkerCrashed(
+                        f"worker process {w.proc.pid} died while running task {task.describe()}: "
+                        f"{_describe_exit(w.proc.exitcode)}"
+                        + (f" (attempt {task.attempt})" if task.attempt > 1 else ""),
+                        pid=w.proc.pid,
+                        exitcode=w.proc.exitcode,
+                        task=task.describe(),
+                    )
+                )
+
+    def _on_timeout(self, w: _Worker, idle: deque[_Worker]) -> None:
+        task = w.task
+        w.task = None
+        w.proc.kill()
+        w.proc.join()
+        self._workers.pop(w.id, None)
+        w.conn.close()
+        if task is not None and not task.fut.done():
+            task.fut.set_exception(
+                TaskTimeoutError(
+                    f"task {task.describe()} ran longer than task_timeout={task.timeout}s; its "
+                    f"worker process {w.proc.pid} was ended and replaced"
+                )
+            )
+
+    def _stop_worker(self, w: _Worker) -> None:
+        if self._cancel_on_close and w.task is not None:
+            w.proc.kill()
+        try:
+            w.conn.send_bytes(b"")
+        except (OSError, ValueError):
+            pass
+        w.proc.join(timeout=5)
+        if w.proc.is_alive():  # pragma: no cover - a stuck worker
+            w.proc.kill()
+            w.proc.join()
+        w.conn.close()
+
+
+backend_class = ProcessBackend

@@ -2,9 +2,9 @@
 
 A *runner* is a generator function: it sets up (starts its pool and warms it), yields one
 zero-argument callable that runs the workload once, and tears down when the generator is
-closed (so ``with`` blocks around the ``yield`` shut pools down). The harness times the
-callable ``reps`` times, checks its output, and turns any error or hang into a row that says
-so instead of stopping the suite.
+closed (so ``with`` blocks around the ``yield`` shut pools down). :func:`measure_all` sets up
+every runner of a table, times their callables in interleaved rounds, checks each output,
+and turns any error or hang into a row that says so instead of stopping the suite.
 """
 
 from __future__ import annotations
@@ -58,64 +58,110 @@ def _short_error(exc: BaseException) -> str:
     return msg[:160]
 
 
-def measure(
-    name: str,
-    runner: RunnerFn,
-    *,
-    n: int,
-    reps: int,
-    check: Callable[[Any], None] | None = None,
-    note: str = "",
-    timeout: float = 180.0,
-) -> Measured:
-    """Set ``runner`` up, time its callable ``reps`` times, tear it down.
+@dataclass
+class Case:
+    """One runner of a table: its row name, runner, items per call and result check."""
 
-    Runs in a daemon thread so a hang becomes a ``TIMEOUT`` row after ``timeout`` seconds
-    (the stuck thread and its pool are then abandoned, and the suite goes on).
-    """
-    m = Measured(name, n=n, note=note)
+    name: str
+    runner: RunnerFn
+    n: int
+    check: Callable[[Any], None] | None = None
+    note: str = ""
+
+
+def _in_thread(fn: Callable[[], Any], timeout: float) -> tuple[bool, Any, BaseException | None]:
+    """Run ``fn`` in a daemon thread; ``(finished, value, error)`` after at most ``timeout``."""
+    box: dict[str, Any] = {}
 
     def body() -> None:
-        gen = runner()
         try:
-            call = next(gen)
-            for _ in range(reps):
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: B036 - reported to the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=body, name="bench-call", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        return False, None, None
+    return True, box.get("value"), box.get("error")
+
+
+def measure_all(cases: Sequence[Case], *, reps: int, timeout: float) -> list[Measured]:
+    """Time every case ``reps`` times, **interleaved**: all runners are set up (warm), then
+    each round runs every runner once, in an order rotated from round to round.
+
+    On a shared machine the load changes by the second; interleaving spreads it evenly over
+    the runners of a table, so their ratios stay meaningful. A runner that raises, fails its
+    check or hangs (``timeout`` seconds for one call) gets an error row and is dropped; the
+    suite goes on. A hung runner's thread and pool are abandoned.
+    """
+    ms = [Measured(c.name, n=c.n, note=c.note) for c in cases]
+    gens: list[Any] = [None] * len(cases)
+    calls: list[Callable[[], Any] | None] = [None] * len(cases)
+    for i, c in enumerate(cases):
+        gen = c.runner()
+        done, call, err = _in_thread(lambda gen=gen: next(gen), timeout)
+        if not done:
+            ms[i].error = f"TIMEOUT after {timeout:.0f} s in set-up (abandoned)"
+        elif isinstance(err, Skip):
+            ms[i].skipped = str(err)
+        elif err is not None:
+            ms[i].error = "set-up: " + _short_error(err)
+            _report(c.name, err)
+        else:
+            gens[i], calls[i] = gen, call
+    order = list(range(len(cases)))
+    for rnd in range(reps):
+        k = rnd % len(order) if order else 0
+        for i in order[k:] + order[:k]:
+            call = calls[i]
+            if call is None:
+                continue
+            m, c = ms[i], cases[i]
+
+            def timed(call: Callable[[], Any] = call, c: Case = c) -> tuple[float, float]:
                 c0 = time.process_time()
                 t0 = time.perf_counter()
                 out = call()
                 dt = time.perf_counter() - t0
-                m.cpu.append(time.process_time() - c0)
-                if check is not None:
-                    check(out)
-                del out
-                m.times.append(dt)
-        except Skip as exc:
-            m.skipped = str(exc)
-        except BaseException as exc:
-            m.error = _short_error(exc)
-            tb = traceback.format_exc(limit=6)
-            print(f"    ! {name}: {m.error}\n{_indent(tb)}", file=sys.stderr)
-        finally:
-            try:
-                gen.close()
-            except BaseException as exc:
-                if m.error is None:
-                    m.error = "teardown: " + _short_error(exc)
+                cpu = time.process_time() - c0
+                if c.check is not None:
+                    c.check(out)
+                return dt, cpu
 
-    t = threading.Thread(target=body, name=f"bench-{name}", daemon=True)
-    start = time.perf_counter()
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        m.error = f"TIMEOUT after {timeout:.0f} s (abandoned; {len(m.times)} reps done)"
-    if m.error:
-        status = m.error
-    elif m.skipped:
-        status = "skipped: " + m.skipped
-    else:
-        status = f"median {m.median:.3f} s" if m.times else ""
-    print(f"  {name:<58} {status}  [{time.perf_counter() - start:.1f} s]", file=sys.stderr)
-    return m
+            done, val, err = _in_thread(timed, timeout)
+            if not done:
+                m.error = f"TIMEOUT after {timeout:.0f} s ({len(m.times)} reps done; abandoned)"
+                calls[i] = gens[i] = None
+            elif err is not None:
+                m.error = _short_error(err)
+                _report(c.name, err)
+                calls[i] = None
+            else:
+                m.times.append(val[0])
+                m.cpu.append(val[1])
+    for i in reversed(range(len(cases))):
+        gen = gens[i]
+        if gen is None:
+            continue
+        done, _, err = _in_thread(gen.close, timeout)
+        if (not done or err is not None) and ms[i].error is None:
+            ms[i].error = "teardown: " + (_short_error(err) if err else "TIMEOUT")
+    for m in ms:
+        if m.error:
+            status = m.error
+        elif m.skipped:
+            status = "skipped: " + m.skipped
+        else:
+            status = f"median {m.median:.4f} s over {len(m.times)}"
+        print(f"  {m.name:<64} {status}", file=sys.stderr)
+    return ms
+
+
+def _report(name: str, exc: BaseException) -> None:
+    tb = "".join(traceback.format_exception(exc, limit=-6))
+    print(f"    ! {name}: {_short_error(exc)}\n{_indent(tb)}", file=sys.stderr)
 
 
 def _indent(text: str) -> str:

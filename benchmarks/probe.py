@@ -241,7 +241,9 @@ def cmd_startup(name: str) -> dict[str, Any]:
     if name.startswith("anypool-"):
         import anypool
 
-        pool: Any = anypool.Pool(name.split("-", 1)[1], workers=2)
+        _, backend, *method = name.split("-")
+        opts = {"start_method": method[0]} if method else {}
+        pool: Any = anypool.Pool(backend, workers=2, **opts)
         t2 = time.perf_counter()
         pool.submit(w.sq, 3).result()
         t3 = time.perf_counter()

@@ -121,7 +121,7 @@ class _Task:
 
 
 class _Worker:
-    __slots__ = ("id", "proc", "conn", "task", "deadline", "started")
+    __slots__ = ("id", "proc", "conn", "task", "deadline", "started", "done")
 
     def __init__(self, wid: int, proc: Any, conn: mpc.Connection) -> None:
         self.id = wid
@@ -130,6 +130,7 @@ class _Worker:
         self.task: _Task | None = None
         self.deadline: float | None = None
         self.started = 0.0
+        self.done = 0
 
 
 class ProcessBackend(Backend):
@@ -441,7 +442,11 @@ class ProcessBackend(Backend):
                     continue
                 if h is w2.conn:
                     if self._receive(w2) and w2.proc.sentinel not in ready:
-                        idle.append(w2)
+                        w2.done += 1
+                        limit = self.spec.max_tasks_per_worker
+                        if limit is None or w2.done < limit:
+                            idle.append(w2)
+                        # else: it exits by itself; its sentinel fires next
                 else:
                     # the worker exited; first read a result it sent just before, if any
                     if w2.task is not None and w2.conn.poll():

@@ -361,20 +361,21 @@ class Pool(cf.Executor):
         retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
     ) -> list[Any]:
         """Await all results as a list (in input order unless ``ordered=False``)."""
-        return [
-            x
-            async for x in self.aimap(
-                fn,
-                *iterables,
-                ordered=ordered,
-                chunksize=chunksize,
-                progress=progress,
-                errors=errors,
-                task_timeout=task_timeout,
-                retries=retries,
-                retry_on=retry_on,
-            )
-        ]
+        run = self._run(
+            fn,
+            iterables,
+            ordered,
+            chunksize=chunksize,
+            progress=progress,
+            errors=errors,
+            task_timeout=task_timeout,
+            retries=retries,
+            retry_on=retry_on,
+        )
+        out: list[Any] = []
+        async for chunk in run_async(run):
+            out.extend(chunk)
+        return out
 
     def aimap(
         self,
@@ -400,7 +401,7 @@ class Pool(cf.Executor):
             retries=retries,
             retry_on=retry_on,
         )
-        return run_async(run)
+        return _aitems(run_async(run))
 
     # -- shutdown ---------------------------------------------------------------------
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

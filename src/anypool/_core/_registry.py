@@ -16,6 +16,8 @@ _BUILTIN: dict[str, str] = {
     "asyncio": "anypool._backends._asyncio",
 }
 _EXTRAS: dict[str, str] = {}
+#: the pip extra that provides a backend's dependencies
+_EXTRA_NAMES: dict[str, str] = {"dask": "dask"}
 _registered: dict[str, Callable[[], type[Backend]]] = {}
 _lock = threading.Lock()
 
@@ -86,6 +88,13 @@ def get_backend(name: str) -> type[Backend]:
             f"unknown backend {name!r}; valid backends: "
             + ", ".join(repr(n) for n in (*get_all_backends(), *SPECIAL))
         )
-    mod = importlib.import_module(module)
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        extra = _EXTRA_NAMES.get(name, name)
+        raise LookupError(
+            f"Backend {name!r} is not available ({exc}). Install it with: "
+            f"pip install anypool[{extra}]"
+        ) from exc
     cls: type[Backend] = mod.backend_class
     return cls

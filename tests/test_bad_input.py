@@ -1,0 +1,90 @@
+"""Bad input gets a clear error that names the problem and the fix."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import anypool
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, "2", True])
+def test_workers_must_be_a_positive_int(backend: str, workers: object) -> None:
+    with pytest.raises(ValueError, match="workers must be a positive whole number"):
+        anypool.Pool(backend, workers=workers)  # type: ignore[arg-type]
+
+
+def test_non_callable_is_named(backend: str) -> None:
+    with pytest.raises(TypeError, match="must be callable.*not the result of calling it"):
+        anypool.map(42, [1, 2], backend=backend)  # type: ignore[arg-type]
+    with anypool.Pool(backend) as pool, pytest.raises(TypeError, match="callable"):
+        pool.submit("square")  # type: ignore[arg-type]
+
+
+def test_unknown_backend_lists_the_valid_ones() -> None:
+    with pytest.raises(LookupError, match="unknown backend 'proces'.*'thread'.*'process'"):
+        anypool.Pool("proces")
+
+
+def test_backend_must_be_a_name() -> None:
+    with pytest.raises(TypeError, match="backend must be a name"):
+        anypool.Pool(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"chunksize": 0}, "chunksize must be a positive"),
+        ({"task_timeout": -1}, "task_timeout must be a positive number"),
+        ({"retries": -1}, "retries must be 0 or more"),
+        ({"progress": "yes"}, "progress must be"),
+        ({"retry_on": (int,)}, "retry_on must hold exception types"),
+    ],
+)
+def test_bad_options(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        anypool.map(square, [1], backend="thread", **kwargs)  # type: ignore[arg-type]
+
+
+def test_no_iterables() -> None:
+    with pytest.raises(TypeError, match="at least one iterable"):
+        anypool.map(square, backend="thread")
+
+
+def test_not_iterable() -> None:
+    with pytest.raises(TypeError, match="must be iterable"):
+        anypool.map(square, 5, backend="thread")  # type: ignore[arg-type]
+
+
+def test_unpicklable_argument_is_named_for_processes() -> None:
+    lock = threading.Lock()
+    with pytest.raises(anypool.PicklingError, match="argument.*lock.*backend='thread'"):
+        anypool.map(square, [lock], backend="process")
+    with anypool.Pool("process", workers=1) as pool, pytest.raises(TypeError, match="pickled"):
+        pool.submit(square, lock)
+
+
+def test_unpicklable_function_is_named_for_processes() -> None:
+    lock = threading.Lock()
+
+    def uses_lock(x: int) -> int:
+        with lock:
+            return x
+
+    with pytest.raises(anypool.PicklingError, match="the function.*uses_lock.*module-level"):
+        anypool.map(uses_lock, [1], backend="process")
+
+
+def test_unknown_process_option() -> None:
+    with pytest.raises(TypeError, match="unknown option.*start_method"):
+        anypool.Pool("process", start_methd="spawn")
+
+
+def test_bad_start_method() -> None:
+    with pytest.raises(ValueError, match="not available here"):
+        anypool.Pool("process", start_method="teleport")

@@ -1,0 +1,194 @@
+"""The map family on every backend: order, laziness, zipping, errors, collect, progress."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import traceback
+from collections.abc import Iterator
+
+import pytest
+
+import anypool
+from conftest import adapt
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad input {x}")
+    return x
+
+
+class TestMap:
+    def test_results_in_input_order(self, backend: str) -> None:
+        assert anypool.map(adapt(backend, square), range(300), backend=backend) == [
+            x * x for x in range(300)
+        ]
+
+    def test_several_iterables_zip_like_builtin_map(self, backend: str) -> None:
+        out = anypool.map(adapt(backend, add), [1, 2, 3, 4], (10, 20, 30), backend=backend)
+        assert out == [11, 22, 33]
+
+    def test_empty_input(self, backend: str) -> None:
+        assert anypool.map(adapt(backend, square), [], backend=backend) == []
+
+    def test_generator_input(self, backend: str) -> None:
+        gen = (i for i in range(50))
+        assert anypool.map(adapt(backend, square), gen, backend=backend) == [
+            i * i for i in range(50)
+        ]
+
+    def test_imap_is_ordered_and_lazy(self, backend: str) -> None:
+        seen = [0]
+
+        def source() -> Iterator[int]:
+            for i in itertools.count():
+                seen[0] = i
+                yield i
+
+        it = anypool.imap(adapt(backend, square), source(), backend=backend)
+        first = list(itertools.islice(it, 20))
+        assert first == [i * i for i in range(20)]
+        # the endless input was read only a bounded distance ahead of the consumer
+        assert seen[0] < 70_000
+        it.close()  # type: ignore[attr-defined]
+
+    def test_imap_unordered_gives_every_result_once(self, backend: str) -> None:
+        out = list(anypool.imap_unordered(adapt(backend, square), range(200), backend=backend))
+        assert sorted(out) == [i * i for i in range(200)]
+
+    def test_amap_from_async_code(self, backend: str) -> None:
+        async def main() -> list[int]:
+            return await anypool.amap(adapt(backend, square), range(40), backend=backend)
+
+        assert asyncio.run(main()) == [i * i for i in range(40)]
+
+    def test_explicit_chunksize(self, backend: str) -> None:
+        out = anypool.map(adapt(backend, square), range(100), backend=backend, chunksize=7)
+        assert out == [i * i for i in range(100)]
+
+
+class TestErrors:
+    def test_raise_keeps_type_and_message_and_shows_the_worker_traceback(
+        self, backend: str
+    ) -> None:
+        with pytest.raises(ValueError, match="bad input 3") as info:
+            anypool.map(adapt(backend, fail_on_three), range(10), backend=backend)
+        text = "".join(traceback.format_exception(info.value))
+        assert "fail_on_three" in text  # the worker's frame is shown
+        assert any("input #3" in n for n in getattr(info.value, "__notes__", []))
+
+    def test_first_error_in_input_order_is_raised(self, backend: str) -> None:
+        def fail_from_five(x: int) -> int:
+            if x >= 5:
+                raise KeyError(x)
+            return x
+
+        fn = fail_from_five
+        if backend == "process":
+            pytest.skip("closure: covered by the module-level variant")
+        with pytest.raises(KeyError) as info:
+            anypool.map(adapt(backend, fn), range(40), backend=backend, chunksize=1)
+        assert info.value.args == (5,)
+
+    def test_collect_gives_results(self, backend: str) -> None:
+        out = anypool.map(
+            adapt(backend, fail_on_three), range(6), backend=backend, errors="collect"
+        )
+        assert [r.ok for r in out] == [True, True, True, False, True, True]
+        assert [r.index for r in out] == list(range(6))
+        assert out[2].unwrap() == 2
+        assert isinstance(out[3].error, ValueError)
+        with pytest.raises(ValueError, match="bad input 3"):
+            out[3].unwrap()
+
+    def test_errors_value_is_checked(self, backend: str) -> None:
+        with pytest.raises(ValueError, match="'raise' or 'collect'"):
+            anypool.map(square, [1], backend=backend, errors="ignore")  # type: ignore[arg-type]
+
+    def test_input_iterable_that_raises(self, backend: str) -> None:
+        def source() -> Iterator[int]:
+            yield 1
+            yield 2
+            raise OSError("the input broke")
+
+        with pytest.raises(OSError, match="the input broke"):
+            anypool.map(adapt(backend, square), source(), backend=backend)
+
+
+class TestRetries:
+    def test_retries_then_succeeds(self, backend: str) -> None:
+        def flaky(x: int) -> int:
+            st = anypool.current_worker().state
+            st[x] = st.get(x, 0) + 1
+            if st[x] < 3:
+                raise ConnectionError("try again")
+            return x
+
+        if backend == "process":
+            fn = flaky_module_level
+        else:
+            fn = flaky
+        out = anypool.map(
+            adapt(backend, fn),
+            range(4),
+            backend=backend,
+            workers=1,
+            retries=2,
+            retry_on=ConnectionError,
+            chunksize=1,
+        )
+        assert out == [0, 1, 2, 3]
+
+    def test_final_error_says_how_many_attempts(self, backend: str) -> None:
+        with pytest.raises(ValueError, match="always 1") as info:
+            anypool.map(
+                adapt(backend, always_fails), [1], backend=backend, retries=2, retry_on=ValueError
+            )
+        assert any("3 attempts" in n for n in info.value.__notes__)
+
+    def test_other_errors_are_not_retried(self, backend: str) -> None:
+        with pytest.raises(ValueError, match="always 1") as info:
+            anypool.map(
+                adapt(backend, always_fails), [1], backend=backend, retries=2, retry_on=KeyError
+            )
+        assert not any("attempts" in n for n in getattr(info.value, "__notes__", []))
+
+
+def flaky_module_level(x: int) -> int:
+    st = anypool.current_worker().state
+    st[x] = st.get(x, 0) + 1
+    if st[x] < 3:
+        raise ConnectionError("try again")
+    return x
+
+
+def always_fails(x: int) -> int:
+    raise ValueError(f"always {x}")
+
+
+def test_progress_counts_finished_tasks(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = anypool.map(adapt(backend, square), range(25), backend=backend, progress=True)
+    assert out == [i * i for i in range(25)]
+    err = capsys.readouterr().err
+    assert "25/25" in err
+
+
+def test_coroutine_function_on_thread_and_process_backends_is_awaited(backend: str) -> None:
+    if backend == "asyncio":
+        pytest.skip("the asyncio backend runs coroutines natively")
+    out = anypool.map(async_double, range(5), backend=backend)
+    assert out == [0, 2, 4, 6, 8]
+
+
+async def async_double(x: int) -> int:
+    await asyncio.sleep(0)
+    return 2 * x

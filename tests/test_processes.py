@@ -1,0 +1,142 @@
+"""The process backend: lambdas, crashes, timeouts, start methods."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+import anypool
+from conftest import SHORT_TIMEOUT
+
+
+def crash_on(x: int, bad: int, how: str) -> int:
+    if x == bad:
+        if how == "exit":
+            os._exit(3)
+        if how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if how == "sysexit":
+            sys.exit(4)
+    return x
+
+
+def sleep_for(x: float) -> float:
+    time.sleep(x)
+    return x
+
+
+def test_lambdas_and_closures_work() -> None:
+    k = 3
+    assert anypool.map(lambda x: x * k, range(5), backend="process") == [0, 3, 6, 9, 12]
+
+
+def test_default_start_method_is_not_fork() -> None:
+    with anypool.Pool("process", workers=1) as pool:
+        assert pool._backend.start_method in ("forkserver", "spawn")  # type: ignore[attr-defined]
+        assert pool.submit(os.getpid).result(timeout=SHORT_TIMEOUT) != os.getpid()
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_a_crashed_worker_fails_only_its_task(how: str) -> None:
+    out = anypool.map(
+        crash_on,
+        range(6),
+        [2] * 6,
+        [how] * 6,
+        backend="process",
+        workers=2,
+        chunksize=1,
+        errors="collect",
+    )
+    assert [r.ok for r in out] == [True, True, False, True, True, True]
+    err = out[2].error
+    assert isinstance(err, anypool.WorkerCrashed)
+    from concurrent.futures.process import BrokenProcessPool
+
+    assert isinstance(err, BrokenProcessPool)  # stdlib code still catches it
+    assert err.pid is not None
+    assert err.pid > 0
+    assert ("code 3" if how == "exit" else "SIGKILL") in str(err)
+    assert "crash_on" in str(err)
+
+
+def test_pool_stays_usable_after_a_crash() -> None:
+    with anypool.Pool("process", workers=1) as pool:
+        fut = pool.submit(crash_on, 1, 1, "exit")
+        with pytest.raises(anypool.WorkerCrashed):
+            fut.result(timeout=SHORT_TIMEOUT)
+        assert pool.submit(crash_on, 5, 1, "exit").result(timeout=SHORT_TIMEOUT) == 5
+
+
+def test_sys_exit_in_a_task_is_an_ordinary_error() -> None:
+    out = anypool.map(crash_on, [1], [1], ["sysexit"], backend="process", errors="collect")
+    assert isinstance(out[0].error, SystemExit)
+
+
+def test_crashed_task_is_retried_on_a_fresh_worker() -> None:
+    # the first attempt kills its worker; the retry runs on a new one and succeeds
+    with anypool.Pool("process", workers=1, retries=1) as pool:
+        out = list(pool.imap(crash_once, ["marker"], chunksize=1))
+    assert out == ["ok"]
+
+
+_MARK_DIR = os.environ.get("TMPDIR", "/tmp")
+
+
+def crash_once(name: str) -> str:
+    path = os.path.join(_MARK_DIR, f"anypool-crash-once-{os.getppid()}-{name}")
+    try:
+        with open(path, "x"):
+            pass
+    except FileExistsError:
+        os.unlink(path)
+        return "ok"
+    os._exit(9)
+
+
+def test_task_timeout_ends_the_worker_and_names_the_input() -> None:
+    out = anypool.map(
+        sleep_for,
+        [0.0, 60.0, 0.0],
+        backend="process",
+        workers=2,
+        task_timeout=0.5,
+        errors="collect",
+    )
+    assert out[0].ok
+    assert out[2].ok
+    err = out[1].error
+    assert isinstance(err, anypool.TaskTimeoutError)
+    assert isinstance(err, TimeoutError)
+    assert "60.0" in str(err)
+    assert "task_timeout=0.5" in str(err)
+
+
+def test_thread_timeout_frees_the_caller() -> None:
+    import threading
+
+    gate = threading.Event()
+
+    def block(x: int) -> int:
+        if x == 1:
+            gate.wait(SHORT_TIMEOUT)
+        return x
+
+    try:
+        out = anypool.map(
+            block, [0, 1, 2], backend="thread", workers=2, task_timeout=0.2, errors="collect"
+        )
+        assert out[0].ok
+        assert out[2].ok
+        assert isinstance(out[1].error, anypool.TaskTimeoutError)
+        assert "abandoned" in str(out[1].error)
+    finally:
+        gate.set()
+        # the abandoned thread finishes its call once released; wait for it
+        for t in threading.enumerate():
+            if t.name.startswith("anypool-thread"):
+                t.join(SHORT_TIMEOUT)

@@ -171,15 +171,20 @@ def r_mpire(fn: Callable[[Any], Any], data: list[Any], workers: int, start: str)
 
 
 def r_anypool(
-    backend: str, fn: Callable[[Any], Any], data: list[Any], workers: int | None, **kw: Any
+    backend: str,
+    fn: Callable[[Any], Any],
+    data: list[Any],
+    workers: int | None,
+    pool_options: dict[str, Any] | None = None,
+    **kw: Any,
 ) -> Any:
-    """A warm ``anypool.Pool``; each timed call is ``list(pool.imap(fn, data))``."""
+    """A warm ``anypool.Pool``; each timed call is ``list(pool.imap(fn, data, **kw))``."""
 
     def run() -> Iterator[Any]:
         need_backend(backend)
         import anypool
 
-        with anypool.Pool(backend, workers=workers) as pool:
+        with anypool.Pool(backend, workers=workers, **(pool_options or {})) as pool:
             warm = w.asq if backend == "asyncio" else w.sq
             list(pool.imap(warm, range(100)))
             yield lambda: list(pool.imap(fn, data, **kw))
@@ -187,14 +192,16 @@ def r_anypool(
     return run
 
 
-def r_anypool_oneshot(backend: str, fn: Callable[[Any], Any], data: list[Any], workers: int) -> Any:
+def r_anypool_oneshot(
+    backend: str, fn: Callable[[Any], Any], data: list[Any], workers: int, **options: Any
+) -> Any:
     """``anypool.map(...)``: a fresh pool per call (start-up included)."""
 
     def run() -> Iterator[Any]:
         need_backend(backend)
         import anypool
 
-        yield lambda: anypool.map(fn, data, backend=backend, workers=workers)
+        yield lambda: anypool.map(fn, data, backend=backend, workers=workers, **options)
 
     return run
 
@@ -631,18 +638,31 @@ def bench_d(cfg: argparse.Namespace) -> Table:
                 r_anypool_amap(w.async_sleep_task, data, k, lp),
             ),
         ]
-    specs.append(
+    # from sync code the backend runs its own loop: uvloop when installed (``uvloop=False``
+    # asks for the default loop); each row is compared with the same loop's worker pattern
+    own = "uvloop" if have_uvloop() else "asyncio"
+    sync_specs: list[tuple[str, Any, str]] = [
         (
-            f"anypool.map(backend='asyncio', workers={k}) from sync code",
+            f"anypool.map(backend='asyncio', workers={k}) from sync code (own loop: {own})",
             r_anypool_oneshot("asyncio", w.async_sleep_task, data, k),
-        )
-    )
-    specs.append(
+            own,
+        ),
         (
-            f"anypool Pool('asyncio', {k}).imap from sync code (warm)",
+            f"anypool Pool('asyncio', {k}).imap from sync code, warm (own loop: {own})",
             r_anypool("asyncio", w.async_sleep_task, data, k),
+            own,
+        ),
+    ]
+    if have_uvloop():
+        sync_specs.append(
+            (
+                f"anypool.map(backend='asyncio', workers={k}, uvloop=False) from sync code",
+                r_anypool_oneshot("asyncio", w.async_sleep_task, data, k, uvloop=False),
+                "asyncio",
+            )
         )
-    )
+    specs += [(name, r) for name, r, _ in sync_specs]
+    loop_of = {name: lp for name, _, lp in sync_specs}
     ms = h.measure_all(
         [h.Case(name, r, n, check_equal(data)) for name, r in specs],
         reps=cfg.reps,
@@ -666,7 +686,7 @@ def bench_d(cfg: argparse.Namespace) -> Table:
             continue
         target = ""
         if "anypool" in m.name:
-            lp = "uvloop" if m.name.startswith("uvloop") else "asyncio"
+            lp = loop_of.get(m.name) or ("uvloop" if m.name.startswith("uvloop") else "asyncio")
             ref = refs.get(lp)
             if ref is not None:
                 r = m.median / ref.median
@@ -683,8 +703,8 @@ def bench_d(cfg: argparse.Namespace) -> Table:
         )
     t.note(
         "Each timed call includes creating and closing its event loop (`asyncio.run` / "
-        "`uvloop.run`); the sync-code rows use whatever loop the asyncio backend runs. "
-        "Targets compare with the worker+Queue pattern on the same loop."
+        "`uvloop.run`); the sync-code rows run on the backend's own loop in its own thread "
+        "(named in the row). Targets compare with the worker+Queue pattern on the same loop."
     )
     return t
 

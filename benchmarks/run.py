@@ -865,6 +865,28 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], Table]] = {
 }
 
 
+def targets_summary(tables: list[Table]) -> Table:
+    """Every PASS/FAIL cell of the run, in one table."""
+    t = Table("Targets", ["workload", "runner", "target", "result"])
+    passed = failed = 0
+    for table in tables:
+        key = table.title.split(")", 1)[0] + ")"
+        for row in table.rows:
+            for col, cell in zip(table.columns, row, strict=False):
+                if "**PASS**" in cell or "**FAIL**" in cell:
+                    what = col.removeprefix("target").strip()
+                    if what.startswith("(") and what.endswith(")"):
+                        what = what[1:-1]
+                    t.add(key, row[0], what, cell)
+                    passed += "**PASS**" in cell
+                    failed += "**FAIL**" in cell
+    skipped = sum(1 for table in tables for row in table.rows if row[1].startswith("skipped"))
+    t.note(
+        f"{passed} passed, {failed} failed; {skipped} rows skipped (backend or package missing)."
+    )
+    return t
+
+
 def machine() -> str:
     cpus = os.cpu_count()
     try:
@@ -947,6 +969,9 @@ def main(argv: list[str] | None = None) -> int:
         table.note(f"section time {time.perf_counter() - t0:.0f} s")
         tables.append(table)
         print(table.render(), flush=True)
+    summary = targets_summary(tables)
+    tables.append(summary)
+    print(summary.render())
     tail = f"Total time {time.perf_counter() - started:.0f} s."
     print(tail)
     if cfg.markdown:

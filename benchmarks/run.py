@@ -583,6 +583,7 @@ def bench_c(cfg: argparse.Namespace) -> Table:
         "median s",
         "min–max s",
         "ideal/median",
+        "CPU us/task",
         "x best",
         "target (ideal/median ≥ 0.95)",
     ]
@@ -605,6 +606,7 @@ def bench_c(cfg: argparse.Namespace) -> Table:
             fmt(m.median),
             minmax(m),
             fmt(ratio),
+            us(statistics.median(m.cpu) / n),
             fmt(m.median / best) if best else "",
             target,
         )
@@ -613,6 +615,7 @@ def bench_c(cfg: argparse.Namespace) -> Table:
         f"{rounds} rounds: {fmt(rounds * w.SLEEP_S, 4)} s at 10 ms, {fmt(rounds * one, 4)} s at "
         f"the measured sleep, so ideal/median cannot exceed {fmt(ideal / (rounds * one))} here."
     )
+    t.note("CPU = this process's CPU time (all its threads) per task: the pool's own cost.")
     return t
 
 

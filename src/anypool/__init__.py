@@ -4,6 +4,8 @@ One API — :func:`map`, :func:`imap`, :func:`imap_unordered`, :func:`amap` and 
 (a real ``concurrent.futures.Executor``) — over serial, thread, process and asyncio backends.
 """
 
+import logging
+
 from ._core._api import amap as amap
 from ._core._api import imap as imap
 from ._core._api import imap_unordered as imap_unordered
@@ -27,11 +29,19 @@ from ._core._result import Result as Result
 from ._core._tasks import Retry as Retry
 from ._core._tasks import WorkerContext as WorkerContext
 from ._core._tasks import current_worker as current_worker
+from .checks import AnypoolWarning as AnypoolWarning
+from .checks import BlockedEventLoopWarning as BlockedEventLoopWarning
+from .checks import CPUBoundInThreadsWarning as CPUBoundInThreadsWarning
+from .checks import watch as watch
+from .checks import watch_loop as watch_loop
 
 __version__ = "0.1.0"
 
 __all__ = (
     "AnypoolError",
+    "AnypoolWarning",
+    "BlockedEventLoopWarning",
+    "CPUBoundInThreadsWarning",
     "AnypoolInternalError",
     "BrokenPoolError",
     "ClosedPoolError",
@@ -54,7 +64,11 @@ __all__ = (
     "imap_unordered",
     "map",
     "register_backend",
+    "watch",
+    "watch_loop",
 )
+
+logging.getLogger("anypool").addHandler(logging.NullHandler())
 
 
 def _fixup_module_metadata() -> None:

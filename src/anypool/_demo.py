@@ -71,18 +71,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             "backend, with the speed-up over running them one by one (serial)."
         ),
     )
-    parser.add_argument("--workloads", default="io,cpu",
-                        help="comma-separated: io, cpu (default: both)")
-    parser.add_argument("--backends", default=",".join(get_available_backends()),
-                        help="comma-separated backends (default: every available one)")
-    parser.add_argument("--tasks", type=int, default=200,
-                        help="tasks per workload (default: 200)")
-    parser.add_argument("--io-ms", type=float, default=20.0,
-                        help="milliseconds each I/O task waits (default: 20)")
-    parser.add_argument("--cpu-ms", type=float, default=5.0,
-                        help="milliseconds of CPU each CPU task takes (default: 5)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="workers per pool (default: each backend's own default)")
+    parser.add_argument(
+        "--workloads", default="io,cpu", help="comma-separated: io, cpu (default: both)"
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(get_available_backends()),
+        help="comma-separated backends (default: every available one)",
+    )
+    parser.add_argument("--tasks", type=int, default=200, help="tasks per workload (default: 200)")
+    parser.add_argument(
+        "--io-ms", type=float, default=20.0, help="milliseconds each I/O task waits (default: 20)"
+    )
+    parser.add_argument(
+        "--cpu-ms",
+        type=float,
+        default=5.0,
+        help="milliseconds of CPU each CPU task takes (default: 5)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="workers per pool (default: each backend's own default)",
+    )
     args = parser.parse_args(argv)
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     for w in workloads:

@@ -19,6 +19,7 @@ from .._core._tasks import WorkerContext, call_sync, run_chunk, set_current_work
 RESULT_OK = b"o"
 RESULT_ERR = b"e"
 INIT_FAILED = b"i"
+READY = b"r"
 #: kinds of task message
 CALL = 0
 CHUNK = 1
@@ -76,6 +77,7 @@ def main(
             return
     recv = conn.recv_bytes
     send = conn.send_bytes
+    send(READY)
     last_blob = b""
     last_fn: Any = None
     while True:

@@ -121,7 +121,7 @@ class _Task:
 
 
 class _Worker:
-    __slots__ = ("id", "proc", "conn", "task", "deadline", "started", "done")
+    __slots__ = ("id", "proc", "conn", "task", "deadline", "started", "done", "ready")
 
     def __init__(self, wid: int, proc: Any, conn: mpc.Connection) -> None:
         self.id = wid
@@ -131,6 +131,7 @@ class _Worker:
         self.deadline: float | None = None
         self.started = 0.0
         self.done = 0
+        self.ready = False  # set when the worker says its initializer has run
 
 
 class ProcessBackend(Backend):
@@ -395,10 +396,14 @@ class ProcessBackend(Backend):
                 want = len(self._queue) + len(self._retry)
                 closing = self._closing
             busy = sum(1 for w in self._workers.values() if w.task is not None)
+            starting = sum(1 for w in self._workers.values() if not w.ready)
             while (
-                want > len(idle) and len(self._workers) < self.spec.workers and not (self._broken)
+                want > len(idle) + starting
+                and len(self._workers) < self.spec.workers
+                and not self._broken
             ):
-                idle.append(self._spawn())
+                self._spawn()
+                starting += 1
             # hand out tasks
             while idle:
                 if self._retry:
@@ -424,7 +429,7 @@ class ProcessBackend(Backend):
             for w in self._workers.values():
                 by_handle[w.proc.sentinel] = w
                 handles.append(w.proc.sentinel)
-                if w.task is not None:
+                if w.task is not None or not w.ready:
                     by_handle[w.conn] = w
                     handles.append(w.conn)
                     if w.deadline is not None and (deadline is None or w.deadline < deadline):
@@ -440,7 +445,10 @@ class ProcessBackend(Backend):
                 w2 = by_handle.get(h)
                 if w2 is None or w2.id not in self._workers:
                     continue
-                if h is w2.conn:
+                if h is w2.conn and not w2.ready:
+                    if self._receive_ready(w2):
+                        idle.append(w2)
+                elif h is w2.conn:
                     if self._receive(w2) and w2.proc.sentinel not in ready:
                         w2.done += 1
                         limit = self.spec.max_tasks_per_worker
@@ -467,12 +475,26 @@ class ProcessBackend(Backend):
         except (OSError, ValueError):
             pass  # the worker died; its sentinel reports it
 
+    def _receive_ready(self, w: _Worker) -> bool:
+        """Read a new worker's first message: ready, or its initializer's error."""
+        try:
+            data = w.conn.recv_bytes()
+        except (EOFError, OSError):
+            return False  # died while starting: the sentinel path handles it
+        if data[:1] == _process_worker.READY:
+            w.ready = True
+            return True
+        return self._receive_message(w, data)
+
     def _receive(self, w: _Worker) -> bool:
         """Read one message from ``w``; True when the worker is idle again."""
         try:
             data = w.conn.recv_bytes()
         except (EOFError, OSError):
             return False  # died: the sentinel path handles the task
+        return self._receive_message(w, data)
+
+    def _receive_message(self, w: _Worker, data: bytes) -> bool:
         tag, body = data[:1], data[1:]
         if tag == _process_worker.INIT_FAILED:
             carrier: ExceptionCarrier = pickle.loads(body)

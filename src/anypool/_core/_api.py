@@ -12,7 +12,7 @@ from ._pool import Errors, Pool
 
 T = TypeVar("T")
 
-DEFAULT_BACKEND = "thread"
+DEFAULT_BACKEND = "auto"
 
 
 def map(
@@ -37,7 +37,8 @@ def map(
     Args:
         fn: the function to run on each input.
         *iterables: the inputs; read lazily, a bounded number at a time.
-        backend: ``"serial"``, ``"thread"``, ``"process"`` or ``"asyncio"``.
+        backend: ``"auto"`` (measure and choose), ``"serial"``, ``"thread"``, ``"process"``
+            or ``"asyncio"``.
         workers: how many at once (default: depends on the backend).
         chunksize: inputs per task (default: chosen from measured task time).
         progress: show a progress bar counting finished tasks.
@@ -197,7 +198,7 @@ def imap_unordered(
 async def amap(
     fn: Callable[..., Any],
     *iterables: Iterable[Any],
-    backend: str = "asyncio",
+    backend: str = DEFAULT_BACKEND,
     workers: int | None = None,
     chunksize: int | None = None,
     progress: bool | dict[str, Any] = False,
@@ -210,8 +211,8 @@ async def amap(
 ) -> list[Any]:
     """Await :func:`map` from async code, without blocking the event loop.
 
-    With the asyncio backend (the default here) coroutine functions run on the caller's own
-    event loop.
+    Coroutine functions run on the caller's own event loop (``auto`` sends them to the
+    asyncio backend).
 
     .. versionadded:: 0.1
     """

@@ -47,28 +47,37 @@ class MapOptions:
 
 
 class Chunker:
-    """Chooses chunk sizes: fixed, or grown from measured per-item time."""
+    """Chooses chunk sizes: fixed, or grown from measured per-item time.
 
-    def __init__(self, fixed: int | None, backend: Backend, workers: int, total: int | None):
+    It reads the backend's settings on every call, so a backend that changes its mind (the
+    ``auto`` backend, once it has measured the work) is followed at once.
+    """
+
+    def __init__(self, fixed: int | None, backend: Backend, total: int | None):
         self.fixed = fixed
-        self.batch = getattr(backend, "fixed_batch", None)
-        self.target = backend.target_chunk_seconds
-        if total is not None:
-            self.cap = max(1, math.ceil(total / (4 * workers)))
-        else:
-            self.cap = UNSIZED_CHUNK_CAP
+        self.backend = backend
+        self.total = total
         self.per_item: float | None = None
+
+    @property
+    def cap(self) -> int:
+        if self.total is None:
+            return UNSIZED_CHUNK_CAP
+        workers = max(1, self.backend.effective_workers())
+        return max(1, math.ceil(self.total / (4 * workers)))
 
     def next_size(self) -> int:
         if self.fixed is not None:
             return self.fixed
-        if self.batch is not None:
-            return int(min(self.batch, self.cap))
+        batch: int | None = getattr(self.backend, "fixed_batch", None)
+        if batch is not None:
+            return int(min(batch, self.cap))
         if self.per_item is None:
             return 1
         if self.per_item <= 0:
             return self.cap
-        return int(max(1, min(self.cap, self.target / self.per_item)))
+        target: float = self.backend.target_chunk_seconds
+        return int(max(1, min(self.cap, target / self.per_item)))
 
     def observe(self, res: ChunkResult, n: int) -> None:
         if self.fixed is not None or n == 0:
@@ -111,17 +120,10 @@ class MapRun:
         self.it = iter(args)
         self.opts = opts
         self.ordered = ordered
-        workers = max(1, backend.effective_workers())
         chunk = opts.chunksize
         if chunk is None and (opts.task_timeout is not None):
             chunk = 1  # a timeout is per task: one task per chunk
-        self.chunker = Chunker(chunk, backend, workers, total)
-        batch = getattr(backend, "fixed_batch", None)
-        if batch:
-            self.max_chunks = max(2, math.ceil(2 * workers / batch))
-        else:
-            self.max_chunks = max(2, 2 * workers)
-        self.max_items = max(MAX_ITEMS_IN_FLIGHT, self.chunker.next_size())
+        self.chunker = Chunker(chunk, backend, total)
         self.inflight: deque[_Entry] = deque()
         self.inflight_items = 0
         self.next_index = 0
@@ -131,15 +133,25 @@ class MapRun:
         if opts.progress:
             self.bar = _make_bar(opts.progress, total)
 
+    @property
+    def max_chunks(self) -> int:
+        """Chunks in flight: two per worker keeps every worker busy while results are read."""
+        limit: int | None = getattr(self.backend, "max_chunks_in_flight", None)
+        if limit is not None:
+            return limit
+        workers = max(1, self.backend.effective_workers())
+        batch: int | None = getattr(self.backend, "fixed_batch", None)
+        if batch:
+            return max(2, math.ceil(2 * workers / batch))
+        return max(2, 2 * workers)
+
     # -- submitting ---------------------------------------------------------------------
     def fill(self) -> None:
         """Read input and submit chunks until the window is full or the input ends."""
-        while (
-            not self.exhausted
-            and len(self.inflight) < self.max_chunks
-            and self.inflight_items < self.max_items
-        ):
+        while not self.exhausted and len(self.inflight) < self.max_chunks:
             size = self.chunker.next_size()
+            if self.inflight and self.inflight_items + size > MAX_ITEMS_IN_FLIGHT:
+                return
             items = list(itertools.islice(self.it, size))
             if not items:
                 self.exhausted = True

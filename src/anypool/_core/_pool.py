@@ -132,8 +132,9 @@ class Pool(cf.Executor):
     """A pool of workers of one backend, and a real ``concurrent.futures.Executor``.
 
     Args:
-        backend: where tasks run: ``"serial"`` (in the caller, for debugging), ``"thread"``,
-            ``"process"`` or ``"asyncio"``.
+        backend: where tasks run: ``"auto"`` (default: measure the work and choose),
+            ``"serial"`` (in the caller, for debugging), ``"thread"``, ``"process"`` or
+            ``"asyncio"``.
         workers: how many workers (asyncio: tasks in flight). Default: threads
             ``min(32, CPUs + 4)``, processes the CPUs this process may use, asyncio 100.
         max_workers: another name for ``workers`` (the ``concurrent.futures`` word).
@@ -160,7 +161,7 @@ class Pool(cf.Executor):
 
     def __init__(
         self,
-        backend: str = "thread",
+        backend: str = "auto",
         workers: int | None = None,
         *,
         max_workers: int | None = None,
@@ -205,6 +206,9 @@ class Pool(cf.Executor):
             options=options,
         )
         self._backend: Backend = cls(spec)
+        configure = getattr(self._backend, "configure", None)
+        if configure is not None:
+            configure(workers_given=n is not None)
         self._states: set[_MapState] = set()
         self._shutdown_lock = threading.Lock()
         self._closed = False
@@ -220,6 +224,16 @@ class Pool(cf.Executor):
     def workers(self) -> int:
         """How many tasks can run at the same time."""
         return self._backend.effective_workers()
+
+    def explain(self) -> str:
+        """Say which backend runs the work and why (``backend="auto"`` explains its choice)."""
+        explain = getattr(self._backend, "explain", None)
+        if explain is not None:
+            return str(explain())
+        return (
+            f"backend={self.backend!r} with {self.workers} worker(s), as you chose "
+            "(pass backend='auto' to let anypool measure the work and choose)"
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -317,6 +331,9 @@ class Pool(cf.Executor):
         if timeout is not None:
             opts = MapOptions(**{**opts.__dict__, "timeout": _check_timeout("timeout", timeout)})
         args, total = _args(iterables)
+        set_total = getattr(self._backend, "set_total", None)
+        if set_total is not None:
+            set_total(total)
         return MapRun(self._backend, fn, args, opts, ordered=ordered, total=total)
 
     def _imap(

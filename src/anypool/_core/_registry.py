@@ -14,6 +14,7 @@ _BUILTIN: dict[str, str] = {
     "thread": "anypool._backends._threads",
     "process": "anypool._backends._processes",
     "asyncio": "anypool._backends._asyncio",
+    "auto": "anypool._backends._auto",
 }
 _EXTRAS: dict[str, str] = {}
 #: the pip extra that provides a backend's dependencies
@@ -21,8 +22,9 @@ _EXTRA_NAMES: dict[str, str] = {"dask": "dask"}
 _registered: dict[str, Callable[[], type[Backend]]] = {}
 _lock = threading.Lock()
 
-#: what ``backend=`` accepts besides a backend name
-SPECIAL = ("auto",)
+#: names that ``register_backend`` may not take
+SPECIAL: tuple[str, ...] = ()
+_RESERVED = ("auto",)
 
 
 def register_backend(name: str, factory: Callable[[], type[Backend]]) -> None:
@@ -36,7 +38,7 @@ def register_backend(name: str, factory: Callable[[], type[Backend]]) -> None:
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"backend name must be a short identifier, got {name!r}")
-    if name in SPECIAL:
+    if name in _RESERVED or name in _BUILTIN:
         raise ValueError(f"{name!r} is reserved")
     with _lock:
         _registered[name] = factory

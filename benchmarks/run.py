@@ -53,7 +53,7 @@ def anypool_backends() -> dict[str, str | None]:
         import anypool
     except Exception as exc:
         return dict.fromkeys(("serial", "thread", "process"), f"import anypool failed: {exc}")
-    for b in ("serial", "thread", "process", "asyncio"):
+    for b in ("serial", "thread", "process", "asyncio", "auto"):
         try:
             anypool.get_backend(b)
             out[b] = None
@@ -193,7 +193,7 @@ def r_anypool(
 
 
 def r_anypool_oneshot(
-    backend: str, fn: Callable[[Any], Any], data: list[Any], workers: int, **options: Any
+    backend: str, fn: Callable[[Any], Any], data: list[Any], workers: int | None, **options: Any
 ) -> Any:
     """``anypool.map(...)``: a fresh pool per call (start-up included)."""
 
@@ -419,6 +419,12 @@ def bench_a(cfg: argparse.Namespace) -> Table:
             "",
         ),
         (
+            "anypool.map(backend='auto') one-shot (info: whatever auto picks)",
+            r_anypool_oneshot("auto", w.sq, data, None),
+            n,
+            "",
+        ),
+        (
             f"anypool.map(backend='process', workers={W}) one-shot (cold pool)",
             r_anypool_oneshot("process", w.sq, data, W),
             n,
@@ -499,6 +505,10 @@ def bench_b(cfg: argparse.Namespace) -> Table:
         (f"mpire.WorkerPool({W}).map", r_mpire(w.burn, data, W, "fork")),
         (f"anypool Pool('thread', {W}).imap", r_anypool("thread", w.burn, data, W)),
         (f"anypool Pool('process', {W}).imap (auto chunks)", r_anypool("process", w.burn, data, W)),
+        (
+            "anypool.map(backend='auto') one-shot (info: whatever auto picks)",
+            r_anypool_oneshot("auto", w.burn, data, None),
+        ),
     ]
     ms = h.measure_all(
         [h.Case(name, r, n, check_equal(exp)) for name, r in specs],
@@ -572,6 +582,10 @@ def bench_c(cfg: argparse.Namespace) -> Table:
             f"anypool.map(backend='thread', workers={k}) one-shot",
             r_anypool_oneshot("thread", w.sleep_task, data, k),
         ),
+        (
+            f"anypool.map(backend='auto', workers={k}) one-shot (info)",
+            r_anypool_oneshot("auto", w.sleep_task, data, k),
+        ),
     ]
     ms = h.measure_all(
         [h.Case(name, r, n, check_equal(data)) for name, r in specs],
@@ -599,7 +613,7 @@ def bench_c(cfg: argparse.Namespace) -> Table:
             continue
         ratio = ideal / m.median
         target = ""
-        if m.name.startswith("anypool"):
+        if m.name.startswith("anypool") and "'thread'" in m.name:
             target = f"{fmt(ratio)}: {verdict(ratio >= 0.95)}"
         t.add(
             m.name,

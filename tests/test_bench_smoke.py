@@ -1,0 +1,77 @@
+"""The benchmark workloads compute what they should (fast; no timing assertions).
+
+Speed is measured by ``benchmarks/run.py`` (``make bench``), never in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import workloads as w  # noqa: E402
+
+
+def test_sq_and_asq() -> None:
+    assert [w.sq(x) for x in range(5)] == [0, 1, 4, 9, 16]
+    assert w.sq(-3) == 9
+    assert asyncio.run(w.asq(7)) == 49
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 10, 1000])
+def test_burn_matches_closed_form(n: int) -> None:
+    assert w.burn(n) == sum(i * i for i in range(n)) == w.burn_expected(n)
+
+
+def test_calibrate_burn_returns_a_usable_loop_count() -> None:
+    n, per_call = w.calibrate_burn(target_s=0.0002, rounds=3)
+    assert n >= 1
+    assert per_call > 0
+    assert w.burn(n) == w.burn_expected(n)
+
+
+def test_sleep_tasks_return_their_input() -> None:
+    assert w.sleep_task(5) == 5
+    assert asyncio.run(w.async_sleep_task(6)) == 6
+
+
+def test_counting_range_counts_pulls_and_has_no_len() -> None:
+    src = w.CountingRange(5)
+    assert not hasattr(src, "__len__")
+    assert next(src) == 0
+    assert next(src) == 1
+    assert src.pulled == 2
+    assert list(src) == [2, 3, 4]
+    assert src.pulled == 5
+    assert list(src) == []
+    assert list(w.lazy_ints(4)) == [0, 1, 2, 3]
+
+
+def test_worker_queue_map_is_ordered_and_complete() -> None:
+    items = list(range(50))
+    out = asyncio.run(w.worker_queue_map(w.asq, iter(items), workers=7))
+    assert out == [x * x for x in items]
+    assert asyncio.run(w.worker_queue_map(w.asq, [], workers=3)) == []
+
+
+def test_worker_queue_iter_delivers_every_result_once() -> None:
+    got: list[int] = []
+    asyncio.run(w.worker_queue_iter(w.asq, w.CountingRange(40), 5, got.append))
+    assert sorted(got) == [x * x for x in range(40)]
+
+
+def test_gather_semaphore_map_is_ordered() -> None:
+    out = asyncio.run(w.gather_semaphore_map(w.asq, range(30), limit=4))
+    assert out == [x * x for x in range(30)]
+
+
+def test_workload_functions_pickle_by_reference() -> None:
+    # process pools send the functions by name: they must be importable module-level ones
+    for fn in (w.sq, w.burn, w.sleep_task, w.asq, w.async_sleep_task):
+        assert pickle.loads(pickle.dumps(fn)) is fn

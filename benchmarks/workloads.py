@@ -41,11 +41,12 @@ def burn_expected(n: int) -> int:
     return (n - 1) * n * (2 * n - 1) // 6 if n > 0 else 0
 
 
-def calibrate_burn(target_s: float = 0.001, rounds: int = 7) -> tuple[int, float]:
+def calibrate_burn(target_s: float = 0.001, rounds: int = 9) -> tuple[int, float]:
     """Loop count for which one :func:`burn` call takes about ``target_s`` here.
 
-    Returns ``(n, measured seconds per call)``. Each step uses the *fastest* of ``rounds``
-    calls: on a shared machine the slow ones measure the neighbours, not the loop.
+    Returns ``(n, measured seconds per call)``. Each step times ``rounds`` calls and keeps
+    the *fastest*: on a shared machine the slow ones measure the neighbours, not the loop.
+    It refines until two steps in a row land within 10 % of the target (at most 8 steps).
     """
     n = 1000
     while True:  # grow until one call is long enough to time well
@@ -56,19 +57,23 @@ def calibrate_burn(target_s: float = 0.001, rounds: int = 7) -> tuple[int, float
             break
         n *= 2
     n = max(1, int(n * target_s / dt))
-    for _ in range(2):  # refine twice against the median of a few calls
+    best = dt
+    close = 0
+    for _ in range(8):
         times = []
         for _ in range(rounds):
             t0 = time.perf_counter()
             burn(n)
             times.append(time.perf_counter() - t0)
-        n = max(1, int(n * target_s / min(times)))
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        burn(n)
-        times.append(time.perf_counter() - t0)
-    return n, min(times)
+        best = min(times)
+        if abs(best - target_s) <= 0.1 * target_s:
+            close += 1
+            if close == 2:
+                break
+        else:
+            close = 0
+            n = max(1, int(n * target_s / best))
+    return n, best
 
 
 # -- (c) and (d): sleeps ---------------------------------------------------------------------

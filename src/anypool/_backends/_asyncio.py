@@ -43,6 +43,7 @@ from .._core._exceptions import BrokenPoolError, ClosedPoolError, InitializerErr
 from .._core._tasks import (
     NO_RETRY,
     ChunkResult,
+    FlatItems,
     Retry,
     WorkerContext,
     arun_one,
@@ -322,6 +323,8 @@ class AsyncioBackend(Backend):
         timeout: float | None = None,
     ) -> cf.Future[ChunkResult]:
         """Run ``await fn(*item)`` for every item, concurrently; one cross-thread call."""
+        if isinstance(items, FlatItems):  # single arguments: the loop's workers take tuples
+            items = [(x,) for x in items]
         fut: cf.Future[ChunkResult] = cf.Future()
         if not items:
             fut.set_running_or_notify_cancel()

@@ -47,7 +47,7 @@ def _check_callable(fn: object) -> None:
         )
 
 
-def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[tuple[Any, ...]], int | None]:
+def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[Any], int | None]:
     if not iterables:
         raise TypeError("map() needs at least one iterable of inputs")
     for it in iterables:
@@ -56,6 +56,8 @@ def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[tuple[Any, ...
     total: int | None = None
     if all(hasattr(it, "__len__") for it in iterables):
         total = min(len(it) for it in iterables)  # type: ignore[arg-type]
+    if len(iterables) == 1:
+        return iter(iterables[0]), total  # items are the arguments themselves (FlatItems)
     return zip(*iterables, strict=False), total
 
 
@@ -334,7 +336,9 @@ class Pool(cf.Executor):
         set_total = getattr(self._backend, "set_total", None)
         if set_total is not None:
             set_total(total)
-        return MapRun(self._backend, fn, args, opts, ordered=ordered, total=total)
+        return MapRun(
+            self._backend, fn, args, opts, ordered=ordered, total=total, flat=len(iterables) == 1
+        )
 
     def _imap(
         self,

@@ -6,7 +6,6 @@ backend only decides *where* these functions run.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import itertools
@@ -141,6 +140,8 @@ def call_sync(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any
     """
     result = fn(*args, **kwargs)
     if inspect.iscoroutine(result):
+        import asyncio  # only when a coroutine turns up: keeps worker start-up light
+
         return asyncio.run(result)
     return result
 
@@ -245,6 +246,8 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> Chu
             for i, v in enumerate(values):
                 if inspect.iscoroutine(v):
                     try:
+                        import asyncio
+
                         values[i] = asyncio.run(v)
                     except (Exception, SystemExit) as exc:
                         if errors is None:
@@ -280,4 +283,6 @@ async def arun_one(fn: Callable[..., Any], item: tuple[Any, ...], retry: Retry) 
                         f"anypool: gave up after {failures} attempts (retries={retry.attempts})"
                     )
                 raise
+            import asyncio
+
             await asyncio.sleep(retry.delay(failures))

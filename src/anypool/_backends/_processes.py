@@ -275,7 +275,12 @@ class ProcessBackend(Backend):
             self._cancel_on_close = True
             while self._queue:
                 self._queue.popleft().fut.cancel()
-            workers = list(self._workers.values())
+        while True:
+            try:  # the dispatcher thread may be replacing a worker right now
+                workers = list(self._workers.values())
+                break
+            except RuntimeError:
+                continue
         for w in workers:
             w.proc.kill()
         self.shutdown(wait=True)

@@ -96,6 +96,13 @@ class Backend(ABC):
     def effective_workers(self) -> int:
         """How many tasks can run at the same time."""
 
+    def terminate(self) -> None:
+        """Stop now: cancel queued work and end running work where the backend can.
+
+        The default cancels what is queued and does not wait for running tasks.
+        """
+        self.shutdown(wait=False, cancel_pending=True)
+
     @classmethod
     def default_workers(cls) -> int:
         """The number of workers used when the caller does not say."""

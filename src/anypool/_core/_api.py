@@ -79,6 +79,11 @@ class _OwnedIterator(Iterator[T]):
             raise StopIteration
         try:
             return next(self._it)
+        except (KeyboardInterrupt, SystemExit):
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.terminate()
+            raise
         except BaseException as exc:
             self._release(cancel=not isinstance(exc, StopIteration))
             raise

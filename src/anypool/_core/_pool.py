@@ -457,8 +457,25 @@ class Pool(cf.Executor):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # on an error (Ctrl-C included) do not wait for queued work that nobody will read
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt | SystemExit):
+            # Ctrl-C (or sys.exit): one interrupt is enough — stop now, leave nothing behind
+            self.terminate()
+            return
+        # on an error do not wait for queued work that nobody will read
         self.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+    def terminate(self) -> None:
+        """Stop at once: cancel pending work and end running workers where possible.
+
+        Process workers are killed and joined; asyncio tasks are cancelled; threads cannot be
+        stopped, so running thread tasks are abandoned (they are daemon threads and never
+        delay interpreter exit). Used on Ctrl-C; nothing of the pool is left afterwards.
+        """
+        with self._shutdown_lock:
+            self._closed = True
+        for st in list(self._states):
+            st.close()
+        self._backend.terminate()
 
     async def __aenter__(self) -> Pool:
         return self

@@ -89,6 +89,18 @@ async def async_sleep_task(x: int) -> int:
     return x
 
 
+# -- (u) mixed: half CPU, half waiting ---------------------------------------------------------
+#: the blocking sleep of the mixed task
+MIXED_SLEEP_S = 0.001
+
+
+def burn_then_sleep(n: int) -> int:
+    """:func:`burn` for ``n`` loop turns (~1 ms when calibrated), then ``time.sleep(1 ms)``."""
+    acc = burn(n)
+    time.sleep(MIXED_SLEEP_S)
+    return acc
+
+
 # -- (e) lazy input --------------------------------------------------------------------------
 class CountingRange(Iterator[int]):
     """``iter(range(n))`` that counts how many items were pulled (for in-flight figures).

@@ -41,6 +41,11 @@ def test_sleep_tasks_return_their_input() -> None:
     assert asyncio.run(w.async_sleep_task(6)) == 6
 
 
+def test_burn_then_sleep_returns_the_burn() -> None:
+    assert w.burn_then_sleep(100) == w.burn_expected(100)
+    assert pickle.loads(pickle.dumps(w.burn_then_sleep)) is w.burn_then_sleep
+
+
 def test_counting_range_counts_pulls_and_has_no_len() -> None:
     src = w.CountingRange(5)
     assert not hasattr(src, "__len__")

@@ -181,3 +181,30 @@ def test_errors_during_measurement_are_reported_in_place() -> None:
 
     out = anypool.map(fail_on_one, range(5), errors="collect")
     assert [r.ok for r in out] == [True, False, True, True, True]
+
+
+def test_tiny_work_does_not_import_cloudpickle() -> None:
+    # picklability only matters when processes would win; importing cloudpickle (~25 ms cold)
+    # would cost more than the whole map of tiny tasks
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, anypool\n"
+        "assert anypool.map(abs, range(-500, 500)) == [abs(x) for x in range(-500, 500)]\n"
+        "with anypool.Pool() as p:\n"
+        "    list(p.imap(abs, range(100)))\n"
+        "    assert 'serial' in p.explain(), p.explain()\n"
+        "print('cloudpickle' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_unpicklable_function_is_checked_when_processes_would_win() -> None:
+    from anypool._backends import _auto
+
+    assert _auto._picklable(abs)
+    lock = threading.Lock()
+    assert not _auto._picklable(lambda: lock)

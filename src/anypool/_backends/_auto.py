@@ -158,6 +158,17 @@ def decide(
     )
 
 
+def _picklable(fn: Callable[..., Any]) -> bool:
+    """Whether the process backend could send ``fn`` to its workers."""
+    try:
+        import cloudpickle
+
+        cloudpickle.dumps(fn)
+    except Exception:
+        return False
+    return True
+
+
 class AutoBackend(Backend):
     """Measures the first inputs in the caller, then hands the rest to the backend that fits."""
 
@@ -329,23 +340,12 @@ class AutoBackend(Backend):
         cpu = sorted(c for _, c, _ in self._samples)[k // 2]
         size = max(s for _, _, s in self._samples)
         total = self._total if self._total is not None else UNKNOWN_TOTAL
-        try:
-            import cloudpickle
-
-            cloudpickle.dumps(fn)
-            picklable = True
-        except Exception:
-            picklable = False
-        d = decide(
-            wall,
-            cpu,
-            size,
-            max(1, total - k),
-            available_cpus(),
-            picklable,
-            self._user_workers,
-            gil_enabled(),
-        )
+        args = (wall, cpu, size, max(1, total - k), available_cpus())
+        d = decide(*args, True, self._user_workers, gil_enabled())
+        # pickling is checked only when processes would win: importing cloudpickle costs
+        # more than a whole map of tiny tasks (the process backend imports it anyway)
+        if d.backend == "process" and not _picklable(fn):
+            d = decide(*args, False, self._user_workers, gil_enabled())
         self._choose(
             replace(d, items_measured=k, wall_per_item=wall, cpu_per_item=cpu, result_bytes=size)
         )

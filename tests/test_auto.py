@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import anypool
-from anypool._backends._auto import decide
+from anypool._backends._auto import ASYNC_WORKERS, decide, decide_async
 
 
 class TestDecide:
@@ -120,6 +120,19 @@ class TestDecide:
         assert d.workers == 7
 
 
+class TestDecideAsync:
+    def test_coroutines_get_many_in_flight(self) -> None:
+        d = decide_async(None)
+        assert d.backend == "asyncio"
+        assert d.workers == ASYNC_WORKERS == 1000
+        assert "up to 1000" in d.reason
+        assert "workers=" in d.reason
+
+    def test_user_workers_are_kept(self) -> None:
+        d = decide_async(7)
+        assert (d.backend, d.workers) == ("asyncio", 7)
+
+
 def test_auto_is_the_default() -> None:
     with anypool.Pool() as pool:
         assert pool.backend == "auto"
@@ -165,6 +178,10 @@ def test_coroutine_functions_go_to_asyncio() -> None:
     with anypool.Pool() as pool:
         assert list(pool.map(double, range(10))) == [2 * x for x in range(10)]
         assert "asyncio" in pool.explain()
+        assert pool.workers == ASYNC_WORKERS
+    with anypool.Pool(workers=5) as pool:
+        assert list(pool.map(double, range(10))) == [2 * x for x in range(10)]
+        assert pool.workers == 5
 
 
 def test_submit_on_auto_uses_threads_for_plain_functions() -> None:

@@ -40,6 +40,11 @@ PROCESS_PER_ITEM = 3e-6  # seconds of hand-off per item, chunked
 THREAD_PER_ITEM = 2e-6  # seconds of hand-off per item, chunked
 TRANSFER_BYTES_PER_SECOND = 500e6  # pickling + pipe, results coming back
 MAX_IO_THREADS = 64
+#: coroutines in flight when auto sends a coroutine function to asyncio. A waiting coroutine
+#: costs a task object (~2 KB) and the loop spends ~10-20 us of CPU per task, so at 10 ms
+#: waits ~1000 in flight keep one loop busy; the asyncio backend's own default (100) is a
+#: polite limit for services, and 10x slower on such waits (benchmarks, section u)
+ASYNC_WORKERS = 1000
 
 
 def gil_enabled() -> bool:
@@ -169,6 +174,24 @@ def _picklable(fn: Callable[..., Any]) -> bool:
     return True
 
 
+def decide_async(workers: int | None) -> Decision:
+    """Coroutine functions go to asyncio: ``workers`` in flight if given, else
+    :data:`ASYNC_WORKERS` (coroutines are not measured: one at a time, their waits would
+    cost more than the measurement could save)."""
+    if workers is not None:
+        return Decision(
+            "asyncio",
+            workers,
+            "a coroutine function (async def) → asyncio runs many of them on one event loop",
+        )
+    return Decision(
+        "asyncio",
+        ASYNC_WORKERS,
+        f"a coroutine function (async def) → asyncio runs up to {ASYNC_WORKERS} of them at "
+        "once on one event loop (pass workers= to limit how many are in flight)",
+    )
+
+
 class AutoBackend(Backend):
     """Measures the first inputs in the caller, then hands the rest to the backend that fits."""
 
@@ -254,15 +277,7 @@ class AutoBackend(Backend):
         if self._inner is not None:
             return self._inner
         if is_async_callable(fn):
-            workers = self._user_workers or get_backend("asyncio").default_workers()
-            return self._choose(
-                Decision(
-                    "asyncio",
-                    workers,
-                    "a coroutine function (async "
-                    "def) → asyncio runs many of them on one event loop",
-                )
-            )
+            return self._choose(decide_async(self._user_workers))
         workers = self._user_workers or get_backend("thread").default_workers()
         return self._choose(
             Decision(

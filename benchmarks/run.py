@@ -799,6 +799,13 @@ def bench_u(cfg: argparse.Namespace) -> Table:
     loops, per_call = w.calibrate_burn(0.001)
     print(f"  calibrated: burn({loops}) takes {per_call * 1e3:.3f} ms", file=sys.stderr)
     n_mixed = 500 if cfg.quick else 1000
+    # one-time costs of the interpreter (importing each backend's modules, starting the process
+    # backend's fork server) would land on whichever runner goes first in round one
+    import anypool
+
+    for b in ("serial", "thread", "process", "asyncio"):
+        if AVAILABLE.get(b) is None:
+            anypool.map(w.asq if b == "asyncio" else w.sq, range(8), backend=b)
     plain = [("serial", None), ("thread", None), ("thread", 64), ("process", None)]
     # (title, fn, inputs, expected, explicit (backend, workers) runners)
     workloads: list[tuple[str, Any, list[Any], list[Any], list[tuple[str, int | None]]]] = [
@@ -895,7 +902,9 @@ def bench_u(cfg: argparse.Namespace) -> Table:
         "Every row is one `anypool.map` call that starts and stops its own pool, so auto and the "
         "explicit backends pay the same start-up; auto's time includes measuring its first "
         "inputs one at a time. Explicit rows use default workers (the backend's own) and the "
-        f"worker counts named; this machine has {cpus} usable CPUs."
+        f"worker counts named; this machine has {cpus} usable CPUs. Before timing, each backend "
+        "ran one trivial map (module imports, the process backend's fork server), as every "
+        "other section warms its pools."
     )
     return group
 

@@ -9,7 +9,13 @@ import threading
 import pytest
 
 import anypool
-from anypool._backends._auto import ASYNC_WORKERS, decide, decide_async
+from anypool._backends._auto import (
+    ASYNC_WORKERS,
+    SAMPLE_CHUNK_SECONDS,
+    SAMPLE_ITEMS,
+    decide,
+    decide_async,
+)
 
 
 class TestDecide:
@@ -225,3 +231,16 @@ def test_unpicklable_function_is_checked_when_processes_would_win() -> None:
     assert _auto._picklable(abs)
     lock = threading.Lock()
     assert not _auto._picklable(lambda: lock)
+
+
+def test_measuring_chunks_are_small_and_counted_in_inputs() -> None:
+    # while measuring, the map's chunker aims at SAMPLE_CHUNK_SECONDS of work per chunk (not
+    # the 5 ms of a working chunk, which put a quarter of a tiny map on the measuring thread)
+    with anypool.Pool() as pool:
+        backend = pool._backend
+        assert backend.target_chunk_seconds == SAMPLE_CHUNK_SECONDS
+        out = list(pool.imap(abs, range(-500, 500), chunksize=10))
+        assert out == [abs(x) for x in range(-500, 500)]
+        # tiny tasks never reach SAMPLE_SECONDS: SAMPLE_ITEMS chunks of 10 inputs each
+        assert f"measured {SAMPLE_ITEMS * 10} input(s)" in pool.explain()
+        assert backend.target_chunk_seconds != SAMPLE_CHUNK_SECONDS  # the chosen backend's

@@ -251,6 +251,11 @@ class AsyncioBackend(Backend):
         started.wait()
         _live.add(self)
 
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the tasks run on (own or the caller's); None before :meth:`start`."""
+        return self._loop
+
     def _run_loop(self, loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
         """The owned loop's thread: run until shutdown stops the loop, then close it."""
         asyncio.set_event_loop(loop)

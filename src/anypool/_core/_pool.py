@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
+from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun, watch_loop, watching
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
@@ -148,6 +149,13 @@ class Pool(cf.Executor):
         task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
         retries: how many more times a failing task is tried.
         retry_on: which exception types are retried (default: ``Exception``).
+        debug: warn about concurrency mistakes while the pool runs: its event loop (asyncio
+            backend) is watched for callbacks that block it longer than 100 ms
+            (:class:`~anypool.BlockedEventLoopWarning`), and work on its threads is checked
+            for being CPU-bound on a GIL build (:class:`~anypool.CPUBoundInThreadsWarning`).
+            Both are also logged on the ``anypool`` logger. ``with anypool.watch():`` turns
+            the same checks on for every pool. A warning that a filter turned into an error is
+            raised by ``shutdown()``.
         **options: backend options (processes: ``start_method``).
 
     Use it with ``with`` (or ``async with``) so its workers are always stopped and joined.
@@ -174,8 +182,11 @@ class Pool(cf.Executor):
         task_timeout: float | None = None,
         retries: int = 0,
         retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+        debug: bool = False,
         **options: Any,
     ) -> None:
+        if not isinstance(debug, bool):
+            raise TypeError(f"debug must be True or False, got {debug!r}")
         if workers is not None and max_workers is not None and workers != max_workers:
             raise ValueError(
                 f"workers={workers!r} and max_workers={max_workers!r} disagree; they are two "
@@ -212,7 +223,57 @@ class Pool(cf.Executor):
         self._states: set[_MapState] = set()
         self._shutdown_lock = threading.Lock()
         self._closed = False
+        self._debug = debug
+        self._cpu_check: ThreadCPUCheck | None = None
+        self._loop_watchers: list[LoopWatcher] = []
+        if debug and hasattr(self._backend, "on_choose"):
+            self._backend.on_choose = self._watch_backend  # auto: watch what it chooses
         self._backend.start()
+        if debug:
+            self._watch_backend(self._backend)
+
+    # -- debug checks -------------------------------------------------------------------
+    @property
+    def debug(self) -> bool:
+        """Whether this pool warns about concurrency mistakes (``debug=True``)."""
+        return self._debug
+
+    def _watch_backend(self, backend: Backend) -> None:
+        """Watch the backend's event loop, if it has one (``debug=True``)."""
+        loop = getattr(backend, "event_loop", None)
+        if loop is None:
+            return
+        with self._shutdown_lock:
+            if not self._closed:
+                self._loop_watchers.append(watch_loop(loop))
+
+    def _cpu_run(self, fn: Callable[..., Any]) -> ThreadCPURun | None:
+        """The CPU-bound-in-threads check for one map, when ``debug`` or ``watch()`` is on."""
+        if not (self._debug or watching()):
+            return None
+        if self._backend.name not in ("thread", "auto"):
+            return None
+        check = self._cpu_check
+        if check is None:
+            check = self._cpu_check = ThreadCPUCheck()
+        return check.start(fn, self._on_threads)
+
+    def _on_threads(self) -> bool:
+        """True when this pool's work runs on 2 or more threads (auto: once it chose them)."""
+        backend: Backend | None = self._backend
+        if backend is not None and backend.name == "auto":
+            backend = getattr(backend, "chosen", None)
+        return backend is not None and backend.name == "thread" and backend.effective_workers() >= 2
+
+    def _stop_watching(self, raise_errors: bool) -> None:
+        with self._shutdown_lock:
+            watchers, self._loop_watchers = self._loop_watchers, []
+        errors: list[Warning] = []
+        for watcher in watchers:
+            watcher.close(raise_errors=False)
+            errors.extend(watcher.take_errors())
+        if raise_errors and errors:
+            raise errors[0]
 
     # -- introspection ----------------------------------------------------------------
     @property
@@ -334,7 +395,15 @@ class Pool(cf.Executor):
         set_total = getattr(self._backend, "set_total", None)
         if set_total is not None:
             set_total(total)
-        return MapRun(self._backend, fn, args, opts, ordered=ordered, total=total)
+        return MapRun(
+            self._backend,
+            fn,
+            args,
+            opts,
+            ordered=ordered,
+            total=total,
+            cpu_probe=self._cpu_run(fn),
+        )
 
     def _imap(
         self,
@@ -428,8 +497,15 @@ class Pool(cf.Executor):
             wait: block until running tasks finish and workers exit.
             cancel_futures: cancel tasks that have not started.
 
+        Raises:
+            AnypoolWarning: with ``debug=True`` and ``wait``, the first warning that a warnings
+                filter turned into an error while the pool ran (``-W error``).
+
         Calling it again does nothing more.
         """
+        self._shutdown(wait, cancel_futures, raise_warnings=wait)
+
+    def _shutdown(self, wait: bool, cancel_futures: bool, raise_warnings: bool) -> None:
         with self._shutdown_lock:
             first = not self._closed
             self._closed = True
@@ -442,7 +518,10 @@ class Pool(cf.Executor):
                 st.close()
         if wait:
             self._backend.check_blocking_call()
-        self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
+        try:
+            self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
+        finally:
+            self._stop_watching(raise_warnings)
 
     def __enter__(self) -> Pool:
         return self
@@ -454,7 +533,8 @@ class Pool(cf.Executor):
         tb: TracebackType | None,
     ) -> None:
         # on an error (Ctrl-C included) do not wait for queued work that nobody will read
-        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        failed = exc_type is not None
+        self._shutdown(True, cancel_futures=failed, raise_warnings=not failed)
 
     async def __aenter__(self) -> Pool:
         return self
@@ -465,19 +545,26 @@ class Pool(cf.Executor):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.ashutdown(cancel_futures=exc_type is not None)
+        failed = exc_type is not None
+        await self._ashutdown(cancel_futures=failed, raise_warnings=not failed)
 
     async def ashutdown(self, *, cancel_futures: bool = False) -> None:
         """``shutdown(wait=True)`` for async code: waits without blocking the event loop."""
+        await self._ashutdown(cancel_futures=cancel_futures, raise_warnings=True)
+
+    async def _ashutdown(self, *, cancel_futures: bool, raise_warnings: bool) -> None:
         ashut = getattr(self._backend, "ashutdown", None)
         if ashut is not None:
             with self._shutdown_lock:
                 self._closed = True
             for st in list(self._states):
                 st.close()
-            await ashut(cancel_pending=cancel_futures)
+            try:
+                await ashut(cancel_pending=cancel_futures)
+            finally:
+                self._stop_watching(raise_warnings)
             return
-        await asyncio.to_thread(self.shutdown, True, cancel_futures=cancel_futures)
+        await asyncio.to_thread(self._shutdown, True, cancel_futures, raise_warnings)
 
 
 async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:

@@ -61,6 +61,9 @@ CPU_RATIO = 0.9
 POOL_CPU_RATIO = 0.75
 POOL_CPU_RATIO_MAX = 1.25
 POOL_CPU_SHARE = 0.5
+# the clocks of ThreadCPURun (module attributes so that tests can drive them)
+_wall_clock = time.perf_counter
+_process_clock = time.process_time
 
 
 def _library_prefixes() -> tuple[str, ...]:
@@ -564,8 +567,8 @@ class ThreadCPURun:
         if self._done or not self._applies():
             return False
         if self._start is None:
-            self._start = time.perf_counter()
-            self._start_cpu = time.process_time()
+            self._start = _wall_clock()
+            self._start_cpu = _process_clock()
         return True
 
     def add(self, cpu_seconds: float, tasks: int) -> None:
@@ -584,10 +587,10 @@ class ThreadCPURun:
         self._tasks += tasks
         if self._tasks < MIN_TASKS:
             return
-        elapsed = time.perf_counter() - self._start
+        elapsed = _wall_clock() - self._start
         if elapsed < MIN_WALL_SECONDS:
             return
-        process_cpu = time.process_time() - self._start_cpu
+        process_cpu = _process_clock() - self._start_cpu
         ratio = process_cpu / elapsed
         if not POOL_CPU_RATIO <= ratio <= POOL_CPU_RATIO_MAX:
             return

@@ -143,6 +143,13 @@ def test_debug_watches_the_callers_loop() -> None:
         assert asyncio.run(main()) == [1]
 
 
+@pytest.mark.parametrize("uvloop", [True, False])
+def test_watch_covers_the_asyncio_pools_own_loop(uvloop: bool) -> None:
+    # the default loop is watched by watch() itself; uvloop's (when installed) by the pool
+    with pytest.warns(BlockedEventLoopWarning, match="blocks_the_loop"), anypool.watch():
+        assert anypool.map(blocks_the_loop, [1], backend="asyncio", uvloop=uvloop) == [1]
+
+
 def test_no_loop_warning_without_debug(no_anypool_warnings: None) -> None:
     with anypool.Pool("asyncio") as pool:
         assert list(pool.map(blocks_the_loop, [1])) == [1]

@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun, watch_loop, watching
+from ..checks._runtime import (
+    LoopWatcher,
+    ThreadCPUCheck,
+    ThreadCPURun,
+    watch_loop,
+    watch_threshold,
+    watching,
+)
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
@@ -226,11 +233,10 @@ class Pool(cf.Executor):
         self._debug = debug
         self._cpu_check: ThreadCPUCheck | None = None
         self._loop_watchers: list[LoopWatcher] = []
-        if debug and hasattr(self._backend, "on_choose"):
+        if hasattr(self._backend, "on_choose"):
             self._backend.on_choose = self._watch_backend  # auto: watch what it chooses
         self._backend.start()
-        if debug:
-            self._watch_backend(self._backend)
+        self._watch_backend(self._backend)
 
     # -- debug checks -------------------------------------------------------------------
     @property
@@ -239,13 +245,22 @@ class Pool(cf.Executor):
         return self._debug
 
     def _watch_backend(self, backend: Backend) -> None:
-        """Watch the backend's event loop, if it has one (``debug=True``)."""
+        """Watch the backend's event loop, if it has one, with ``debug=True`` or ``watch()``.
+
+        ``watch()`` itself watches every ``asyncio.BaseEventLoop`` that starts; other loops
+        (uvloop, the backend's default when installed) are watched here while it is active.
+        """
         loop = getattr(backend, "event_loop", None)
         if loop is None:
             return
+        threshold = 0.1 if self._debug else None
+        if threshold is None and not isinstance(loop, asyncio.BaseEventLoop):
+            threshold = watch_threshold()
+        if threshold is None:
+            return
         with self._shutdown_lock:
             if not self._closed:
-                self._loop_watchers.append(watch_loop(loop))
+                self._loop_watchers.append(watch_loop(loop, threshold))
 
     def _cpu_run(self, fn: Callable[..., Any]) -> ThreadCPURun | None:
         """The CPU-bound-in-threads check for one map, when ``debug`` or ``watch()`` is on."""

@@ -40,6 +40,7 @@ __all__ = (
     "report_thread_task",
     "watch",
     "watch_loop",
+    "watch_threshold",
     "watching",
 )
 
@@ -332,6 +333,12 @@ def _uninstall() -> None:
 def watching() -> bool:
     """True while a :func:`watch` block is active (in any thread)."""
     return bool(_sessions)
+
+
+def watch_threshold() -> float | None:
+    """The smallest threshold of the active :func:`watch` blocks (None when none is)."""
+    with _sessions_lock:
+        return min((session.threshold for session in _sessions), default=None)
 
 
 @contextmanager

@@ -351,7 +351,12 @@ def watch(threshold: float = 0.1) -> Iterator[None]:
     :class:`~anypool.BlockedEventLoopWarning` names the function and ``file:line`` that blocked
     it, and the same text is logged on the ``anypool`` logger. Loops already running in other
     threads, or loops not derived from :class:`asyncio.BaseEventLoop` (uvloop), are watched
-    with :func:`watch_loop`.
+    with :func:`watch_loop`; the own loop of an asyncio :class:`~anypool.Pool` created in the
+    block is watched whatever its kind.
+
+    anypool's thread pools are checked too: a map whose work measures CPU-bound on a GIL build
+    gets one :class:`~anypool.CPUBoundInThreadsWarning` per function and pool (see
+    :class:`ThreadCPURun`). ``Pool(..., debug=True)`` turns the same checks on for one pool.
 
     Args:
         threshold: Seconds a single callback may hold an event loop before a warning.

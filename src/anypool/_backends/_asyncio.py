@@ -171,6 +171,7 @@ class AsyncioBackend(Backend):
     """
 
     name = "asyncio"
+    option_names = ("uvloop",)
     runs_coroutines = True
     #: the map engine submits up to this many inputs as one chunk; they run concurrently
     fixed_batch: ClassVar[int] = 16

@@ -10,16 +10,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
+from ._options import Errors, MapKwargs
 from ._registry import get_backend
 from ._tasks import ChunkResult, Retry
 
 T = TypeVar("T")
-Errors = Literal["raise", "collect"]
 _UNSET: Any = object()
 
 
@@ -192,6 +192,15 @@ class Pool(cf.Executor):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
         cls = get_backend(backend)
         self._backend_cls = cls
+        unknown = sorted(set(options) - set(cls.option_names))
+        if unknown:
+            accepted = ", ".join(cls.option_names) or "none"
+            raise TypeError(
+                f"unknown option(s) {', '.join(u + '=' for u in unknown)} for "
+                f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
+                "chunksize, errors, progress, retries, retry_on, task_timeout; the pool "
+                "options: initializer, initargs, max_tasks_per_worker"
+            )
         self._defaults = _options(
             chunksize=chunksize,
             progress=progress,
@@ -273,48 +282,28 @@ class Pool(cf.Executor):
         self,
         fn: Callable[..., T],
         *iterables: Iterable[Any],
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> Iterator[Any]:
         """Lazy ordered results; input is read as results are consumed (bounded)."""
         return self._imap(
             fn,
             iterables,
             ordered=True,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
 
     def imap_unordered(
         self,
         fn: Callable[..., T],
         *iterables: Iterable[Any],
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> Iterator[Any]:
         """Results as tasks complete (not in input order); bounded like ``imap``."""
         return self._imap(
             fn,
             iterables,
             ordered=False,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
 
     def _run(
@@ -374,24 +363,14 @@ class Pool(cf.Executor):
         fn: Callable[..., Any],
         *iterables: Iterable[Any],
         ordered: bool = True,
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> list[Any]:
         """Await all results as a list (in input order unless ``ordered=False``)."""
         run = self._run(
             fn,
             iterables,
             ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
         out: list[Any] = []
         async for chunk in run_async(run):
@@ -403,24 +382,14 @@ class Pool(cf.Executor):
         fn: Callable[..., Any],
         *iterables: Iterable[Any],
         ordered: bool = True,
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> AsyncIterator[Any]:
         """``async for`` over results, without blocking the event loop."""
         run = self._run(
             fn,
             iterables,
             ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
         return _aitems(run_async(run))
 
@@ -537,6 +506,10 @@ class _Defaults:
             "retry_on": self.retry.retry_on,
         }
         for k, v in over.items():
+            if k not in d:
+                raise TypeError(
+                    f"unknown option {k}=; the map options are: " + ", ".join(sorted(d))
+                )
             if v is not _UNSET:
                 d[k] = v
         o = _options(**d)

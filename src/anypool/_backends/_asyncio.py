@@ -43,6 +43,7 @@ from .._core._exceptions import BrokenPoolError, ClosedPoolError, InitializerErr
 from .._core._tasks import (
     NO_RETRY,
     ChunkResult,
+    FlatItems,
     Retry,
     WorkerContext,
     arun_one,
@@ -170,6 +171,7 @@ class AsyncioBackend(Backend):
     """
 
     name = "asyncio"
+    option_names = ("uvloop",)
     runs_coroutines = True
     #: the map engine submits up to this many inputs as one chunk; they run concurrently
     fixed_batch: ClassVar[int] = 16
@@ -327,6 +329,8 @@ class AsyncioBackend(Backend):
         timeout: float | None = None,
     ) -> cf.Future[ChunkResult]:
         """Run ``await fn(*item)`` for every item, concurrently; one cross-thread call."""
+        if isinstance(items, FlatItems):  # single arguments: the loop's workers take tuples
+            items = [(x,) for x in items]
         fut: cf.Future[ChunkResult] = cf.Future()
         if not items:
             fut.set_running_or_notify_cancel()

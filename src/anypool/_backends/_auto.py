@@ -368,6 +368,15 @@ class AutoBackend(Backend):
         if inner is not None:
             inner.shutdown(wait=wait, cancel_pending=cancel_pending)
 
+    def terminate(self) -> None:
+        """Stop now, delegated to the chosen backend."""
+        with self._lock:
+            self._closed = True
+            inner = self._inner
+        self._sampler.terminate()
+        if inner is not None:
+            inner.terminate()
+
     async def ashutdown(self, cancel_pending: bool = False) -> None:
         """Async shutdown, delegated to the chosen backend when it has one."""
         inner = self._inner

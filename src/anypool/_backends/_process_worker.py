@@ -10,8 +10,6 @@ import sys
 import threading
 from typing import Any
 
-import cloudpickle
-
 from .._core._exceptions import ExceptionCarrier
 from .._core._tasks import WorkerContext, call_sync, run_chunk, set_current_worker
 
@@ -46,6 +44,8 @@ def _dump_result(ok: bool, value: Any, fn: Any) -> bytes:
     except Exception:
         pass
     try:
+        import cloudpickle  # only for results plain pickle cannot handle
+
         return tag + bytes(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception as exc:
         what = "result" if ok else "exception"
@@ -69,7 +69,7 @@ def main(
     set_current_worker(ctx)
     if init_blob is not None:
         try:
-            initializer, initargs = cloudpickle.loads(init_blob)
+            initializer, initargs = pickle.loads(init_blob)
             initializer(*initargs)
         except BaseException as exc:
             conn.send_bytes(INIT_FAILED + pickle.dumps(ExceptionCarrier(exc)))
@@ -92,7 +92,7 @@ def main(
             kind, blob, args, extra = pickle.loads(data)
             del data
             if blob != last_blob:
-                last_fn = cloudpickle.loads(blob)
+                last_fn = pickle.loads(blob)
                 last_blob = blob
             fn = last_fn
             if kind == CHUNK:

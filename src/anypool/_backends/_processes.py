@@ -44,7 +44,7 @@ from .._core._exceptions import (
     TaskTimeoutError,
     WorkerCrashed,
 )
-from .._core._tasks import ChunkResult, Retry, available_cpus, run_chunk
+from .._core._tasks import ChunkResult, Retry, available_cpus, item_args, run_chunk
 from . import _process_worker
 
 _short = reprlib.Repr()
@@ -113,7 +113,10 @@ class _Task:
         if self.fn is run_chunk:
             user_fn, items, _ = self.args
             name = getattr(user_fn, "__qualname__", repr(user_fn))
-            shown = [it[0] if len(it) == 1 else it for it in items[:3]]
+            shown = [
+                args[0] if len(args) == 1 else args
+                for args in (item_args(items, i) for i in range(min(3, len(items))))
+            ]
             more = f" and {len(items) - 3} more" if len(items) > 3 else ""
             return f"{name} on input(s) {_short.repr(shown)[1:-1]}{more}"
         name = getattr(self.fn, "__qualname__", repr(self.fn))
@@ -138,6 +141,7 @@ class ProcessBackend(Backend):
     """Worker processes fed one task at a time by a dispatcher thread."""
 
     name = "process"
+    option_names = ("start_method", "mp_context")
     requires_pickle = True
     shares_memory = False
     supports_cancel_running = True
@@ -272,7 +276,12 @@ class ProcessBackend(Backend):
             self._cancel_on_close = True
             while self._queue:
                 self._queue.popleft().fut.cancel()
-            workers = list(self._workers.values())
+        while True:
+            try:  # the dispatcher thread may be replacing a worker right now
+                workers = list(self._workers.values())
+                break
+            except RuntimeError:
+                continue
         for w in workers:
             w.proc.kill()
         self.shutdown(wait=True)
@@ -320,8 +329,13 @@ class ProcessBackend(Backend):
         except Exception:
             pass
         # find the culprit, to name it
-        for a in args[1] if fn is run_chunk else args:
-            for x in a if fn is run_chunk else (a,):
+        if fn is run_chunk:
+            chunk = args[1]
+            for i in range(len(chunk)):
+                for x in item_args(chunk, i):
+                    self._dumps(x, "the argument")
+        else:
+            for x in args:
                 self._dumps(x, "the argument")
         for k, v in kwargs.items():
             self._dumps(v, f"the keyword argument {k}=")

@@ -52,6 +52,8 @@ class Backend(ABC):
     runs_coroutines: ClassVar[bool] = False
     #: a running task can be stopped (its worker is ended)
     supports_cancel_running: ClassVar[bool] = False
+    #: the backend options it accepts (``Pool(backend, **options)``)
+    option_names: ClassVar[tuple[str, ...]] = ()
     #: seconds of work one chunk should hold when chunk sizes are chosen automatically
     target_chunk_seconds: ClassVar[float] = 0.005
 
@@ -95,6 +97,13 @@ class Backend(ABC):
     @abstractmethod
     def effective_workers(self) -> int:
         """How many tasks can run at the same time."""
+
+    def terminate(self) -> None:
+        """Stop now: cancel queued work and end running work where the backend can.
+
+        The default cancels what is queued and does not wait for running tasks.
+        """
+        self.shutdown(wait=False, cancel_pending=True)
 
     @classmethod
     def default_workers(cls) -> int:

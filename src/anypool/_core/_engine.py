@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from ._abc import Backend
 from ._result import Result
-from ._tasks import ChunkResult, Retry
+from ._tasks import ChunkResult, FlatItems, Retry, item_args
 
 #: at most this many input items are read ahead of the consumer (across all chunks)
 MAX_ITEMS_IN_FLIGHT = 65_536
@@ -58,6 +58,8 @@ class Chunker:
         self.backend = backend
         self.total = total
         self.per_item: float | None = None
+        self._wall = 0.0
+        self._items = 0
 
     @property
     def cap(self) -> int:
@@ -84,14 +86,17 @@ class Chunker:
     def observe(self, res: ChunkResult, n: int) -> None:
         if self.fixed is not None or n == 0:
             return
-        x = res.wall / n
-        self.per_item = x if self.per_item is None else 0.5 * self.per_item + 0.5 * x
+        # all measured time over all measured items: a slow first call (imports, caches)
+        # is diluted at once instead of halving away chunk by chunk
+        self._wall += res.wall
+        self._items += n
+        self.per_item = self._wall / self._items
 
 
-def _describe(item: tuple[Any, ...]) -> str:
-    if len(item) == 1:
-        return _short.repr(item[0])
-    return _short.repr(item)
+def _describe(args: tuple[Any, ...]) -> str:
+    if len(args) == 1:
+        return _short.repr(args[0])
+    return _short.repr(args)
 
 
 class _Entry:
@@ -124,17 +129,19 @@ class MapRun:
         self,
         backend: Backend,
         fn: Callable[..., Any],
-        args: Iterable[tuple[Any, ...]],
+        args: Iterable[Any],
         opts: MapOptions,
         *,
         ordered: bool,
         total: int | None,
+        flat: bool = False,
         on_done: Callable[[_Entry], None] | None = None,
         cpu_probe: CPUProbe | None = None,
     ) -> None:
         self.backend = backend
         self.fn = fn
         self.it = iter(args)
+        self.flat = flat  # one input iterable: items are the arguments themselves
         self.opts = opts
         self.ordered = ordered
         chunk = opts.chunksize
@@ -174,7 +181,11 @@ class MapRun:
             size = self.chunker.next_size()
             if self.inflight and self.inflight_items + size > MAX_ITEMS_IN_FLIGHT:
                 return
-            items = list(itertools.islice(self.it, size))
+            items: list[Any] = (
+                FlatItems(itertools.islice(self.it, size))
+                if self.flat
+                else list(itertools.islice(self.it, size))
+            )
             if not items:
                 self.exhausted = True
                 return
@@ -237,8 +248,8 @@ class MapRun:
         return values
 
     def _annotate(self, exc: BaseException, entry: _Entry, pos: int) -> None:
-        item = entry.items[pos] if pos < len(entry.items) else ()
-        note = f"anypool: raised by the task for input #{entry.base + pos}: {_describe(item)}"
+        args = item_args(entry.items, pos) if pos < len(entry.items) else ()
+        note = f"anypool: raised by the task for input #{entry.base + pos}: {_describe(args)}"
         if note not in getattr(exc, "__notes__", ()):
             exc.add_note(note)
 

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from ..checks._runtime import (
     LoopWatcher,
@@ -23,11 +23,11 @@ from ..checks._runtime import (
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
+from ._options import Errors, MapKwargs
 from ._registry import get_backend
 from ._tasks import ChunkResult, Retry
 
 T = TypeVar("T")
-Errors = Literal["raise", "collect"]
 _UNSET: Any = object()
 
 
@@ -55,7 +55,7 @@ def _check_callable(fn: object) -> None:
         )
 
 
-def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[tuple[Any, ...]], int | None]:
+def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[Any], int | None]:
     if not iterables:
         raise TypeError("map() needs at least one iterable of inputs")
     for it in iterables:
@@ -64,6 +64,8 @@ def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[tuple[Any, ...
     total: int | None = None
     if all(hasattr(it, "__len__") for it in iterables):
         total = min(len(it) for it in iterables)  # type: ignore[arg-type]
+    if len(iterables) == 1:
+        return iter(iterables[0]), total  # items are the arguments themselves (FlatItems)
     return zip(*iterables, strict=False), total
 
 
@@ -208,6 +210,15 @@ class Pool(cf.Executor):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
         cls = get_backend(backend)
         self._backend_cls = cls
+        unknown = sorted(set(options) - set(cls.option_names))
+        if unknown:
+            accepted = ", ".join(cls.option_names) or "none"
+            raise TypeError(
+                f"unknown option(s) {', '.join(u + '=' for u in unknown)} for "
+                f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
+                "chunksize, errors, progress, retries, retry_on, task_timeout; the pool "
+                "options: initializer, initargs, max_tasks_per_worker, debug"
+            )
         self._defaults = _options(
             chunksize=chunksize,
             progress=progress,
@@ -347,48 +358,28 @@ class Pool(cf.Executor):
         self,
         fn: Callable[..., T],
         *iterables: Iterable[Any],
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> Iterator[Any]:
         """Lazy ordered results; input is read as results are consumed (bounded)."""
         return self._imap(
             fn,
             iterables,
             ordered=True,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
 
     def imap_unordered(
         self,
         fn: Callable[..., T],
         *iterables: Iterable[Any],
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> Iterator[Any]:
         """Results as tasks complete (not in input order); bounded like ``imap``."""
         return self._imap(
             fn,
             iterables,
             ordered=False,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
 
     def _run(
@@ -417,6 +408,7 @@ class Pool(cf.Executor):
             opts,
             ordered=ordered,
             total=total,
+            flat=len(iterables) == 1,
             cpu_probe=self._cpu_run(fn),
         )
 
@@ -454,24 +446,14 @@ class Pool(cf.Executor):
         fn: Callable[..., Any],
         *iterables: Iterable[Any],
         ordered: bool = True,
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> list[Any]:
         """Await all results as a list (in input order unless ``ordered=False``)."""
         run = self._run(
             fn,
             iterables,
             ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
         out: list[Any] = []
         async for chunk in run_async(run):
@@ -483,24 +465,14 @@ class Pool(cf.Executor):
         fn: Callable[..., Any],
         *iterables: Iterable[Any],
         ordered: bool = True,
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> AsyncIterator[Any]:
         """``async for`` over results, without blocking the event loop."""
         run = self._run(
             fn,
             iterables,
             ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
         return _aitems(run_async(run))
 
@@ -547,9 +519,29 @@ class Pool(cf.Executor):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # on an error (Ctrl-C included) do not wait for queued work that nobody will read
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt | SystemExit):
+            # Ctrl-C (or sys.exit): one interrupt is enough — stop now, leave nothing behind
+            self.terminate()
+            return
+        # on an error do not wait for queued work that nobody will read
         failed = exc_type is not None
         self._shutdown(True, cancel_futures=failed, raise_warnings=not failed)
+
+    def terminate(self) -> None:
+        """Stop at once: cancel pending work and end running workers where possible.
+
+        Process workers are killed and joined; asyncio tasks are cancelled; threads cannot be
+        stopped, so running thread tasks are abandoned (they are daemon threads and never
+        delay interpreter exit). Used on Ctrl-C; nothing of the pool is left afterwards.
+        """
+        with self._shutdown_lock:
+            self._closed = True
+        for st in list(self._states):
+            st.close()
+        try:
+            self._backend.terminate()
+        finally:
+            self._stop_watching(raise_errors=False)
 
     async def __aenter__(self) -> Pool:
         return self
@@ -618,6 +610,10 @@ class _Defaults:
             "retry_on": self.retry.retry_on,
         }
         for k, v in over.items():
+            if k not in d:
+                raise TypeError(
+                    f"unknown option {k}=; the map options are: " + ", ".join(sorted(d))
+                )
             if v is not _UNSET:
                 d[k] = v
         o = _options(**d)

@@ -5,27 +5,39 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import functools
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-from ..checks._runtime import (
-    LoopWatcher,
-    ThreadCPUCheck,
-    ThreadCPURun,
-    watch_loop,
-    watch_threshold,
-    watching,
-)
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
 from ._options import Errors, MapKwargs
 from ._registry import get_backend
 from ._tasks import ChunkResult, Retry
+
+if TYPE_CHECKING:
+    from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun
+
+_RUNTIME = "anypool.checks._runtime"
+
+
+def _runtime_checks(load: bool) -> ModuleType | None:
+    """The runtime-checks module; imported only for ``debug=True`` (start-up stays light).
+
+    Without ``load`` it is returned only when already imported: ``watch()`` lives there, so
+    when nothing imported it, no ``watch()`` block can be active.
+    """
+    if load:
+        import importlib
+
+        return importlib.import_module(_RUNTIME)
+    return sys.modules.get(_RUNTIME)
+
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -264,25 +276,30 @@ class Pool(cf.Executor):
         loop = getattr(backend, "event_loop", None)
         if loop is None:
             return
-        threshold = 0.1 if self._debug else None
+        runtime = _runtime_checks(load=self._debug)
+        if runtime is None:
+            return
+        threshold: float | None = 0.1 if self._debug else None
         if threshold is None and not isinstance(loop, asyncio.BaseEventLoop):
-            threshold = watch_threshold()
+            threshold = runtime.watch_threshold()
         if threshold is None:
             return
         with self._shutdown_lock:
             if not self._closed:
-                self._loop_watchers.append(watch_loop(loop, threshold))
+                self._loop_watchers.append(runtime.watch_loop(loop, threshold))
 
     def _cpu_run(self, fn: Callable[..., Any]) -> ThreadCPURun | None:
         """The CPU-bound-in-threads check for one map, when ``debug`` or ``watch()`` is on."""
-        if not (self._debug or watching()):
-            return None
         if self._backend.name not in ("thread", "auto"):
+            return None
+        runtime = _runtime_checks(load=self._debug)
+        if runtime is None or not (self._debug or runtime.watching()):
             return None
         check = self._cpu_check
         if check is None:
-            check = self._cpu_check = ThreadCPUCheck()
-        return check.start(fn, self._on_threads)
+            check = self._cpu_check = runtime.ThreadCPUCheck()
+        run: ThreadCPURun | None = check.start(fn, self._on_threads)
+        return run
 
     def _on_threads(self) -> bool:
         """True when this pool's work runs on 2 or more threads (auto: once it chose them)."""

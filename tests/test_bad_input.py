@@ -88,3 +88,14 @@ def test_unknown_process_option() -> None:
 def test_bad_start_method() -> None:
     with pytest.raises(ValueError, match="not available here"):
         anypool.Pool("process", start_method="teleport")
+
+
+@pytest.mark.parametrize("backend_name", ["thread", "serial", "auto"])
+def test_a_misspelt_option_is_named_not_ignored(backend_name: str) -> None:
+    with pytest.raises(TypeError, match="unknown option.*chunksze=.*chunksize"):
+        anypool.map(square, [1], backend=backend_name, chunksze=3)  # type: ignore[call-arg]
+
+
+def test_a_misspelt_map_option_on_a_pool_is_named() -> None:
+    with anypool.Pool("thread") as pool, pytest.raises(TypeError, match="unknown option retry="):
+        pool.imap(square, [1], retry=3)  # type: ignore[call-arg]

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from ._core._exceptions import RemoteTraceback as RemoteTraceback
     from ._core._exceptions import TaskTimeoutError as TaskTimeoutError
     from ._core._exceptions import WorkerCrashed as WorkerCrashed
+    from ._core._options import ApiKwargs as ApiKwargs
+    from ._core._options import MapKwargs as MapKwargs
     from ._core._pool import Pool as Pool
     from ._core._registry import get_all_backends as get_all_backends
     from ._core._registry import get_available_backends as get_available_backends
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = (
+    "ApiKwargs",
+    "MapKwargs",
     "AnypoolError",
     "AnypoolWarning",
     "BlockedEventLoopWarning",
@@ -92,6 +96,8 @@ _LAZY: dict[str, str] = {
     "TaskTimeoutError": "anypool._core._exceptions",
     "WorkerCrashed": "anypool._core._exceptions",
     "Pool": "anypool._core._pool",
+    "MapKwargs": "anypool._core._options",
+    "ApiKwargs": "anypool._core._options",
     "get_all_backends": "anypool._core._registry",
     "get_available_backends": "anypool._core._registry",
     "get_backend": "anypool._core._registry",

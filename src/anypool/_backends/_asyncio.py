@@ -171,6 +171,7 @@ class AsyncioBackend(Backend):
     """
 
     name = "asyncio"
+    option_names = ("uvloop",)
     runs_coroutines = True
     #: the map engine submits up to this many inputs as one chunk; they run concurrently
     fixed_batch: ClassVar[int] = 16
@@ -251,6 +252,11 @@ class AsyncioBackend(Backend):
         t.start()
         started.wait()
         _live.add(self)
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the tasks run on (own or the caller's); None before :meth:`start`."""
+        return self._loop
 
     def _run_loop(self, loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
         """The owned loop's thread: run until shutdown stops the loop, then close it."""

@@ -222,6 +222,8 @@ class AutoBackend(Backend):
         self._sampled_items = 0  # inputs measured (a chunk per sample: 1 unless chunksize=)
         self._total: int | None = None
         self._pending: cf.Future[ChunkResult] | None = None
+        #: called with the chosen backend once it has started (``Pool(debug=True)`` uses it)
+        self.on_choose: Callable[[Backend], None] | None = None
 
     # the Pool tells us whether workers= was given and how many inputs a map has
     def configure(self, workers_given: bool) -> None:
@@ -232,6 +234,11 @@ class AutoBackend(Backend):
     def set_total(self, total: int | None) -> None:
         """How many inputs the current map has (None: unknown)."""
         self._total = total
+
+    @property
+    def chosen(self) -> Backend | None:
+        """The backend that runs the work, once chosen."""
+        return self._inner
 
     @property
     def decision(self) -> Decision | None:
@@ -279,6 +286,8 @@ class AutoBackend(Backend):
             self._decision = decision
             self._inner = inner
         log.info("%s", decision.explain().replace("\n", "; "))
+        if self.on_choose is not None:
+            self.on_choose(inner)
         return inner
 
     def _decide_without_measuring(self, fn: Callable[..., Any]) -> Backend:

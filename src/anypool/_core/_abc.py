@@ -52,6 +52,8 @@ class Backend(ABC):
     runs_coroutines: ClassVar[bool] = False
     #: a running task can be stopped (its worker is ended)
     supports_cancel_running: ClassVar[bool] = False
+    #: the backend options it accepts (``Pool(backend, **options)``)
+    option_names: ClassVar[tuple[str, ...]] = ()
     #: seconds of work one chunk should hold when chunk sizes are chosen automatically
     target_chunk_seconds: ClassVar[float] = 0.005
 

@@ -1,14 +1,16 @@
 """The one-call API: ``map``, ``imap``, ``imap_unordered``, ``amap``.
 
 Each builds a :class:`~anypool.Pool`, runs, and shuts the pool down; no logic lives here.
+Options are declared once, in :class:`~anypool.MapKwargs` and :class:`~anypool.ApiKwargs`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
-from ._pool import Errors, Pool
+from ._options import ApiKwargs, split_options
+from ._pool import Pool
 
 T = TypeVar("T")
 
@@ -20,13 +22,7 @@ def map(
     *iterables: Iterable[Any],
     backend: str = DEFAULT_BACKEND,
     workers: int | None = None,
-    chunksize: int | None = None,
-    progress: bool | dict[str, Any] = False,
-    errors: Errors = "raise",
-    task_timeout: float | None = None,
-    retries: int = 0,
-    retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
-    **options: Any,
+    **options: Unpack[ApiKwargs],
 ) -> list[Any]:
     """Run ``fn`` over the inputs concurrently and return the results as a list, in order.
 
@@ -40,28 +36,16 @@ def map(
         backend: ``"auto"`` (measure and choose), ``"serial"``, ``"thread"``, ``"process"``
             or ``"asyncio"``.
         workers: how many at once (default: depends on the backend).
-        chunksize: inputs per task (default: chosen from measured task time).
-        progress: show a progress bar counting finished tasks.
-        errors: ``"raise"`` or ``"collect"``.
-        task_timeout: seconds one task may run.
-        retries: extra attempts for a failing task.
-        retry_on: exception types that are retried.
-        **options: more :class:`~anypool.Pool` options (``initializer``, ``initargs``,
+        **options: the map options of :class:`~anypool.MapKwargs` (``chunksize``,
+            ``progress``, ``errors``, ``task_timeout``, ``retries``, ``retry_on``) and the
+            pool options of :class:`~anypool.ApiKwargs` (``initializer``, ``initargs``,
             ``max_tasks_per_worker``, backend options).
 
     .. versionadded:: 0.1
     """
-    with Pool(backend, workers, **options) as pool:
-        return pool._map_list(
-            fn,
-            iterables,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
-        )
+    per_call, pool_options = split_options(dict(options))
+    with Pool(backend, workers, **pool_options) as pool:
+        return pool._map_list(fn, iterables, **per_call)
 
 
 class _OwnedIterator(Iterator[T]):
@@ -113,9 +97,9 @@ def _owned(
     backend: str,
     workers: int | None,
     options: dict[str, Any],
-    per_call: dict[str, Any],
 ) -> Iterator[Any]:
-    pool = Pool(backend, workers, **options)
+    per_call, pool_options = split_options(options)
+    pool = Pool(backend, workers, **pool_options)
     try:
         if ordered:
             it = pool.imap(fn, *iterables, **per_call)
@@ -132,13 +116,7 @@ def imap(
     *iterables: Iterable[Any],
     backend: str = DEFAULT_BACKEND,
     workers: int | None = None,
-    chunksize: int | None = None,
-    progress: bool | dict[str, Any] = False,
-    errors: Errors = "raise",
-    task_timeout: float | None = None,
-    retries: int = 0,
-    retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
-    **options: Any,
+    **options: Unpack[ApiKwargs],
 ) -> Iterator[Any]:
     """Like :func:`map` but lazy: yields results in input order as they are ready.
 
@@ -147,22 +125,7 @@ def imap(
 
     .. versionadded:: 0.1
     """
-    return _owned(
-        True,
-        fn,
-        iterables,
-        backend,
-        workers,
-        options,
-        {
-            "chunksize": chunksize,
-            "progress": progress,
-            "errors": errors,
-            "task_timeout": task_timeout,
-            "retries": retries,
-            "retry_on": retry_on,
-        },
-    )
+    return _owned(True, fn, iterables, backend, workers, dict(options))
 
 
 def imap_unordered(
@@ -170,34 +133,13 @@ def imap_unordered(
     *iterables: Iterable[Any],
     backend: str = DEFAULT_BACKEND,
     workers: int | None = None,
-    chunksize: int | None = None,
-    progress: bool | dict[str, Any] = False,
-    errors: Errors = "raise",
-    task_timeout: float | None = None,
-    retries: int = 0,
-    retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
-    **options: Any,
+    **options: Unpack[ApiKwargs],
 ) -> Iterator[Any]:
     """Like :func:`imap` but yields results as tasks complete, not in input order.
 
     .. versionadded:: 0.1
     """
-    return _owned(
-        False,
-        fn,
-        iterables,
-        backend,
-        workers,
-        options,
-        {
-            "chunksize": chunksize,
-            "progress": progress,
-            "errors": errors,
-            "task_timeout": task_timeout,
-            "retries": retries,
-            "retry_on": retry_on,
-        },
-    )
+    return _owned(False, fn, iterables, backend, workers, dict(options))
 
 
 async def amap(
@@ -205,14 +147,8 @@ async def amap(
     *iterables: Iterable[Any],
     backend: str = DEFAULT_BACKEND,
     workers: int | None = None,
-    chunksize: int | None = None,
-    progress: bool | dict[str, Any] = False,
-    errors: Errors = "raise",
-    task_timeout: float | None = None,
-    retries: int = 0,
-    retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
     ordered: bool = True,
-    **options: Any,
+    **options: Unpack[ApiKwargs],
 ) -> list[Any]:
     """Await :func:`map` from async code, without blocking the event loop.
 
@@ -221,15 +157,6 @@ async def amap(
 
     .. versionadded:: 0.1
     """
-    async with Pool(backend, workers, **options) as pool:
-        return await pool.amap(
-            fn,
-            *iterables,
-            ordered=ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
-        )
+    per_call, pool_options = split_options(dict(options))
+    async with Pool(backend, workers, **pool_options) as pool:
+        return await pool.amap(fn, *iterables, ordered=ordered, **per_call)

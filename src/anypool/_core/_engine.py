@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ._abc import Backend
 from ._result import Result
@@ -100,12 +100,26 @@ def _describe(args: tuple[Any, ...]) -> str:
 
 
 class _Entry:
-    __slots__ = ("fut", "items", "base")
+    __slots__ = ("fut", "items", "base", "counted")
 
     def __init__(self, fut: cf.Future[ChunkResult], items: list[tuple[Any, ...]], base: int):
         self.fut = fut
         self.items = items
         self.base = base
+        #: the CPU-bound-in-threads check counts this chunk
+        self.counted = False
+
+
+class CPUProbe(Protocol):
+    """What the map engine feeds the CPU-bound-in-threads check (``ThreadCPURun``)."""
+
+    def submitted(self) -> bool:
+        """Called after each submit: whether that chunk counts (it went to threads)."""
+        ...
+
+    def add(self, cpu_seconds: float, tasks: int) -> None:
+        """Record a finished chunk."""
+        ...
 
 
 class MapRun:
@@ -122,6 +136,7 @@ class MapRun:
         total: int | None,
         flat: bool = False,
         on_done: Callable[[_Entry], None] | None = None,
+        cpu_probe: CPUProbe | None = None,
     ) -> None:
         self.backend = backend
         self.fn = fn
@@ -138,6 +153,8 @@ class MapRun:
         self.next_index = 0
         self.exhausted = False
         self.on_done = on_done
+        #: the CPU-bound-in-threads check (``Pool(debug=True)`` or ``anypool.watch()``)
+        self.cpu_probe = cpu_probe
         self.bar: Any = None
         if opts.progress:
             self.bar = _make_bar(opts.progress, total)
@@ -176,6 +193,8 @@ class MapRun:
                 self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
             )
             entry = _Entry(fut, items, self.next_index)
+            if self.cpu_probe is not None:  # asked after submitting: auto may just have chosen
+                entry.counted = self.cpu_probe.submitted()
             self.next_index += len(items)
             self.inflight.append(entry)
             self.inflight_items += len(items)
@@ -210,6 +229,8 @@ class MapRun:
             self._annotate(exc, entry, 0)
             raise
         self.chunker.observe(res, len(entry.items))
+        if entry.counted and self.cpu_probe is not None:
+            self.cpu_probe.add(res.cpu, len(entry.items))
         values = res.values
         if collect:
             errors = res.errors or {}

@@ -5,21 +5,41 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import functools
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from types import TracebackType
-from typing import Any, Literal, TypeVar
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
+from ._options import Errors, MapKwargs
 from ._registry import get_backend
 from ._tasks import ChunkResult, Retry
 
+if TYPE_CHECKING:
+    from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun
+
+_RUNTIME = "anypool.checks._runtime"
+
+
+def _runtime_checks(load: bool) -> ModuleType | None:
+    """The runtime-checks module; imported only for ``debug=True`` (start-up stays light).
+
+    Without ``load`` it is returned only when already imported: ``watch()`` lives there, so
+    when nothing imported it, no ``watch()`` block can be active.
+    """
+    if load:
+        import importlib
+
+        return importlib.import_module(_RUNTIME)
+    return sys.modules.get(_RUNTIME)
+
+
 T = TypeVar("T")
-Errors = Literal["raise", "collect"]
 _UNSET: Any = object()
 
 
@@ -150,6 +170,13 @@ class Pool(cf.Executor):
         task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
         retries: how many more times a failing task is tried.
         retry_on: which exception types are retried (default: ``Exception``).
+        debug: warn about concurrency mistakes while the pool runs: its event loop (asyncio
+            backend) is watched for callbacks that block it longer than 100 ms
+            (:class:`~anypool.BlockedEventLoopWarning`), and work on its threads is checked
+            for being CPU-bound on a GIL build (:class:`~anypool.CPUBoundInThreadsWarning`).
+            Both are also logged on the ``anypool`` logger. ``with anypool.watch():`` turns
+            the same checks on for every pool. A warning that a filter turned into an error is
+            raised by ``shutdown()``.
         **options: backend options (processes: ``start_method``).
 
     Use it with ``with`` (or ``async with``) so its workers are always stopped and joined.
@@ -176,8 +203,11 @@ class Pool(cf.Executor):
         task_timeout: float | None = None,
         retries: int = 0,
         retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+        debug: bool = False,
         **options: Any,
     ) -> None:
+        if not isinstance(debug, bool):
+            raise TypeError(f"debug must be True or False, got {debug!r}")
         if workers is not None and max_workers is not None and workers != max_workers:
             raise ValueError(
                 f"workers={workers!r} and max_workers={max_workers!r} disagree; they are two "
@@ -192,6 +222,15 @@ class Pool(cf.Executor):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
         cls = get_backend(backend)
         self._backend_cls = cls
+        unknown = sorted(set(options) - set(cls.option_names))
+        if unknown:
+            accepted = ", ".join(cls.option_names) or "none"
+            raise TypeError(
+                f"unknown option(s) {', '.join(u + '=' for u in unknown)} for "
+                f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
+                "chunksize, errors, progress, retries, retry_on, task_timeout; the pool "
+                "options: initializer, initargs, max_tasks_per_worker, debug"
+            )
         self._defaults = _options(
             chunksize=chunksize,
             progress=progress,
@@ -214,7 +253,70 @@ class Pool(cf.Executor):
         self._states: set[_MapState] = set()
         self._shutdown_lock = threading.Lock()
         self._closed = False
+        self._debug = debug
+        self._cpu_check: ThreadCPUCheck | None = None
+        self._loop_watchers: list[LoopWatcher] = []
+        if hasattr(self._backend, "on_choose"):
+            self._backend.on_choose = self._watch_backend  # auto: watch what it chooses
         self._backend.start()
+        self._watch_backend(self._backend)
+
+    # -- debug checks -------------------------------------------------------------------
+    @property
+    def debug(self) -> bool:
+        """Whether this pool warns about concurrency mistakes (``debug=True``)."""
+        return self._debug
+
+    def _watch_backend(self, backend: Backend) -> None:
+        """Watch the backend's event loop, if it has one, with ``debug=True`` or ``watch()``.
+
+        ``watch()`` itself watches every ``asyncio.BaseEventLoop`` that starts; other loops
+        (uvloop, the backend's default when installed) are watched here while it is active.
+        """
+        loop = getattr(backend, "event_loop", None)
+        if loop is None:
+            return
+        runtime = _runtime_checks(load=self._debug)
+        if runtime is None:
+            return
+        threshold: float | None = 0.1 if self._debug else None
+        if threshold is None and not isinstance(loop, asyncio.BaseEventLoop):
+            threshold = runtime.watch_threshold()
+        if threshold is None:
+            return
+        with self._shutdown_lock:
+            if not self._closed:
+                self._loop_watchers.append(runtime.watch_loop(loop, threshold))
+
+    def _cpu_run(self, fn: Callable[..., Any]) -> ThreadCPURun | None:
+        """The CPU-bound-in-threads check for one map, when ``debug`` or ``watch()`` is on."""
+        if self._backend.name not in ("thread", "auto"):
+            return None
+        runtime = _runtime_checks(load=self._debug)
+        if runtime is None or not (self._debug or runtime.watching()):
+            return None
+        check = self._cpu_check
+        if check is None:
+            check = self._cpu_check = runtime.ThreadCPUCheck()
+        run: ThreadCPURun | None = check.start(fn, self._on_threads)
+        return run
+
+    def _on_threads(self) -> bool:
+        """True when this pool's work runs on 2 or more threads (auto: once it chose them)."""
+        backend: Backend | None = self._backend
+        if backend is not None and backend.name == "auto":
+            backend = getattr(backend, "chosen", None)
+        return backend is not None and backend.name == "thread" and backend.effective_workers() >= 2
+
+    def _stop_watching(self, raise_errors: bool) -> None:
+        with self._shutdown_lock:
+            watchers, self._loop_watchers = self._loop_watchers, []
+        errors: list[Warning] = []
+        for watcher in watchers:
+            watcher.close(raise_errors=False)
+            errors.extend(watcher.take_errors())
+        if raise_errors and errors:
+            raise errors[0]
 
     # -- introspection ----------------------------------------------------------------
     @property
@@ -273,48 +375,28 @@ class Pool(cf.Executor):
         self,
         fn: Callable[..., T],
         *iterables: Iterable[Any],
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> Iterator[Any]:
         """Lazy ordered results; input is read as results are consumed (bounded)."""
         return self._imap(
             fn,
             iterables,
             ordered=True,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
 
     def imap_unordered(
         self,
         fn: Callable[..., T],
         *iterables: Iterable[Any],
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> Iterator[Any]:
         """Results as tasks complete (not in input order); bounded like ``imap``."""
         return self._imap(
             fn,
             iterables,
             ordered=False,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
 
     def _run(
@@ -337,7 +419,14 @@ class Pool(cf.Executor):
         if set_total is not None:
             set_total(total)
         return MapRun(
-            self._backend, fn, args, opts, ordered=ordered, total=total, flat=len(iterables) == 1
+            self._backend,
+            fn,
+            args,
+            opts,
+            ordered=ordered,
+            total=total,
+            flat=len(iterables) == 1,
+            cpu_probe=self._cpu_run(fn),
         )
 
     def _imap(
@@ -374,24 +463,14 @@ class Pool(cf.Executor):
         fn: Callable[..., Any],
         *iterables: Iterable[Any],
         ordered: bool = True,
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> list[Any]:
         """Await all results as a list (in input order unless ``ordered=False``)."""
         run = self._run(
             fn,
             iterables,
             ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
         out: list[Any] = []
         async for chunk in run_async(run):
@@ -403,24 +482,14 @@ class Pool(cf.Executor):
         fn: Callable[..., Any],
         *iterables: Iterable[Any],
         ordered: bool = True,
-        chunksize: int | None = _UNSET,
-        progress: bool | dict[str, Any] = _UNSET,
-        errors: Errors = _UNSET,
-        task_timeout: float | None = _UNSET,
-        retries: int = _UNSET,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = _UNSET,
+        **options: Unpack[MapKwargs],
     ) -> AsyncIterator[Any]:
         """``async for`` over results, without blocking the event loop."""
         run = self._run(
             fn,
             iterables,
             ordered,
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
+            **options,
         )
         return _aitems(run_async(run))
 
@@ -432,8 +501,15 @@ class Pool(cf.Executor):
             wait: block until running tasks finish and workers exit.
             cancel_futures: cancel tasks that have not started.
 
+        Raises:
+            AnypoolWarning: with ``debug=True`` and ``wait``, the first warning that a warnings
+                filter turned into an error while the pool ran (``-W error``).
+
         Calling it again does nothing more.
         """
+        self._shutdown(wait, cancel_futures, raise_warnings=wait)
+
+    def _shutdown(self, wait: bool, cancel_futures: bool, raise_warnings: bool) -> None:
         with self._shutdown_lock:
             first = not self._closed
             self._closed = True
@@ -446,7 +522,10 @@ class Pool(cf.Executor):
                 st.close()
         if wait:
             self._backend.check_blocking_call()
-        self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
+        try:
+            self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
+        finally:
+            self._stop_watching(raise_warnings)
 
     def __enter__(self) -> Pool:
         return self
@@ -462,7 +541,8 @@ class Pool(cf.Executor):
             self.terminate()
             return
         # on an error do not wait for queued work that nobody will read
-        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        failed = exc_type is not None
+        self._shutdown(True, cancel_futures=failed, raise_warnings=not failed)
 
     def terminate(self) -> None:
         """Stop at once: cancel pending work and end running workers where possible.
@@ -475,7 +555,10 @@ class Pool(cf.Executor):
             self._closed = True
         for st in list(self._states):
             st.close()
-        self._backend.terminate()
+        try:
+            self._backend.terminate()
+        finally:
+            self._stop_watching(raise_errors=False)
 
     async def __aenter__(self) -> Pool:
         return self
@@ -486,19 +569,26 @@ class Pool(cf.Executor):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.ashutdown(cancel_futures=exc_type is not None)
+        failed = exc_type is not None
+        await self._ashutdown(cancel_futures=failed, raise_warnings=not failed)
 
     async def ashutdown(self, *, cancel_futures: bool = False) -> None:
         """``shutdown(wait=True)`` for async code: waits without blocking the event loop."""
+        await self._ashutdown(cancel_futures=cancel_futures, raise_warnings=True)
+
+    async def _ashutdown(self, *, cancel_futures: bool, raise_warnings: bool) -> None:
         ashut = getattr(self._backend, "ashutdown", None)
         if ashut is not None:
             with self._shutdown_lock:
                 self._closed = True
             for st in list(self._states):
                 st.close()
-            await ashut(cancel_pending=cancel_futures)
+            try:
+                await ashut(cancel_pending=cancel_futures)
+            finally:
+                self._stop_watching(raise_warnings)
             return
-        await asyncio.to_thread(self.shutdown, True, cancel_futures=cancel_futures)
+        await asyncio.to_thread(self._shutdown, True, cancel_futures, raise_warnings)
 
 
 async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
@@ -537,6 +627,10 @@ class _Defaults:
             "retry_on": self.retry.retry_on,
         }
         for k, v in over.items():
+            if k not in d:
+                raise TypeError(
+                    f"unknown option {k}=; the map options are: " + ", ".join(sorted(d))
+                )
             if v is not _UNSET:
                 d[k] = v
         o = _options(**d)

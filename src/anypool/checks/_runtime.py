@@ -33,7 +33,16 @@ from typing import Any
 
 from ._warnings import BlockedEventLoopWarning, CPUBoundInThreadsWarning
 
-__all__ = ("LoopWatcher", "report_thread_task", "watch", "watch_loop")
+__all__ = (
+    "LoopWatcher",
+    "ThreadCPUCheck",
+    "ThreadCPURun",
+    "report_thread_task",
+    "watch",
+    "watch_loop",
+    "watch_threshold",
+    "watching",
+)
 
 _logger = logging.getLogger("anypool")
 # A library logs to its logger and leaves output to the application (logging HOWTO); without
@@ -44,6 +53,18 @@ _logger.addHandler(logging.NullHandler())
 MIN_TASKS = 20
 MIN_WALL_SECONDS = 0.05
 CPU_RATIO = 0.9
+# Pool-level check (ThreadCPURun). With the GIL only one thread runs Python at a time, so a
+# pool of threads whose work is CPU-bound keeps the process at about one CPU, however many
+# threads it has: process CPU time / wall time ~1.0. Well above 1.0 means the work releases the
+# GIL (C code running in parallel), so threads do help. The pool's share (CPU time of its
+# finished chunks / process CPU time) makes sure it is the pool's work that keeps the CPU busy,
+# not the caller's own thread; it is lower than the real share while chunks are running.
+POOL_CPU_RATIO = 0.75
+POOL_CPU_RATIO_MAX = 1.25
+POOL_CPU_SHARE = 0.5
+# the clocks of ThreadCPURun (module attributes so that tests can drive them)
+_wall_clock = time.perf_counter
+_process_clock = time.process_time
 
 
 def _library_prefixes() -> tuple[str, ...]:
@@ -309,6 +330,17 @@ def _uninstall() -> None:
         _original_run_forever = None
 
 
+def watching() -> bool:
+    """True while a :func:`watch` block is active (in any thread)."""
+    return bool(_sessions)
+
+
+def watch_threshold() -> float | None:
+    """The smallest threshold of the active :func:`watch` blocks (None when none is)."""
+    with _sessions_lock:
+        return min((session.threshold for session in _sessions), default=None)
+
+
 @contextmanager
 def watch(threshold: float = 0.1) -> Iterator[None]:
     """Warn about concurrency mistakes while the block runs.
@@ -319,7 +351,12 @@ def watch(threshold: float = 0.1) -> Iterator[None]:
     :class:`~anypool.BlockedEventLoopWarning` names the function and ``file:line`` that blocked
     it, and the same text is logged on the ``anypool`` logger. Loops already running in other
     threads, or loops not derived from :class:`asyncio.BaseEventLoop` (uvloop), are watched
-    with :func:`watch_loop`.
+    with :func:`watch_loop`; the own loop of an asyncio :class:`~anypool.Pool` created in the
+    block is watched whatever its kind.
+
+    anypool's thread pools are checked too: a map whose work measures CPU-bound on a GIL build
+    gets one :class:`~anypool.CPUBoundInThreadsWarning` per function and pool (see
+    :class:`ThreadCPURun`). ``Pool(..., debug=True)`` turns the same checks on for one pool.
 
     Args:
         threshold: Seconds a single callback may hold an event loop before a warning.
@@ -379,11 +416,16 @@ def _unwrap(fn: Callable[..., object]) -> Callable[..., object]:
 def report_thread_task(cpu_seconds: float, wall_seconds: float, fn: Callable[..., Any]) -> None:
     """Record one task that ran on a thread, and warn if ``fn`` is CPU-bound.
 
-    The thread backend calls this once per task while watching is on. Per function, after at
-    least 20 tasks and 50 ms of wall time in total, if CPU time / wall time is at least 0.9 and
-    the interpreter has a GIL, one :class:`~anypool.CPUBoundInThreadsWarning` is issued
-    (pointing at the function's definition) and logged on the ``anypool`` logger; it is
-    issued once per function.
+    For work that runs on **one thread at a time** (your own worker thread, a single-thread
+    executor): the per-task ratio CPU time / wall time is only meaningful then, since with the
+    GIL and N busy threads each task gets about 1/N of the CPU. anypool's own thread pools do
+    not use it: ``Pool(debug=True)`` and :func:`watch` compare the summed CPU time of all the
+    pool's threads with the elapsed wall time instead (:class:`ThreadCPUCheck`).
+
+    Per function, after at least 20 tasks and 50 ms of wall time in total, if CPU time / wall
+    time is at least 0.9 and the interpreter has a GIL, one
+    :class:`~anypool.CPUBoundInThreadsWarning` is issued (pointing at the function's
+    definition) and logged on the ``anypool`` logger; it is issued once per function.
 
     Args:
         cpu_seconds: CPU time the task used on its thread (``time.thread_time()`` difference).
@@ -391,15 +433,7 @@ def report_thread_task(cpu_seconds: float, wall_seconds: float, fn: Callable[...
         fn: The function the task ran (``functools.partial`` objects are unwrapped).
     """
     target = _unwrap(fn)
-    code = getattr(target, "__code__", None)
-    key: object = (
-        code
-        if code is not None
-        else (
-            getattr(target, "__module__", None),
-            getattr(target, "__qualname__", repr(target)),
-        )
-    )
+    key = _fn_key(target)
     with _task_stats_lock:
         stats = _task_stats.setdefault(key, _TaskStats())
         stats.tasks += 1
@@ -421,7 +455,13 @@ def report_thread_task(cpu_seconds: float, wall_seconds: float, fn: Callable[...
         "the GIL, threads cannot run it in parallel. Use processes: "
         'anypool.Pool(backend="process") or concurrent.futures.ProcessPoolExecutor'
     )
+    _warn_cpu_bound(target, message, stacklevel=3)
+
+
+def _warn_cpu_bound(target: Callable[..., object], message: str, stacklevel: int) -> None:
+    """Log ``message`` and issue it as a CPUBoundInThreadsWarning at ``target``'s definition."""
     _logger.warning(message)
+    code = getattr(target, "__code__", None)
     if code is not None:
         _warn_at(
             message,
@@ -432,7 +472,155 @@ def report_thread_task(cpu_seconds: float, wall_seconds: float, fn: Callable[...
             None,
         )
     else:
-        warnings.warn(message, CPUBoundInThreadsWarning, stacklevel=2)
+        warnings.warn(message, CPUBoundInThreadsWarning, stacklevel=stacklevel)
+
+
+def _fn_key(target: Callable[..., object]) -> object:
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        return code
+    return (getattr(target, "__module__", None), getattr(target, "__qualname__", repr(target)))
+
+
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class ThreadCPUCheck:
+    """One pool's check for CPU-bound work on its threads (used by ``Pool(debug=True)``).
+
+    It remembers which functions it warned about, so each function gets at most one
+    :class:`~anypool.CPUBoundInThreadsWarning` per pool. Each ``map`` gets its own
+    :class:`ThreadCPURun` from :meth:`start`, which collects the evidence.
+    """
+
+    def __init__(self) -> None:
+        self._warned: set[object] = set()
+        self._lock = threading.Lock()
+
+    def start(self, fn: Callable[..., object], applies: Callable[[], bool]) -> ThreadCPURun | None:
+        """Begin collecting evidence for one map of ``fn``; None when it cannot apply.
+
+        Args:
+            fn: The function the map runs.
+            applies: Says whether the chunk just submitted went to threads (with 2 or more
+                workers); asked once per chunk, so ``backend="auto"`` is followed once it
+                chose.
+
+        Returns:
+            The run to feed with :meth:`ThreadCPURun.add`, or None on a free-threaded build,
+            with a single CPU (processes could not help either) or when ``fn`` was already
+            reported by this pool.
+        """
+        if not _is_gil_enabled() or _available_cpus() < 2:
+            return None
+        target = _unwrap(fn)
+        key = _fn_key(target)
+        with self._lock:
+            if key in self._warned:
+                return None
+        return ThreadCPURun(self, target, key, applies)
+
+    def _claim(self, key: object) -> bool:
+        with self._lock:
+            if key in self._warned:
+                return False
+            self._warned.add(key)
+            return True
+
+
+class ThreadCPURun:
+    """The evidence of one map on threads: CPU time against elapsed wall time.
+
+    Per-task CPU / wall ratios do not work here: with the GIL and N busy threads each task
+    gets about 1/N of the CPU, so a CPU-bound task measures ~1/N. Pool-level totals do not
+    have that problem: CPU-bound work keeps one thread running Python at any moment, so the
+    process uses about one CPU (process CPU time ~ wall time), whatever N is, and most of that
+    CPU time is spent in the pool's tasks.
+    """
+
+    __slots__ = (
+        "_check",
+        "_target",
+        "_key",
+        "_applies",
+        "_start",
+        "_start_cpu",
+        "_cpu",
+        "_tasks",
+        "_done",
+    )
+
+    def __init__(
+        self,
+        check: ThreadCPUCheck,
+        target: Callable[..., object],
+        key: object,
+        applies: Callable[[], bool],
+    ) -> None:
+        self._check = check
+        self._target = target
+        self._key = key
+        self._applies = applies
+        self._start: float | None = None
+        self._start_cpu = 0.0
+        self._cpu = 0.0
+        self._tasks = 0
+        self._done = False
+
+    def submitted(self) -> bool:
+        """Called after each chunk is submitted; True when it counts (it went to threads).
+
+        The first chunk that counts starts the clocks (wall and process CPU time).
+        """
+        if self._done or not self._applies():
+            return False
+        if self._start is None:
+            self._start = _wall_clock()
+            self._start_cpu = _process_clock()
+        return True
+
+    def add(self, cpu_seconds: float, tasks: int) -> None:
+        """Record a finished chunk that counts; warn once the work measures CPU-bound.
+
+        Args:
+            cpu_seconds: The chunk's CPU time on its thread (``time.thread_time()``).
+            tasks: How many inputs the chunk held.
+
+        Raises:
+            CPUBoundInThreadsWarning: When a warnings filter turns the warning into an error.
+        """
+        if self._done or self._start is None:
+            return
+        self._cpu += max(cpu_seconds, 0.0)
+        self._tasks += tasks
+        if self._tasks < MIN_TASKS:
+            return
+        elapsed = _wall_clock() - self._start
+        if elapsed < MIN_WALL_SECONDS:
+            return
+        process_cpu = _process_clock() - self._start_cpu
+        ratio = process_cpu / elapsed
+        if not POOL_CPU_RATIO <= ratio <= POOL_CPU_RATIO_MAX:
+            return
+        if self._cpu < POOL_CPU_SHARE * process_cpu:
+            return
+        self._done = True
+        if not self._check._claim(self._key):
+            return
+        target = self._target
+        name = getattr(target, "__qualname__", repr(target))
+        message = (
+            f"{name}() is CPU-bound on threads: over {self._tasks} tasks and {elapsed:.2f} s "
+            f"the process used {ratio:.0%} of one CPU, at least {self._cpu / process_cpu:.0%} in "
+            "these tasks; with the GIL, Python threads cannot use more than one CPU, so more "
+            'threads cannot make it faster. Use processes: backend="process" '
+            '(anypool.Pool("process") or concurrent.futures.ProcessPoolExecutor)'
+        )
+        _warn_cpu_bound(target, message, stacklevel=4)
 
 
 def _reset_thread_task_stats() -> None:

@@ -1,0 +1,65 @@
+"""The keyword options shared by the map family, declared once (typed with ``Unpack``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, TypedDict
+
+Errors = Literal["raise", "collect"]
+
+
+class MapKwargs(TypedDict, total=False):
+    """Per-call options of ``map``, ``imap``, ``imap_unordered``, ``amap`` and ``aimap``.
+
+    Any option not given takes the pool's setting (for the one-call functions: the default).
+
+    Keys:
+        chunksize: inputs per task (default: chosen from the measured time per task).
+        progress: show a tqdm progress bar counting finished tasks (a dict is passed to tqdm).
+        errors: ``"raise"`` (the first error stops the map) or ``"collect"`` (each input
+            gives a :class:`~anypool.Result`).
+        task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
+        retries: how many more times a failing task is tried.
+        retry_on: which exception types are retried (default: ``Exception``).
+
+    .. versionadded:: 0.1
+    """
+
+    chunksize: int | None
+    progress: bool | dict[str, Any]
+    errors: Errors
+    task_timeout: float | None
+    retries: int
+    retry_on: tuple[type[BaseException], ...] | type[BaseException]
+
+
+class ApiKwargs(MapKwargs, total=False):
+    """Options of the one-call functions: the map options plus the pool's.
+
+    Keys (besides :class:`MapKwargs`'s):
+        initializer: called once in each worker before its first task.
+        initargs: arguments for ``initializer``.
+        max_tasks_per_worker: replace a worker after it ran this many tasks.
+        start_method: process backend: ``"forkserver"``, ``"spawn"`` or ``"fork"``.
+        uvloop: asyncio backend: use uvloop when installed (default True).
+        debug: warn about blocked event loops and CPU-bound work on threads.
+
+    .. versionadded:: 0.1
+    """
+
+    initializer: Callable[..., object] | None
+    initargs: tuple[Any, ...]
+    max_tasks_per_worker: int | None
+    start_method: str
+    uvloop: bool
+    debug: bool
+
+
+MAP_KEYS: frozenset[str] = frozenset(MapKwargs.__optional_keys__)
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split one-call options into (per-call map options, pool options)."""
+    per_call = {k: v for k, v in options.items() if k in MAP_KEYS}
+    pool = {k: v for k, v in options.items() if k not in MAP_KEYS}
+    return per_call, pool

@@ -26,6 +26,7 @@ def test_demo_prints_a_table_and_autos_reason(capsys: pytest.CaptureFixture[str]
     assert "| io | thread |" in out
     assert "| cpu | serial |" in out
     assert "| tiny | auto |" in out
+    assert "| coro | auto |" in out
     assert "auto chose backend=" in out
 
 

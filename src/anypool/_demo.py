@@ -61,7 +61,7 @@ async def atiny_task(x: int) -> int:
     return x * x
 
 
-WORKLOADS = ("io", "cpu", "tiny")
+WORKLOADS = ("io", "coro", "cpu", "tiny")
 
 
 def _run(
@@ -89,8 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--workloads",
-        default="io,cpu,tiny",
-        help="comma-separated: io, cpu, tiny (default: all three)",
+        default="io,coro,cpu,tiny",
+        help=(
+            "comma-separated: io (blocking waits), coro (the same waits as coroutines), cpu "
+            "(pure-Python arithmetic), tiny (x*x) (default: all four)"
+        ),
     )
     parser.add_argument(
         "--backends",
@@ -137,9 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for w in workloads:
         serial_time: float | None = None
         for b in backends:
-            if w == "io":
-                fn: Callable[..., Any] = aio_task if b == "asyncio" else io_task
-                items: list[Any] = [args.io_ms / 1000] * args.tasks
+            fn: Callable[..., Any]
+            items: list[Any]
+            if w == "coro":
+                fn = aio_task  # coroutines everywhere: thread/process run each on a new loop
+                items = [args.io_ms / 1000] * args.tasks
+            elif w == "io":
+                fn = aio_task if b == "asyncio" else io_task
+                items = [args.io_ms / 1000] * args.tasks
             elif w == "cpu":
                 fn = acpu_task if b == "asyncio" else cpu_task
                 items = [n_cpu] * args.tasks

@@ -240,6 +240,8 @@ class ProcessBackend(Backend):
         fut: cf.Future[Any] = cf.Future()
         task = _Task(fut, payload, fn, args, timeout, crash_retries)
         with self._lock:
+            if self._broken is not None:  # set under the lock: no task can slip in after
+                raise BrokenPoolError(str(self._broken)) from self._broken
             if self._closing:
                 raise ClosedPoolError("cannot submit to a pool that was shut down")
             self._queue.append(task)
@@ -379,6 +381,7 @@ class ProcessBackend(Backend):
                 "please report this as a bug"
             )
             err.__cause__ = exc
+            self._broken = err
             self._fail_everything(err)
         finally:
             for w in list(self._workers.values()):
@@ -387,16 +390,19 @@ class ProcessBackend(Backend):
             self._close_pipe()
 
     def _fail_everything(self, err: BaseException) -> None:
-        with self._lock:
+        with self._lock:  # with self._broken set, no new task is queued after this
             queued = list(self._queue)
             self._queue.clear()
         for t in queued:
             if t.fut.set_running_or_notify_cancel():
                 t.fut.set_exception(err)
+        running = [w.task for w in self._workers.values()] + list(self._retry)
+        self._retry.clear()
+        for task in running:
+            if task is not None and not task.fut.done():
+                task.fut.set_exception(err)
         for w in self._workers.values():
-            if w.task is not None and not w.task.fut.done():
-                w.task.fut.set_exception(err)
-                w.task = None
+            w.task = None
 
     def _dispatch_loop(self) -> None:
         if self.start_method == "forkserver":
@@ -527,7 +533,7 @@ class ProcessBackend(Backend):
         fut = task.fut
         try:
             value = pickle.loads(body)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: it must not end the dispatcher
             if not fut.done():
                 fut.set_exception(
                     PicklingError(

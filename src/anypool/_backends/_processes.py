@@ -344,18 +344,18 @@ class ProcessBackend(Backend):
 
     # -- the dispatcher thread ----------------------------------------------------------
     def _wake(self) -> None:
-        # called with self._lock held
-        if not self._woken:
+        # called with self._lock held; after the dispatcher has ended there is nobody to wake
+        if not self._woken and self._wake_w >= 0:
             self._woken = True
             os.write(self._wake_w, b"x")
 
     def _close_pipe(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            try:
+        with self._lock:  # never close while _wake writes: the number could be reused
+            fds = (self._wake_r, self._wake_w)
+            self._wake_r = self._wake_w = -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
-        self._wake_r = self._wake_w = -1
 
     def _spawn(self) -> _Worker:
         wid = next(self._ids)

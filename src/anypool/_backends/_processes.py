@@ -270,6 +270,10 @@ class ProcessBackend(Backend):
         if wait and t is not threading.current_thread():
             t.join()
 
+    def owns_current_thread(self) -> bool:
+        """True on the dispatcher thread, where the futures' done-callbacks run."""
+        return self._thread is threading.current_thread()
+
     def terminate(self) -> None:
         """End every worker now; running and queued tasks are cancelled or fail."""
         with self._lock:

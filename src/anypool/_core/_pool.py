@@ -432,11 +432,16 @@ class Pool(cf.Executor):
             wait: block until running tasks finish and workers exit.
             cancel_futures: cancel tasks that have not started.
 
-        Calling it again does nothing more.
+        Calling it again does nothing more. Called from one of the pool's own threads (inside
+        a thread task, or in a done-callback) it cannot wait for the pool's other work, which
+        may need that very thread: it then stops the pool as ``wait=False`` does, and a
+        ``map`` still being read fails with ``ClosedPoolError`` at the inputs it had not sent.
         """
         with self._shutdown_lock:
             first = not self._closed
             self._closed = True
+        if wait and self._backend.owns_current_thread():
+            wait = False
         states = list(self._states)
         if first and wait and not cancel_futures:
             for st in states:

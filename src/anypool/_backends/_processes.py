@@ -182,6 +182,7 @@ class ProcessBackend(Backend):
         self._wake_r, self._wake_w = os.pipe()
         self._woken = False
         self._fn_cache: tuple[Callable[..., Any], bytes] | None = None
+        self._retry_cache: tuple[Retry, bytes] | None = None
         self._retry: deque[_Task] = deque()  # crashed tasks to run again (dispatcher only)
 
     # -- public protocol --------------------------------------------------------------
@@ -311,6 +312,14 @@ class ProcessBackend(Backend):
         self._fn_cache = (fn, blob)
         return blob
 
+    def _retry_blob(self, retry: Retry) -> bytes:
+        cached = self._retry_cache
+        if cached is not None and cached[0] is retry:
+            return cached[1]
+        blob = self._dumps(retry, "retry_on")
+        self._retry_cache = (retry, blob)
+        return blob
+
     def _dumps_call(
         self, fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
     ) -> bytes:
@@ -322,7 +331,10 @@ class ProcessBackend(Backend):
         body: tuple[Any, ...]
         if fn is run_chunk:
             user_fn, items, retry = args
-            body = (_process_worker.CHUNK, self._fn_blob(user_fn), items, retry)
+            # retry_on may name exception classes defined in __main__: they travel with
+            # cloudpickle like the function, so the worker matches the class the task raises
+            rblob = retry if retry.attempts == 0 else self._retry_blob(retry)
+            body = (_process_worker.CHUNK, self._fn_blob(user_fn), items, rblob)
         else:
             body = (_process_worker.CALL, self._fn_blob(fn), args, kwargs)
         try:

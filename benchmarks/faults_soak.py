@@ -101,28 +101,30 @@ def soak(n: int) -> dict[str, Any]:
     kinds: dict[str, int] = {}
     examples: list[str] = []
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as marker_dir:
-        with anypool.Pool(
+    with (
+        tempfile.TemporaryDirectory() as marker_dir,
+        anypool.Pool(
             "process", workers=2, retries=1, retry_on=Flaky, task_timeout=TIMEOUT_S
-        ) as pool:
-            seen = 0
-            for r in pool.imap(task, range(n), [marker_dir] * n, errors="collect"):
-                i = r.index
-                if i != seen:
-                    counts["wrong"] += 1
-                seen += 1
-                k = kind(i)
-                kinds[k] = kinds.get(k, 0) + 1
-                want = EXPECTED_ERROR.get(k)
-                if want is None and r.ok and r.value == i * i:
-                    counts["done"] += 1
-                elif want is not None and isinstance(r.error, want):
-                    counts["failed_as_expected"] += 1
-                else:
-                    counts["wrong"] += 1
-                    if len(examples) < 5:
-                        examples.append(f"#{i} {k}: {r.error!r}"[:300])
-            counts["lost"] = n - seen
+        ) as pool,
+    ):
+        seen = 0
+        for r in pool.imap(task, range(n), [marker_dir] * n, errors="collect"):
+            i = r.index
+            if i != seen:
+                counts["wrong"] += 1
+            seen += 1
+            k = kind(i)
+            kinds[k] = kinds.get(k, 0) + 1
+            want = EXPECTED_ERROR.get(k)
+            if want is None and r.ok and r.value == i * i:
+                counts["done"] += 1
+            elif want is not None and isinstance(r.error, want):
+                counts["failed_as_expected"] += 1
+            else:
+                counts["wrong"] += 1
+                if len(examples) < 5:
+                    examples.append(f"#{i} {k}: {r.error!r}"[:300])
+        counts["lost"] = n - seen
     elapsed = time.perf_counter() - t0
     after = resources()
     return {

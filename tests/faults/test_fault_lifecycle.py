@@ -28,12 +28,15 @@ def inputs_that_break(n: int, at: int) -> Iterator[int]:
 @pytest.mark.parametrize("how", ["map", "imap", "imap_unordered", "amap"])
 def test_an_input_iterable_that_raises_reaches_the_caller(backend: str, how: str) -> None:
     fn = adapt(backend, fk.identity)
+
+    def run(pool: anypool.Pool) -> object:
+        if how == "amap":
+            return asyncio.run(pool.amap(fn, inputs_that_break(200, 50), chunksize=4))
+        return list(getattr(pool, how)(fn, inputs_that_break(200, 50), chunksize=4))
+
     with anypool.Pool(backend, workers=2) as pool:
         with pytest.raises(LookupError, match="input #50"):
-            if how == "amap":
-                asyncio.run(pool.amap(fn, inputs_that_break(200, 50), chunksize=4))
-            else:
-                list(getattr(pool, how)(fn, inputs_that_break(200, 50), chunksize=4))
+            run(pool)
         assert list(pool.map(fn, range(5))) == [0, 1, 2, 3, 4]  # still usable
 
 
@@ -41,9 +44,9 @@ def test_results_before_a_broken_input_are_delivered(backend: str) -> None:
     fn = adapt(backend, fk.identity)
     got: list[int] = []
     with anypool.Pool(backend, workers=2) as pool:
+        it = pool.imap(fn, inputs_that_break(100, 30), chunksize=1)
         with pytest.raises(LookupError):
-            for x in pool.imap(fn, inputs_that_break(100, 30), chunksize=1):
-                got.append(x)
+            got.extend(it)
     assert got == list(range(len(got)))  # in order, none lost, none twice
     assert len(got) <= 30
 

@@ -270,6 +270,13 @@ class AutoBackend(Backend):
         if self._inner is not None:
             self._inner.check_blocking_call()
 
+    def owns_current_thread(self) -> bool:
+        """Defer to the chosen backend and the sampler."""
+        inner = self._inner
+        return self._sampler.owns_current_thread() or (
+            inner is not None and inner.owns_current_thread()
+        )
+
     def _choose(self, decision: Decision) -> Backend:
         with self._lock:
             if self._inner is not None:

@@ -96,6 +96,8 @@ def main(
                 last_blob = blob
             fn = last_fn
             if kind == CHUNK:
+                if isinstance(extra, bytes):  # a cloudpickled Retry (see _dumps_call)
+                    extra = pickle.loads(extra)
                 result = run_chunk(fn, args, extra)
             else:
                 result = call_sync(fn, args, extra)

@@ -183,6 +183,7 @@ class ProcessBackend(Backend):
         self._wake_r, self._wake_w = os.pipe()
         self._woken = False
         self._fn_cache: tuple[Callable[..., Any], bytes] | None = None
+        self._retry_cache: tuple[Retry, bytes] | None = None
         self._retry: deque[_Task] = deque()  # crashed tasks to run again (dispatcher only)
 
     # -- public protocol --------------------------------------------------------------
@@ -241,6 +242,8 @@ class ProcessBackend(Backend):
         fut: cf.Future[Any] = cf.Future()
         task = _Task(fut, payload, fn, args, timeout, crash_retries)
         with self._lock:
+            if self._broken is not None:  # set under the lock: no task can slip in after
+                raise BrokenPoolError(str(self._broken)) from self._broken
             if self._closing:
                 raise ClosedPoolError("cannot submit to a pool that was shut down")
             self._queue.append(task)
@@ -268,6 +271,10 @@ class ProcessBackend(Backend):
             return
         if wait and t is not threading.current_thread():
             t.join()
+
+    def owns_current_thread(self) -> bool:
+        """True on the dispatcher thread, where the futures' done-callbacks run."""
+        return self._thread is threading.current_thread()
 
     def terminate(self) -> None:
         """End every worker now; running and queued tasks are cancelled or fail."""
@@ -306,6 +313,14 @@ class ProcessBackend(Backend):
         self._fn_cache = (fn, blob)
         return blob
 
+    def _retry_blob(self, retry: Retry) -> bytes:
+        cached = self._retry_cache
+        if cached is not None and cached[0] is retry:
+            return cached[1]
+        blob = self._dumps(retry, "retry_on")
+        self._retry_cache = (retry, blob)
+        return blob
+
     def _dumps_call(
         self, fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
     ) -> bytes:
@@ -317,7 +332,10 @@ class ProcessBackend(Backend):
         body: tuple[Any, ...]
         if fn is run_chunk:
             user_fn, items, retry = args
-            body = (_process_worker.CHUNK, self._fn_blob(user_fn), items, retry)
+            # retry_on may name exception classes defined in __main__: they travel with
+            # cloudpickle like the function, so the worker matches the class the task raises
+            rblob = retry if retry.attempts == 0 else self._retry_blob(retry)
+            body = (_process_worker.CHUNK, self._fn_blob(user_fn), items, rblob)
         else:
             body = (_process_worker.CALL, self._fn_blob(fn), args, kwargs)
         try:
@@ -343,18 +361,18 @@ class ProcessBackend(Backend):
 
     # -- the dispatcher thread ----------------------------------------------------------
     def _wake(self) -> None:
-        # called with self._lock held
-        if not self._woken:
+        # called with self._lock held; after the dispatcher has ended there is nobody to wake
+        if not self._woken and self._wake_w >= 0:
             self._woken = True
             os.write(self._wake_w, b"x")
 
     def _close_pipe(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            try:
+        with self._lock:  # never close while _wake writes: the number could be reused
+            fds = (self._wake_r, self._wake_w)
+            self._wake_r = self._wake_w = -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
-        self._wake_r = self._wake_w = -1
 
     def _spawn(self) -> _Worker:
         wid = next(self._ids)
@@ -380,6 +398,7 @@ class ProcessBackend(Backend):
                 "please report this as a bug"
             )
             err.__cause__ = exc
+            self._broken = err
             self._fail_everything(err)
         finally:
             for w in list(self._workers.values()):
@@ -388,16 +407,19 @@ class ProcessBackend(Backend):
             self._close_pipe()
 
     def _fail_everything(self, err: BaseException) -> None:
-        with self._lock:
+        with self._lock:  # with self._broken set, no new task is queued after this
             queued = list(self._queue)
             self._queue.clear()
         for t in queued:
             if t.fut.set_running_or_notify_cancel():
                 t.fut.set_exception(err)
+        running = [w.task for w in self._workers.values()] + list(self._retry)
+        self._retry.clear()
+        for task in running:
+            if task is not None and not task.fut.done():
+                task.fut.set_exception(err)
         for w in self._workers.values():
-            if w.task is not None and not w.task.fut.done():
-                w.task.fut.set_exception(err)
-                w.task = None
+            w.task = None
 
     def _dispatch_loop(self) -> None:
         if self.start_method == "forkserver":
@@ -528,7 +550,7 @@ class ProcessBackend(Backend):
         fut = task.fut
         try:
             value = pickle.loads(body)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: it must not end the dispatcher
             if not fut.done():
                 fut.set_exception(
                     PicklingError(

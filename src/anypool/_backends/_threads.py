@@ -99,6 +99,11 @@ class ThreadBackend(Backend):
                 self._maybe_add_worker()
         return fut
 
+    def owns_current_thread(self) -> bool:
+        """True inside a task (or a done-callback) running on one of the worker threads."""
+        me = threading.current_thread()
+        return any(slot.thread is me for slot in list(self._slots))
+
     def _maybe_add_worker(self) -> None:
         # called with self._lock held
         active = len(self._slots) - self._abandoned

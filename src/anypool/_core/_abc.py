@@ -115,3 +115,10 @@ class Backend(ABC):
 
     def check_blocking_call(self) -> None:  # noqa: B027 - optional hook
         """Raise a clear error if blocking here would deadlock (default: never)."""
+
+    def owns_current_thread(self) -> bool:
+        """True when called on one of this backend's own threads (a task, a done-callback).
+
+        Waiting there for the pool's other work could wait for the caller itself.
+        """
+        return False

@@ -137,7 +137,10 @@ class ExceptionCarrier:
     def __init__(self, exc: BaseException) -> None:
         self.tb = "".join(traceback.format_exception(exc))
         self.type_name = _type_name(exc)
-        self.message = str(exc)
+        try:
+            self.message = str(exc)
+        except Exception as str_exc:  # a broken __str__ must not take the worker down
+            self.message = f"<str() of the exception failed: {type(str_exc).__name__}: {str_exc}>"
         payload: bytes | None
         try:
             payload = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)

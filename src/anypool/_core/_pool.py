@@ -505,7 +505,10 @@ class Pool(cf.Executor):
             AnypoolWarning: with ``debug=True`` and ``wait``, the first warning that a warnings
                 filter turned into an error while the pool ran (``-W error``).
 
-        Calling it again does nothing more.
+        Calling it again does nothing more. Called from one of the pool's own threads (inside
+        a thread task, or in a done-callback) it cannot wait for the pool's other work, which
+        may need that very thread: it then stops the pool as ``wait=False`` does, and a
+        ``map`` still being read fails with ``ClosedPoolError`` at the inputs it had not sent.
         """
         self._shutdown(wait, cancel_futures, raise_warnings=wait)
 
@@ -513,6 +516,8 @@ class Pool(cf.Executor):
         with self._shutdown_lock:
             first = not self._closed
             self._closed = True
+        if wait and self._backend.owns_current_thread():
+            wait = False
         states = list(self._states)
         if first and wait and not cancel_futures:
             for st in states:

@@ -137,3 +137,14 @@ def test_thread_timeout_frees_the_caller() -> None:
         for t in threading.enumerate():
             if t.name.startswith("anypool-thread"):
                 t.join(SHORT_TIMEOUT)
+
+
+def test_an_exception_class_defined_in_the_callers_code_arrives_as_itself() -> None:
+    class LocalError(Exception):
+        pass
+
+    def boom(x: int) -> int:
+        raise LocalError(f"local {x}")
+
+    with pytest.raises(LocalError, match="local 1"):
+        anypool.map(boom, [1], backend="process")

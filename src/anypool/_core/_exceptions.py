@@ -147,6 +147,16 @@ class ExceptionCarrier:
             pickle.loads(payload)  # can it be rebuilt on the other side?
         except Exception:
             payload = None
+        if payload is None:
+            # a class that travelled by value (defined in __main__ or a function): cloudpickle
+            # sends it back, and the caller gets its own class again (same object)
+            try:
+                import cloudpickle
+
+                payload = bytes(cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+                pickle.loads(payload)
+            except Exception:
+                payload = None
         self.payload = payload
 
     def __getstate__(self) -> tuple[bytes | None, str, str, str]:

@@ -1,8 +1,8 @@
 """anypool: run work concurrently the right way by default.
 
-One API — :func:`map`, :func:`imap`, :func:`imap_unordered`, :func:`amap` and :class:`Pool`
-(a real ``concurrent.futures.Executor``) — over serial, thread, process, asyncio and auto
-backends.
+One API — :func:`map`, :func:`imap`, :func:`imap_unordered`, :func:`amap`, :class:`Pool`
+(a real ``concurrent.futures.Executor``) and :class:`Pipeline` (stages, each on its own pool)
+— over serial, thread, process, asyncio and auto backends.
 
 Public names are imported on first use (PEP 562), so ``import anypool`` is cheap and worker
 processes, which import only what they run, start fast.
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._core._exceptions import WorkerCrashed as WorkerCrashed
     from ._core._options import ApiKwargs as ApiKwargs
     from ._core._options import MapKwargs as MapKwargs
+    from ._core._pipeline import Pipeline as Pipeline
     from ._core._pool import Pool as Pool
     from ._core._registry import get_all_backends as get_all_backends
     from ._core._registry import get_available_backends as get_available_backends
@@ -58,6 +59,7 @@ __all__ = (
     "ClosedPoolError",
     "InitializerError",
     "PicklingError",
+    "Pipeline",
     "Pool",
     "RemoteError",
     "RemoteTraceback",
@@ -95,6 +97,7 @@ _LAZY: dict[str, str] = {
     "RemoteTraceback": "anypool._core._exceptions",
     "TaskTimeoutError": "anypool._core._exceptions",
     "WorkerCrashed": "anypool._core._exceptions",
+    "Pipeline": "anypool._core._pipeline",
     "Pool": "anypool._core._pool",
     "MapKwargs": "anypool._core._options",
     "ApiKwargs": "anypool._core._options",

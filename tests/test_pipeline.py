@@ -1,0 +1,547 @@
+"""Pipeline: stages on their own pools, bounded queues; errors and stops travel by themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import os
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+import anypool
+from anypool import Pipeline, Result
+from conftest import SHORT_TIMEOUT, adapt
+
+# -- module-level functions: process workers import them by name --------------------------------
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add_one(x: int) -> int:
+    return x + 1
+
+
+def is_even(x: int) -> bool:
+    return x % 2 == 0
+
+
+def upto(x: int) -> list[int]:
+    return list(range(x))
+
+
+def count_up(x: int) -> Iterator[int]:
+    yield from range(x)
+
+
+def fail_on_3(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def fail_on_odd(x: int) -> int:
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+def nap_from_2(x: int) -> int:
+    if x >= 2:
+        time.sleep(60)  # a long task: only Ctrl-C's terminate ends it
+    return x
+
+
+async def afetch(x: int) -> int:
+    await asyncio.sleep(0)
+    return x
+
+
+async def agen(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+
+
+def agen_count(x: int) -> Any:
+    async def inner() -> AsyncIterator[int]:
+        for i in range(x):
+            yield i
+
+    return inner()
+
+
+async def aflat(x: int) -> AsyncIterator[int]:
+    for i in range(x):
+        yield i
+
+
+def _anypool_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("anypool")]
+
+
+# -- order and stage kinds ---------------------------------------------------------------------
+
+
+def test_stages_keep_the_input_order(backend: str) -> None:
+    pipe = (
+        Pipeline(range(60))
+        .map(adapt(backend, square), backend=backend, workers=3)
+        .map(adapt(backend, add_one), backend=backend, workers=2)
+    )
+    assert list(pipe) == [x * x + 1 for x in range(60)]
+
+
+def test_unordered_stages_deliver_every_result_once(backend: str) -> None:
+    pipe = (
+        Pipeline(range(60))
+        .map(adapt(backend, square), backend=backend, ordered=False)
+        .map(adapt(backend, add_one), backend=backend, ordered=False)
+    )
+    assert sorted(pipe.run()) == [x * x + 1 for x in range(60)]
+
+
+def test_filter_flat_map_and_batch(backend: str) -> None:
+    pipe = (
+        Pipeline(range(10))
+        .filter(adapt(backend, is_even), backend=backend)
+        .flat_map(adapt(backend, upto), backend=backend)
+        .batch(3)
+    )
+    flat = [y for x in range(10) if x % 2 == 0 for y in range(x)]
+    expected = [flat[i : i + 3] for i in range(0, len(flat), 3)]
+    assert pipe.run() == expected
+    assert len(expected[-1]) < 3  # the last batch is shorter
+
+
+def test_flat_map_accepts_generator_functions_on_processes() -> None:
+    pipe = Pipeline([1, 2, 3]).flat_map(count_up, backend="process", workers=2)
+    assert pipe.run() == [0, 0, 1, 0, 1, 2]
+
+
+def test_flat_map_accepts_async_generator_functions() -> None:
+    assert Pipeline([2, 3]).flat_map(aflat, backend="asyncio").run() == [0, 1, 0, 1, 2]
+
+
+def test_batch_edges() -> None:
+    assert Pipeline(range(7)).batch(3).run() == [[0, 1, 2], [3, 4, 5], [6]]
+    assert Pipeline(range(6)).batch(3).run() == [[0, 1, 2], [3, 4, 5]]
+    assert Pipeline([]).batch(3).run() == []
+    assert Pipeline(range(3)).batch(1).run() == [[0], [1], [2]]
+
+
+def test_an_empty_source_and_a_pipeline_with_no_stages() -> None:
+    assert Pipeline([]).map(square, backend="thread").run() == []
+    assert Pipeline(iter(range(5))).run() == [0, 1, 2, 3, 4]
+
+
+def test_mixed_backends_in_one_pipeline() -> None:
+    pipe = (
+        Pipeline(range(40))
+        .map(afetch, backend="asyncio", workers=8)
+        .map(square, backend="process", workers=2)
+        .filter(lambda v: v % 3 != 0)
+        .map(add_one, backend="thread", workers=3)
+        .map(str, backend="serial")
+    )
+    assert pipe.run() == [str(x * x + 1) for x in range(40) if (x * x) % 3 != 0]
+
+
+def test_auto_stages_choose_per_stage() -> None:
+    # the default backend is auto for every stage: coroutines go to asyncio, cheap work runs
+    pipe = Pipeline(range(30)).map(afetch).map(square).filter(is_even)
+    assert pipe.run() == [x * x for x in range(30) if (x * x) % 2 == 0]
+
+
+def test_stage_options_are_forwarded_to_the_stage_map() -> None:
+    attempts: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def flaky(x: int) -> int:
+        with lock:
+            attempts[x] = attempts.get(x, 0) + 1
+            first = attempts[x] == 1
+        if first and x % 2:
+            raise ConnectionError("try again")
+        return x
+
+    pipe = Pipeline(range(8)).map(
+        flaky, backend="thread", workers=2, retries=2, retry_on=ConnectionError, chunksize=1
+    )
+    assert pipe.run() == list(range(8))
+    assert attempts == {x: 2 if x % 2 else 1 for x in range(8)}
+
+
+def test_pool_options_work_per_stage() -> None:
+    def init() -> None:
+        anypool.current_worker().state["tag"] = "ready"
+
+    def tagged(x: int) -> str:
+        return f"{anypool.current_worker().state['tag']}-{x}"
+
+    pipe = Pipeline(range(3)).map(tagged, backend="thread", workers=2, initializer=init)
+    assert pipe.run() == ["ready-0", "ready-1", "ready-2"]
+
+
+# -- backpressure ------------------------------------------------------------------------------
+
+
+class CountingSource:
+    """An endless source that counts how many items were pulled from it."""
+
+    def __init__(self) -> None:
+        self.pulled = 0
+        self.cond = threading.Condition()
+
+    def __iter__(self) -> Iterator[int]:
+        for i in itertools.count():
+            with self.cond:
+                self.pulled += 1
+                self.cond.notify_all()
+            yield i
+
+    def wait_for(self, n: int) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.pulled >= n, SHORT_TIMEOUT), self.pulled
+
+
+def test_a_slow_consumer_holds_an_endless_source_back(backend: str) -> None:
+    buffer = 4
+    src = CountingSource()
+    pipe = (
+        Pipeline(src, buffer=buffer)
+        .map(adapt(backend, square), backend=backend, workers=2, chunksize=1)
+        .map(adapt(backend, add_one), backend=backend, workers=2, chunksize=1)
+    )
+    # what the pipeline may hold: the source's item in hand, three queues, the consumer's
+    # read-ahead, and per stage a window of 2 chunks per worker plus the result in hand
+    bound = 1 + 3 * buffer + buffer + 2 * (2 * 2 + 2)
+    # the pipeline always runs at least this far ahead of a consumer that waits
+    ahead = 3 * buffer - 2
+    consumed = 0
+    it = iter(pipe)
+    for x in it:
+        assert x == consumed * consumed + 1
+        consumed += 1
+        src.wait_for(consumed + ahead)  # the consumer is slow: the stages fill up
+        assert src.pulled <= consumed + bound
+        if consumed == 200:
+            break
+    del it
+    assert src.pulled <= consumed + bound
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_an_error_in_any_stage_stops_every_stage(backend: str, position: int) -> None:
+    fns = [adapt(backend, add_one)] * 3
+    fns[position] = adapt(backend, fail_on_3)
+    pipe = Pipeline(itertools.count())  # endless: only the error can stop it
+    for fn in fns:
+        pipe = pipe.map(fn, backend=backend, workers=2)
+    with pytest.raises(ValueError, match="bad item 3") as info:
+        for _ in pipe:
+            pass
+    notes = "\n".join(getattr(info.value, "__notes__", ()))
+    assert f"stage {position + 1} .map(fail_on_3" in notes
+    assert not [t for t in _anypool_threads() if t.is_alive()]
+
+
+def test_the_error_keeps_its_traceback() -> None:
+    pipe = Pipeline(range(10)).map(fail_on_3, backend="thread").map(add_one, backend="thread")
+    with pytest.raises(ValueError, match="bad item 3") as info:
+        pipe.run()
+    assert any(entry.name == "fail_on_3" for entry in info.traceback)
+
+
+def test_an_error_in_a_process_stage_comes_back_as_itself() -> None:
+    pipe = Pipeline(range(10)).map(fail_on_3, backend="process", workers=2)
+    with pytest.raises(ValueError, match="bad item 3") as info:
+        pipe.run()
+    assert "fail_on_3" in str(info.value.__cause__)  # the worker's traceback
+
+
+def test_an_error_in_the_source_stops_the_pipeline(backend: str) -> None:
+    def source() -> Iterator[int]:
+        yield from range(5)
+        raise OSError("source broke")
+
+    pipe = Pipeline(source()).map(adapt(backend, square), backend=backend)
+    got: list[int] = []
+    with pytest.raises(OSError, match="source broke") as info:
+        got.extend(pipe)
+    assert "pipeline's source" in "\n".join(info.value.__notes__)
+    assert got == [x * x for x in range(len(got))]
+
+
+def test_an_error_in_an_async_source() -> None:
+    async def source() -> AsyncIterator[int]:
+        yield 1
+        raise OSError("async source broke")
+
+    with pytest.raises(OSError, match="async source broke"):
+        Pipeline(source()).map(square, backend="thread").run()
+
+
+def test_a_bad_stage_option_value_is_raised_at_the_caller() -> None:
+    pipe = Pipeline(range(3)).map(square, backend="thread", chunksize=0)
+    with pytest.raises(ValueError, match="chunksize"):
+        pipe.run()
+
+
+# -- stopping early ----------------------------------------------------------------------------
+
+
+def test_breaking_out_of_the_loop_stops_and_joins_everything(backend: str) -> None:
+    pipe = (
+        Pipeline(itertools.count())
+        .map(adapt(backend, square), backend=backend, workers=2)
+        .map(adapt(backend, add_one), backend=backend, workers=2)
+    )
+    for i, x in enumerate(pipe):
+        assert x == i * i + 1
+        if i == 10:
+            break
+    # the loop's iterator was dropped: every thread and worker was joined right there
+    assert not [t for t in _anypool_threads() if t.is_alive()]
+
+
+def test_close_stops_a_running_pipeline() -> None:
+    pipe = Pipeline(itertools.count()).map(square, backend="process", workers=2)
+    it = iter(pipe)
+    assert next(it) == 0
+    pipe.close()
+    assert not [t for t in _anypool_threads() if t.is_alive()]
+    assert list(it) == []
+
+
+def test_garbage_collection_stops_a_pipeline() -> None:
+    it = iter(Pipeline(itertools.count()).map(square, backend="thread", workers=2))
+    assert next(it) == 0
+    del it
+    gc.collect()
+    assert not [t for t in _anypool_threads() if t.is_alive()]
+
+
+def test_with_block_closes_the_pipeline() -> None:
+    with Pipeline(itertools.count()).map(square, backend="thread") as pipe:
+        assert next(iter(pipe)) == 0
+    assert not [t for t in _anypool_threads() if t.is_alive()]
+
+
+def test_ctrl_c_in_the_consumer_ends_running_process_tasks() -> None:
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+
+    def interrupt_on_1(x: int) -> int:
+        if x == 1:
+            assert main is not None
+            signal.pthread_kill(main, signal.SIGINT)  # Ctrl-C, while stage 1 is stuck
+        return x
+
+    pipe = (
+        Pipeline(range(6))
+        .map(nap_from_2, backend="process", workers=2, chunksize=1)
+        .map(interrupt_on_1, backend="thread", workers=1)
+    )
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), pipe:
+        for _ in pipe:
+            pass
+    # the 60 s tasks were ended, not waited for (the leak check finds no worker process)
+    assert time.monotonic() - t0 < SHORT_TIMEOUT
+
+
+def test_keyboard_interrupt_raised_in_a_stage_reaches_the_caller() -> None:
+    def boom(x: int) -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(range(3)).map(boom, backend="thread").run()
+
+
+# -- collect mode ------------------------------------------------------------------------------
+
+
+def test_collect_mode_passes_failed_items_through_later_stages() -> None:
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def record(x: int) -> int:
+        with lock:
+            seen.append(x)
+        return x * 10
+
+    pipe = (
+        Pipeline(range(8), errors="collect")
+        .map(fail_on_odd, backend="thread", workers=3)
+        .map(record, backend="thread", workers=2)
+    )
+    out = pipe.run()
+    assert all(isinstance(r, Result) for r in out)
+    assert [r.index for r in out] == list(range(8))
+    assert [r.value for r in out if r.ok] == [0, 20, 40, 60]
+    assert [r.ok for r in out] == [x % 2 == 0 for x in range(8)]  # failures keep their place
+    assert sorted(seen) == [0, 2, 4, 6]  # the second stage never saw a failed item
+    err = out[1].error
+    assert isinstance(err, ValueError)
+    assert str(err) == "odd 1"
+    assert "stage 1 .map(fail_on_odd" in "\n".join(err.__notes__)
+
+
+def test_collect_mode_with_processes_unordered_filter_and_batch() -> None:
+    pipe = (
+        Pipeline(range(10), errors="collect")
+        .map(fail_on_3, backend="process", workers=2, ordered=False)
+        .filter(is_even, backend="thread")
+        .batch(2)
+    )
+    out = pipe.run()
+    failed = [r for r in out if not r.ok]
+    assert len(failed) == 1
+    assert isinstance(failed[0].error, ValueError)
+    batches = [r.value for r in out if r.ok]
+    assert sorted(x for b in batches for x in b) == [0, 2, 4, 6, 8]
+
+
+# -- async -------------------------------------------------------------------------------------
+
+
+def test_async_for_and_arun() -> None:
+    async def main() -> tuple[list[int], list[int]]:
+        pipe = Pipeline(range(20)).map(afetch, backend="asyncio").map(square, backend="thread")
+        got = [x async for x in pipe]
+        again = await Pipeline(agen(5)).map(square, backend="process", workers=2).arun()
+        return got, again
+
+    got, again = asyncio.run(main())
+    assert got == [x * x for x in range(20)]
+    assert again == [0, 1, 4, 9, 16]
+
+
+def test_async_consumer_does_not_block_the_event_loop() -> None:
+    gate = threading.Event()
+
+    def wait_for_gate(x: int) -> int:
+        assert gate.wait(SHORT_TIMEOUT)
+        return x
+
+    async def main() -> list[int]:
+        pipe = Pipeline(range(3)).map(wait_for_gate, backend="thread", workers=3)
+
+        async def opener() -> None:
+            await asyncio.sleep(0)  # runs only if the loop is free while the pipeline waits
+            gate.set()
+
+        task = asyncio.get_running_loop().create_task(opener())
+        out = await pipe.arun()
+        await task
+        return out
+
+    assert asyncio.run(main()) == [0, 1, 2]
+
+
+def test_async_errors_and_early_exit() -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="bad item 3"):
+            async for _ in Pipeline(range(10)).map(fail_on_3, backend="thread"):
+                pass
+        outputs = aiter(Pipeline(itertools.count()).map(afetch, backend="asyncio"))
+        assert await anext(outputs) == 0
+        await outputs.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_an_async_source_under_a_sync_consumer() -> None:
+    assert Pipeline(agen(6)).map(square, backend="thread").run() == [x * x for x in range(6)]
+
+
+# -- single use, progress, validation -----------------------------------------------------------
+
+
+def test_a_pipeline_runs_once() -> None:
+    pipe = Pipeline(range(3)).map(square, backend="serial")
+    assert pipe.run() == [0, 1, 4]
+    with pytest.raises(RuntimeError, match="already iterated"):
+        iter(pipe)
+    with pytest.raises(RuntimeError, match="already run"):
+        pipe.map(add_one)
+
+
+def test_progress_shows_one_bar_per_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tqdm.auto
+
+    bars: list[dict[str, Any]] = []
+
+    class FakeBar:
+        def __init__(self, **kwargs: Any) -> None:
+            self.kwargs = kwargs
+            self.n = 0
+            bars.append(kwargs)
+
+        def update(self, n: int = 1) -> None:
+            self.n += n
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
+    pipe = (
+        Pipeline(range(12), progress=True)
+        .map(square, backend="thread")
+        .filter(is_even, backend="serial")
+        .batch(2)
+    )
+    assert pipe.run() == [[0, 4], [16, 36], [64, 100]]
+    assert sorted(b["position"] for b in bars) == [0, 1, 2]
+    by_position = {b["position"]: b for b in bars}
+    assert by_position[0]["total"] == 12  # the source's length is known to stage 1
+    assert by_position[0]["desc"].startswith("1 map(square")
+    assert by_position[2]["desc"].startswith("3 batch(2)")
+
+
+def test_validation_errors_are_clear() -> None:
+    pipe = Pipeline(range(3))
+    with pytest.raises(TypeError, match="needs a callable"):
+        pipe.map(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n >= 1"):
+        pipe.batch(0)
+    with pytest.raises(TypeError, match="whole number"):
+        pipe.batch("3")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"chunksze=.*valid options: .*chunksize"):
+        pipe.map(square, chunksze=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="whole pipeline"):
+        pipe.map(square, errors="collect")
+    with pytest.raises(ValueError, match="workers"):
+        pipe.map(square, workers=0)
+    with pytest.raises(TypeError, match="ordered"):
+        pipe.map(square, ordered="yes")  # type: ignore[arg-type]
+    with pytest.raises(LookupError, match="unknown backend 'bogus'"):
+        pipe.map(square, backend="bogus")
+    with pytest.raises(TypeError, match="iterable"):
+        Pipeline(42)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="errors"):
+        Pipeline(range(3), errors="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="buffer"):
+        Pipeline(range(3), buffer=0)
+
+
+def test_repr_names_the_stages() -> None:
+    pipe = Pipeline([1]).map(square, backend="thread", workers=4).batch(2)
+    assert repr(pipe) == "Pipeline(<list>).map(square, backend='thread', workers=4).batch(2)"
+
+
+def test_pipeline_is_public() -> None:
+    assert "Pipeline" in anypool.__all__
+    assert anypool.Pipeline is Pipeline
+    assert os.path.basename(__file__) == "test_pipeline.py"

@@ -16,6 +16,8 @@ Workloads (see /work/shared/baselines.md for the peers' reference figures):
   w  cost of the runtime checks: Pool(debug=True) and `with anypool.watch():` vs off
   f  fault soak: crashes, timeouts, retries and errors over 10,000 process tasks; and 1,000
      pool create/use/close cycles per backend (threads, processes, descriptors, /dev/shm)
+  p  a three-stage Pipeline (sleep -> 1 ms CPU -> sleep) against the same work hand-written
+     with queues, threads, processes and poison pills, and against running stage by stage
 
 Times are medians over --reps repetitions; "x best" is median / best median in the table
 (per item where runners time different sizes). Absolute times drift on a shared machine:
@@ -1247,6 +1249,169 @@ def bench_f(cfg: argparse.Namespace) -> Table:
     return t
 
 
+# -- (p) pipelines -----------------------------------------------------------------------------
+PIPE_IO_WORKERS = 16
+
+
+def r_pipeline(ordered: bool, items: list[Any], first: str = "thread") -> Any:
+    """A fresh ``anypool.Pipeline`` per call (its pools start with it): I/O -> CPU -> I/O."""
+
+    def run() -> Iterator[Any]:
+        need_backend("process")
+        from anypool import Pipeline
+
+        io1 = w.apipe_io if first == "asyncio" else w.pipe_io
+
+        def call() -> list[Any]:
+            return (
+                Pipeline(items)
+                .map(io1, backend=first, workers=PIPE_IO_WORKERS, ordered=ordered)
+                .map(w.pipe_cpu, backend="process", workers=W, ordered=ordered)
+                .map(w.pipe_io, backend="thread", workers=PIPE_IO_WORKERS, ordered=ordered)
+                .run()
+            )
+
+        call()  # warm: imports and the fork server
+        yield call
+
+    return run
+
+
+def r_handwritten_pipeline(items: list[Any]) -> Any:
+    """The guide's way: bounded queues, threads and processes, poison pills (fresh per call)."""
+
+    def run() -> Iterator[Any]:
+        ctx = mp.get_context("forkserver")
+
+        def call() -> list[int]:
+            return w.handwritten_pipeline(items, io_workers=PIPE_IO_WORKERS, cpu_workers=W, ctx=ctx)
+
+        call()  # warm: the fork server
+        yield call
+
+    return run
+
+
+def r_stage_by_stage(items: list[Any]) -> Any:
+    """Each stage over the whole input before the next starts, on warm anypool pools."""
+
+    def run() -> Iterator[Any]:
+        need_backend("process")
+        import anypool
+
+        with (
+            anypool.Pool("thread", PIPE_IO_WORKERS) as io1,
+            anypool.Pool("process", W) as cpu,
+            anypool.Pool("thread", PIPE_IO_WORKERS) as io3,
+        ):
+            for pool in (io1, cpu, io3):
+                list(pool.imap(w.sq, range(100)))
+
+            def call() -> list[Any]:
+                fetched = list(io1.imap(w.pipe_io, items))
+                crunched = list(cpu.imap(w.pipe_cpu, fetched))
+                return list(io3.imap(w.pipe_io, crunched))
+
+            yield call
+
+    return run
+
+
+def check_sorted_equal(expected: list[Any]) -> Callable[[Any], None]:
+    want = sorted(expected)
+
+    def check(out: Any) -> None:
+        if sorted(out) != want:
+            raise AssertionError("wrong results (compared sorted)")
+
+    return check
+
+
+HANDWRITTEN = "hand-written: queues + threads/processes + poison pills"
+STAGEWISE = "stage by stage: Pool.imap per stage, warm pools"
+PIPELINE = "anypool Pipeline (ordered)"
+
+
+def bench_p(cfg: argparse.Namespace) -> Table:
+    n = cfg.n_p
+    loops, per_call = w.calibrate_burn(0.001)
+    print(f"  calibrated: burn({loops}) takes {per_call * 1e3:.3f} ms", file=sys.stderr)
+    items = [(i, loops) for i in range(n)]
+    exp = w.pipe_expected(items)
+    k = PIPE_IO_WORKERS
+    specs: list[tuple[str, Any, Callable[[Any], None]]] = [
+        (HANDWRITTEN, r_handwritten_pipeline(items), check_sorted_equal(exp)),
+        (STAGEWISE, r_stage_by_stage(items), check_equal(exp)),
+        (PIPELINE, r_pipeline(True, items), check_equal(exp)),
+        (
+            "anypool Pipeline ordered=False (info)",
+            r_pipeline(False, items),
+            check_sorted_equal(exp),
+        ),
+        (
+            "anypool Pipeline, stage 1 on asyncio (info)",
+            r_pipeline(True, items, first="asyncio"),
+            check_equal(exp),
+        ),
+    ]
+    ms = h.measure_all(
+        [h.Case(name, r, n, check) for name, r, check in specs],
+        reps=cfg.reps,
+        timeout=cfg.timeout,
+    )
+    hand = find(ms, HANDWRITTEN)
+    stagewise = find(ms, STAGEWISE)
+    cols = [
+        "runner",
+        "median s",
+        "min–max s",
+        "x hand-written",
+        "speed-up vs stage by stage",
+        "target (≤ 1.05x hand-written)",
+        "target (≥ 1.5x stage by stage)",
+    ]
+    io_s = n * w.PIPE_IO_S / k
+    cpu_s = n * per_call / W
+    t = Table(
+        f"(p) three-stage pipeline over {n} items: `time.sleep({w.PIPE_IO_S})` on {k} threads "
+        f"→ ~{per_call * 1e3:.2f} ms pure-Python CPU on {W} processes → `time.sleep` on {k} "
+        f"threads; stages alone ≈ {fmt(io_s)} / {fmt(cpu_s)} / {fmt(io_s)} s",
+        cols,
+    )
+    for m in ms:
+        if not m.ok:
+            t.add(*h.failed_row(m, len(cols)))
+            continue
+        vs_hand = m.median / hand.median if hand and hand.ok else None
+        speedup = stagewise.median / m.median if stagewise and stagewise.ok else None
+        t_hand = t_stage = ""
+        if m.name == PIPELINE:
+            if vs_hand is not None:
+                t_hand = f"{fmt(vs_hand)}x: {verdict(vs_hand <= 1.05)}"
+            if speedup is not None:
+                t_stage = f"{fmt(speedup)}x: {verdict(speedup >= 1.5)}"
+        t.add(
+            m.name,
+            fmt(m.median),
+            minmax(m),
+            fmt(vs_hand),
+            fmt(speedup),
+            t_hand,
+            t_stage,
+        )
+    t.note(
+        "Each Pipeline call builds a new Pipeline, so it starts its three pools (2 processes) "
+        "inside the timed call, as the hand-written version starts its threads and processes; "
+        "the stage-by-stage row reuses warm pools. The hand-written version returns results "
+        "as they complete (unordered); the Pipeline row keeps the input order."
+    )
+    t.note(
+        "Ideal: the pipeline takes about as long as its slowest stage; stage by stage takes "
+        "the sum of the three."
+    )
+    return t
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], Table]] = {
     "s": bench_s,
     "a": bench_a,
@@ -1258,6 +1423,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], Table]] = {
     "m": bench_m,
     "w": bench_w,
     "f": bench_f,
+    "p": bench_p,
 }
 
 
@@ -1336,6 +1502,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     cfg.timeout = 90.0 if q else 240.0
     cfg.n_f = 10_000  # the soak's size is part of its claim: the full size even with --quick
     cfg.cycles_f = 200 if q else 1_000
+    cfg.n_p = 300 if q else 1_000
     return cfg
 
 

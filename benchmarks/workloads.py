@@ -205,3 +205,101 @@ async def gather_semaphore_map(
             return await fn(x)
 
     return await asyncio.gather(*(one(x) for x in items))
+
+
+# -- (p) pipelines: I/O-like -> CPU -> I/O-like -----------------------------------------------
+#: the blocking wait of each I/O-like pipeline stage
+PIPE_IO_S = 0.010
+
+
+def pipe_io(item: Any) -> Any:
+    """An I/O-like stage: block for :data:`PIPE_IO_S` (``time.sleep``), return the item."""
+    time.sleep(PIPE_IO_S)
+    return item
+
+
+async def apipe_io(item: Any) -> Any:
+    """:func:`pipe_io` as a coroutine (``asyncio.sleep``)."""
+    await asyncio.sleep(PIPE_IO_S)
+    return item
+
+
+def pipe_cpu(item: tuple[int, int]) -> int:
+    """The CPU stage: ``item = (x, loops)``; :func:`burn` ``loops`` turns, plus ``x``."""
+    x, loops = item
+    return burn(loops) + x
+
+
+def pipe_expected(items: Iterable[tuple[int, int]]) -> list[int]:
+    """What the three-stage pipeline returns for ``items``, in order."""
+    return [burn_expected(loops) + x for x, loops in items]
+
+
+def _pipe_cpu_worker(inbox: Any, outbox: Any) -> None:
+    """A hand-written CPU-stage process: read until the poison pill (``None``)."""
+    while (item := inbox.get()) is not None:
+        outbox.put(pipe_cpu(item))
+
+
+def handwritten_pipeline(
+    items: Iterable[tuple[int, int]],
+    *,
+    io_workers: int,
+    cpu_workers: int,
+    ctx: Any,
+    maxsize: int = 128,
+) -> list[int]:
+    """The guide's producer/consumer, three stages: threads -> processes -> threads.
+
+    Bounded queues between the stages (``queue.Queue`` between threads, the context's
+    ``Queue`` to and from the processes), one poison pill per consumer of each queue, and the
+    coordinator (this thread) passing the pills on once a stage has finished. Results come
+    back as they complete (unordered).
+    """
+    import queue
+    import threading
+
+    q1: queue.Queue[Any] = queue.Queue(maxsize)
+    q2 = ctx.Queue(maxsize)
+    q3 = ctx.Queue(maxsize)
+    out: list[int] = []
+    lock = threading.Lock()
+
+    def source() -> None:
+        for item in items:
+            q1.put(item)
+        for _ in range(io_workers):
+            q1.put(None)
+
+    def fetch() -> None:
+        while (item := q1.get()) is not None:
+            q2.put(pipe_io(item))
+
+    def save() -> None:
+        while (item := q3.get()) is not None:
+            value = pipe_io(item)
+            with lock:
+                out.append(value)
+
+    procs = [ctx.Process(target=_pipe_cpu_worker, args=(q2, q3)) for _ in range(cpu_workers)]
+    for p in procs:
+        p.start()
+    fetchers = [threading.Thread(target=fetch) for _ in range(io_workers)]
+    savers = [threading.Thread(target=save) for _ in range(io_workers)]
+    feeder = threading.Thread(target=source)
+    for t in [feeder, *fetchers, *savers]:
+        t.start()
+    feeder.join()
+    for t in fetchers:
+        t.join()
+    for _ in procs:
+        q2.put(None)  # the fetchers are done: one pill per CPU process
+    for p in procs:
+        p.join()
+    for _ in savers:
+        q3.put(None)  # the CPU stage is done: one pill per saver
+    for t in savers:
+        t.join()
+    q2.close()
+    q3.close()
+    return out

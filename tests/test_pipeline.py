@@ -238,6 +238,30 @@ def test_a_slow_consumer_holds_an_endless_source_back(backend: str) -> None:
     assert src.pulled <= consumed + bound
 
 
+def test_results_flow_while_the_source_waits(backend: str) -> None:
+    # the source gives a burst, then waits for the consumer to have seen all of it: no stage
+    # may hold finished results back while it waits for more input (or to fill a chunk)
+    seen_burst = threading.Event()
+
+    def source() -> Iterator[int]:
+        yield from range(50)
+        if not seen_burst.wait(SHORT_TIMEOUT):
+            raise TimeoutError("the burst's results never reached the consumer")
+        yield from range(50, 60)
+
+    pipe = (
+        Pipeline(source())
+        .map(adapt(backend, add_one), backend=backend, workers=2)
+        .map(adapt(backend, square), backend=backend, workers=2)
+    )
+    out = []
+    for x in pipe:
+        out.append(x)
+        if len(out) == 50:
+            seen_burst.set()
+    assert out == [(i + 1) ** 2 for i in range(60)]
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 

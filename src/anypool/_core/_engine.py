@@ -141,6 +141,8 @@ class MapRun:
         self.backend = backend
         self.fn = fn
         self.it = iter(args)
+        #: an input that can say how many items it holds right now (a pipeline stage's queue)
+        self.ready: Callable[[], int] | None = getattr(self.it, "anypool_ready", None)
         self.flat = flat  # one input iterable: items are the arguments themselves
         self.opts = opts
         self.ordered = ordered
@@ -175,10 +177,20 @@ class MapRun:
         return max(2, 2 * workers)
 
     # -- submitting ---------------------------------------------------------------------
-    def fill(self) -> None:
-        """Read input and submit chunks until the window is full or the input ends."""
+    def fill(self, holding: bool = False) -> None:
+        """Read input and submit chunks until the window is full or the input ends.
+
+        ``holding``: the caller holds outputs it has not delivered yet.
+        """
         while not self.exhausted and len(self.inflight) < self.max_chunks:
             size = self.chunker.next_size()
+            if self.ready is not None:
+                # an input fed by a producer that may be slow (a pipeline's queue): never wait
+                # for it while results are due (deliver them first), nor to fill a whole chunk
+                ready = self.ready()
+                if ready == 0 and (holding or self.inflight):
+                    return
+                size = max(1, min(size, ready))
             if self.inflight and self.inflight_items + size > MAX_ITEMS_IN_FLIGHT:
                 return
             items: list[Any] = (
@@ -302,6 +314,9 @@ def run_sync(run: MapRun, deadline: float | None) -> Iterator[list[Any]]:
     try:
         run.fill()
         while not run.finished:
+            if not run.inflight:  # fill() left the input for later (see MapRun.ready)
+                run.fill()
+                continue
             if done_q is None:
                 entry = run.inflight[0]
                 if deadline is None:
@@ -316,7 +331,7 @@ def run_sync(run: MapRun, deadline: float | None) -> Iterator[list[Any]]:
                         "the map's timeout expired before the next result was ready"
                     ) from None
             out = run.take(entry)
-            run.fill()
+            run.fill(holding=True)
             yield out
     finally:
         run.close()
@@ -340,6 +355,9 @@ async def run_async(run: MapRun) -> AsyncIterator[list[Any]]:
     try:
         run.fill()
         while not run.finished:
+            if not run.inflight:  # fill() left the input for later (see MapRun.ready)
+                run.fill()
+                continue
             if done_q is None:
                 entry = run.inflight[0]
                 if not entry.fut.done():  # often done already: skip the loop round trip
@@ -347,7 +365,7 @@ async def run_async(run: MapRun) -> AsyncIterator[list[Any]]:
             else:
                 entry = await done_q.get()
             out = run.take(entry)
-            run.fill()
+            run.fill(holding=True)
             yield out
     finally:
         run.close()

@@ -201,10 +201,56 @@ class _Channel:
             self._not_empty.notify_all()
             self._not_full.notify_all()
 
+    def qsize(self) -> int:
+        return len(self._items)
+
 
 def _read(channel: _Channel) -> Iterator[Any]:
     for batch in iter(channel.get_many, None):
         yield from batch
+
+
+class _Feed(Iterator[Any]):
+    """A stage pool's input: the items of the upstream channel.
+
+    ``anypool_ready`` tells the map engine how many items are there right now, so automatic
+    chunks never wait for a slow upstream stage to produce a whole chunk. In collect mode
+    failed items are not fed to the function: they go straight downstream (unordered) or
+    wait in ``slots`` for their turn (ordered).
+    """
+
+    __slots__ = ("_up", "_buf", "_down", "_slots")
+
+    def __init__(self, up: _Channel, down: _Channel | None, slots: deque[Any] | None) -> None:
+        self._up = up
+        self._buf: deque[Any] = deque()
+        self._down = down
+        self._slots = slots
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> Any:
+        buf, slots = self._buf, self._slots
+        while True:
+            if not buf:
+                batch = self._up.get_many()
+                if batch is None:
+                    raise StopIteration
+                buf.extend(batch)
+            item = buf.popleft()
+            if self._down is not None and type(item) is _Failure:
+                if slots is not None:
+                    slots.append(item)
+                else:
+                    self._down.put(item)
+                continue
+            if slots is not None:
+                slots.append(_PENDING)
+            return item
+
+    def anypool_ready(self) -> int:
+        return len(self._buf) + self._up.qsize()
 
 
 # -- stages -----------------------------------------------------------------------------------
@@ -828,21 +874,9 @@ class _Run:
             # ordered + collect: failed items wait in ``slots`` for their turn
             slots: deque[Any] | None = deque() if collect and stage.ordered else None
             put = down.put
-
-            def feed() -> Iterator[Any]:
-                for item in _read(up):
-                    if collect and type(item) is _Failure:
-                        if slots is not None:
-                            slots.append(item)
-                        else:
-                            put(item)
-                        continue
-                    if slots is not None:
-                        slots.append(_PENDING)
-                    yield item
-
+            feed = _Feed(up, down if collect else None, slots)
             imap = pool.imap if stage.ordered else pool.imap_unordered
-            outputs = imap(stage.call(), feed(), **per_call)
+            outputs = imap(stage.call(), feed, **per_call)
             kind = stage.kind
             where = f"stage {i + 1} {stage.describe()}"
             for out in outputs:
@@ -869,6 +903,7 @@ class _Run:
                 for failure in slots:
                     put(failure)
             failed = False
+            down.end()  # before the pool's shutdown: the next stage need not wait for it
         finally:
             if self.terminating:
                 pool.terminate()

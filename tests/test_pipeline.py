@@ -160,6 +160,16 @@ def test_auto_stages_choose_per_stage() -> None:
     assert pipe.run() == [x * x for x in range(30) if (x * x) % 2 == 0]
 
 
+def test_explain_says_what_ran_each_stage() -> None:
+    pipe = Pipeline(range(30)).map(afetch).map(square, backend="thread", workers=3).batch(4)
+    assert "not run yet" in pipe.explain()
+    pipe.run()
+    lines = pipe.explain().splitlines()
+    assert lines[0].startswith("stage 1 .map(afetch, backend='auto'): auto chose")
+    assert "backend='thread' with 3 worker(s)" in lines[1]
+    assert lines[-1].startswith("stage 3 .batch(4): groups items")
+
+
 def test_stage_options_are_forwarded_to_the_stage_map() -> None:
     attempts: dict[int, int] = {}
     lock = threading.Lock()

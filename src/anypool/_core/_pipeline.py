@@ -25,10 +25,17 @@ import itertools
 import threading
 import weakref
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar, Unpack, final
+from typing import Any, Generic, Literal, TypeVar, Unpack, final, overload
 
 from ._options import ApiKwargs, Errors, split_options
 from ._registry import get_backend
@@ -36,6 +43,7 @@ from ._result import Result
 from ._tasks import is_async_callable
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 #: items one channel between two stages holds by default
 DEFAULT_BUFFER = 128
@@ -331,11 +339,12 @@ def _check_bool(name: str, value: object) -> None:
 class _Token:
     """Shared by a pipeline and every pipeline built from it: the source is read only once."""
 
-    __slots__ = ("started", "outputs")
+    __slots__ = ("started", "outputs", "explained")
 
     def __init__(self) -> None:
         self.started = False
         self.outputs: weakref.ref[_Outputs] | None = None
+        self.explained: dict[int, str] = {}
 
 
 class Pipeline(Generic[T]):
@@ -441,6 +450,28 @@ class Pipeline(Generic[T]):
         _check_stage_options(kind, backend, options)
         return self._with(_Stage(kind, fn, backend, workers, ordered, options))
 
+    @overload
+    def map(
+        self,
+        fn: Callable[[T], Coroutine[Any, Any, U]],
+        *,
+        backend: str = ...,
+        workers: int | None = ...,
+        ordered: bool = ...,
+        **options: Unpack[ApiKwargs],
+    ) -> Pipeline[U]: ...
+
+    @overload
+    def map(
+        self,
+        fn: Callable[[T], U],
+        *,
+        backend: str = ...,
+        workers: int | None = ...,
+        ordered: bool = ...,
+        **options: Unpack[ApiKwargs],
+    ) -> Pipeline[U]: ...
+
     def map(
         self,
         fn: Callable[[T], Any],
@@ -486,6 +517,39 @@ class Pipeline(Generic[T]):
         .. versionadded:: 0.2
         """
         return self._pool_stage("filter", pred, backend, workers, ordered, dict(options))
+
+    @overload
+    def flat_map(
+        self,
+        fn: Callable[[T], Iterable[U]],
+        *,
+        backend: str = ...,
+        workers: int | None = ...,
+        ordered: bool = ...,
+        **options: Unpack[ApiKwargs],
+    ) -> Pipeline[U]: ...
+
+    @overload
+    def flat_map(
+        self,
+        fn: Callable[[T], AsyncIterable[U]],
+        *,
+        backend: str = ...,
+        workers: int | None = ...,
+        ordered: bool = ...,
+        **options: Unpack[ApiKwargs],
+    ) -> Pipeline[U]: ...
+
+    @overload
+    def flat_map(
+        self,
+        fn: Callable[[T], Coroutine[Any, Any, Iterable[U]]],
+        *,
+        backend: str = ...,
+        workers: int | None = ...,
+        ordered: bool = ...,
+        **options: Unpack[ApiKwargs],
+    ) -> Pipeline[U]: ...
 
     def flat_map(
         self,
@@ -569,6 +633,24 @@ class Pipeline(Generic[T]):
         finally:
             await outputs.aclose()
 
+    def explain(self) -> str:
+        """Say which backend ran each stage and why (``auto`` stages explain their choice).
+
+        Filled in as each stage finishes; before the pipeline has run it says so.
+
+        .. versionadded:: 0.2
+        """
+        lines = []
+        for i, stage in enumerate(self._stages):
+            head = f"stage {i + 1} {stage.describe()}"
+            if stage.kind == "batch":
+                lines.append(f"{head}: groups items in the pipeline's own thread (no pool)")
+            elif i in self._token.explained:
+                lines.append(f"{head}: {self._token.explained[i]}")
+            else:
+                lines.append(f"{head}: not run yet")
+        return "\n".join(lines) or "a pipeline with no stages: the source's items as they are"
+
     def close(self) -> None:
         """Stop the running pipeline, if any, and join its threads, workers and processes.
 
@@ -645,6 +727,8 @@ class _Run:
         self.stopped = False
         self.terminating = False
         self.totals = self._totals()
+        #: each pool stage's ``Pool.explain()``, recorded before its pool shuts down
+        self.explained: dict[int, str] = pipe._token.explained
 
     def _totals(self) -> list[int | None]:
         """The known number of items each stage sees (for progress bars), or None."""
@@ -839,6 +923,14 @@ class _Run:
             kwargs.update(progress)
         return tqdm(**kwargs)
 
+    def _stage_options(self, i: int, stage: _Stage) -> dict[str, Any]:
+        """A stage's pool and map options: its own, plus what the pipeline sets for all."""
+        options = dict(stage.options)
+        options["progress"] = self._progress_option(i, stage)
+        if self.collect:
+            options["errors"] = "collect"
+        return options
+
     def _progress_option(self, i: int, stage: _Stage) -> bool | dict[str, Any]:
         own = stage.options.get("progress")
         if own is not None:
@@ -858,11 +950,7 @@ class _Run:
         from ._pool import Pool
 
         collect = self.collect
-        options = dict(stage.options)
-        options["progress"] = self._progress_option(i, stage)
-        if collect:
-            options["errors"] = "collect"
-        per_call, pool_options = split_options(options)
+        per_call, pool_options = split_options(self._stage_options(i, stage))
         pool = Pool(stage.backend, stage.workers, **pool_options)
         with self._lock:
             self.pools[i] = pool
@@ -905,6 +993,7 @@ class _Run:
             failed = False
             down.end()  # before the pool's shutdown: the next stage need not wait for it
         finally:
+            self.explained[i] = pool.explain()
             if self.terminating:
                 pool.terminate()
             else:

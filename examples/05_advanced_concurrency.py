@@ -9,7 +9,7 @@ What the guide calls advanced, each the standard-library way and then the anypoo
 - exceptions across workers (best practice 6): try/except per future vs. ``errors="collect"``,
   tracebacks, retries;
 - producer/consumer with several stages: bounded queues, worker threads and poison pills vs.
-  chained ``anypool.imap`` calls.
+  an ``anypool.Pipeline``.
 
     python examples/05_advanced_concurrency.py [--fast]
 """
@@ -392,16 +392,19 @@ def add_one(x: int) -> int:
 
 
 def pipeline_anypool(n: int) -> dict[str, object]:
-    # anypool: chain lazy imap calls. Each stage reads the previous one a bounded number of
-    # items ahead (backpressure), runs on its own workers, and keeps the order. The end of the
-    # input is the poison pill, and an error in any stage stops the chain and is raised here.
-    # (Dedicated pipeline support - a backend per stage - is planned.)
+    # anypool: a Pipeline. Each stage runs on its own pool (its own backend and workers), all
+    # stages at once, connected by bounded queues (backpressure), in order. The end of the
+    # input travels through the stages by itself (no poison pills); an error in any stage
+    # stops every stage and is raised here; leaving the loop early stops and joins them all.
     def source() -> Iterator[int]:
         yield from range(n)
 
-    squares = anypool.imap(square, source(), workers=3)
-    plus_one = anypool.imap(add_one, squares, workers=2)
-    result = list(plus_one)
+    pipe = (
+        anypool.Pipeline(source())
+        .map(square, backend="thread", workers=3)
+        .map(add_one, backend="thread", workers=2)
+    )
+    result = pipe.run()
     return {"result_ok": result == [i * i + 1 for i in range(n)]}
 
 

@@ -80,3 +80,15 @@ def test_workload_functions_pickle_by_reference() -> None:
     # process pools send the functions by name: they must be importable module-level ones
     for fn in (w.sq, w.burn, w.sleep_task, w.asq, w.async_sleep_task):
         assert pickle.loads(pickle.dumps(fn)) is fn
+
+
+def test_pipeline_stages_and_the_hand_written_pipeline() -> None:
+    import multiprocessing as mp
+
+    items = [(i, 50) for i in range(30)]
+    expected = w.pipe_expected(items)
+    assert expected == [w.burn(50) + i for i in range(30)]
+    assert [w.pipe_io(w.pipe_cpu(item)) for item in items] == expected
+    assert asyncio.run(w.apipe_io(3)) == 3
+    got = w.handwritten_pipeline(items, io_workers=3, cpu_workers=2, ctx=mp.get_context("spawn"))
+    assert sorted(got) == sorted(expected)  # every item once (unordered)

@@ -320,7 +320,7 @@ def test_05_pipelines() -> None:
     r = run("05_advanced_concurrency")
     assert r["pipeline_threads_collected_sorted"] is True  # nothing lost or duplicated
     assert r["pipeline_threads_threads_alive"] == 0  # the pills ended every stage
-    assert r["pipeline_anypool_result_ok"] is True  # chained imap keeps the order
+    assert r["pipeline_anypool_result_ok"] is True  # the Pipeline keeps the order
 
 
 def test_05_imported_cancellation_and_pipelines() -> None:

@@ -189,6 +189,29 @@ def test_stage_options_are_forwarded_to_the_stage_map() -> None:
     assert attempts == {x: 2 if x % 2 else 1 for x in range(8)}
 
 
+def test_stages_can_run_on_the_callers_own_pools() -> None:
+    with anypool.Pool("process", 2) as cpu, anypool.Pool("thread", 3) as io:
+        for _ in range(2):  # warm pools, reused by one pipeline after another
+            pipe = Pipeline(range(20)).map(square, pool=cpu).map(add_one, pool=io, chunksize=1)
+            assert pipe.run() == [x * x + 1 for x in range(20)]
+        assert "pool=<anypool.Pool backend='process'" in repr(pipe)
+        # an early stop cancels the stage's work, not the pool
+        for _ in Pipeline(itertools.count()).map(square, pool=cpu):
+            break
+        assert cpu.submit(square, 7).result() == 49
+
+
+def test_pool_conflicts_are_refused() -> None:
+    with anypool.Pool("thread", 2) as pool:
+        pipe = Pipeline(range(3))
+        with pytest.raises(TypeError, match="do not pass backend= or workers="):
+            pipe.map(square, pool=pool, workers=3)
+        with pytest.raises(TypeError, match="initializer= set"):
+            pipe.map(square, pool=pool, initializer=print)
+        with pytest.raises(TypeError, match="must be an anypool.Pool"):
+            pipe.map(square, pool="thread")  # type: ignore[arg-type]
+
+
 def test_pool_options_work_per_stage() -> None:
     def init() -> None:
         anypool.current_worker().state["tag"] = "ready"
@@ -494,6 +517,60 @@ def test_async_errors_and_early_exit() -> None:
         await outputs.aclose()  # type: ignore[attr-defined]
 
     asyncio.run(main())
+
+
+def test_cancelling_the_async_consumer_stops_the_pipeline() -> None:
+    started = threading.Event()
+    gate = threading.Event()
+
+    def held(x: int) -> int:
+        if x == 1:
+            started.set()
+            assert gate.wait(SHORT_TIMEOUT)
+        return x
+
+    async def main() -> list[int]:
+        got: list[int] = []
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for x in Pipeline(itertools.count()).map(held, backend="thread", workers=1):
+                got.append(x)
+                first.set()
+
+        task = asyncio.get_running_loop().create_task(consume())
+        await first.wait()
+        assert await asyncio.to_thread(started.wait, SHORT_TIMEOUT)
+        task.cancel()  # the consumer waits for item 1, which is held
+        gate.set()  # a running thread task cannot be stopped: let it end
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return got
+
+    assert asyncio.run(main()) == [0]
+
+
+def test_async_with_closes_the_pipeline() -> None:
+    async def main() -> int:
+        async with Pipeline(itertools.count()).map(afetch, backend="asyncio") as pipe:
+            async for x in pipe:
+                if x == 3:
+                    break
+        return x
+
+    assert asyncio.run(main()) == 3
+
+
+def test_close_from_another_thread_ends_the_consumers_loop() -> None:
+    pipe = Pipeline(itertools.count()).map(square, backend="thread", workers=2)
+    got: list[int] = []
+    for x in pipe:
+        got.append(x)
+        if len(got) == 5:
+            closer = threading.Thread(target=pipe.close)
+            closer.start()
+            closer.join()
+    assert got[:5] == [0, 1, 4, 9, 16]
 
 
 def test_an_async_source_under_a_sync_consumer() -> None:

@@ -35,12 +35,15 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar, Unpack, final, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, final, overload
 
-from ._options import ApiKwargs, Errors, split_options
+from ._options import MAP_KEYS, ApiKwargs, Errors, split_options
 from ._registry import get_backend
 from ._result import Result
 from ._tasks import is_async_callable
+
+if TYPE_CHECKING:
+    from ._pool import Pool
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -271,6 +274,7 @@ class _Stage:
     ordered: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     size: int = 0  # batch
+    pool: Pool | None = None  # the caller's own pool: used, never shut down
 
     def call(self) -> Callable[..., Any]:
         """What the stage's pool runs on each item."""
@@ -287,6 +291,8 @@ class _Stage:
         if self.kind == "batch":
             return f".batch({self.size})"
         parts = [_name(self.fn), f"backend={self.backend!r}"]
+        if self.pool is not None:
+            parts[1] = f"pool={self.pool!r}"
         if self.workers is not None:
             parts.append(f"workers={self.workers}")
         if not self.ordered:
@@ -320,6 +326,28 @@ def _check_stage_options(kind: str, backend: str, options: dict[str, Any]) -> No
             f"unknown option(s) {', '.join(u + '=' for u in unknown)} for Pipeline.{kind}() "
             f"with backend={cls.name!r}; valid options: backend, workers, ordered, "
             + ", ".join(sorted(valid))
+        )
+
+
+def _check_own_pool(
+    kind: str, pool: object, backend: str, workers: int | None, options: dict[str, Any]
+) -> None:
+    from ._pool import Pool
+
+    if not isinstance(pool, Pool):
+        raise TypeError(f"pool= must be an anypool.Pool, got {type(pool).__name__} {pool!r}")
+    if backend != "auto" or workers is not None:
+        raise TypeError(
+            f"Pipeline.{kind}(pool=...) runs on that pool: its backend and workers are the "
+            "pool's; do not pass backend= or workers= with it"
+        )
+    if "errors" in options:
+        _check_stage_options(kind, "serial", options)  # the pipeline-wide errors= message
+    not_map = sorted(set(options) - MAP_KEYS)
+    if not_map:
+        raise TypeError(
+            f"{', '.join(k + '=' for k in not_map)} set(s) up a pool; with pool=... give it "
+            f"to that Pool instead. Per-stage map options: {', '.join(sorted(MAP_KEYS))}"
         )
 
 
@@ -441,14 +469,18 @@ class Pipeline(Generic[T]):
         fn: Callable[..., Any],
         backend: str,
         workers: int | None,
+        pool: Pool | None,
         ordered: bool,
         options: dict[str, Any],
     ) -> Pipeline[Any]:
         _check_stage_fn(kind, fn)
         _check_workers(workers)
         _check_bool("ordered", ordered)
-        _check_stage_options(kind, backend, options)
-        return self._with(_Stage(kind, fn, backend, workers, ordered, options))
+        if pool is not None:
+            _check_own_pool(kind, pool, backend, workers, options)
+        else:
+            _check_stage_options(kind, backend, options)
+        return self._with(_Stage(kind, fn, backend, workers, ordered, options, pool=pool))
 
     @overload
     def map(
@@ -457,6 +489,7 @@ class Pipeline(Generic[T]):
         *,
         backend: str = ...,
         workers: int | None = ...,
+        pool: Pool | None = ...,
         ordered: bool = ...,
         **options: Unpack[ApiKwargs],
     ) -> Pipeline[U]: ...
@@ -468,6 +501,7 @@ class Pipeline(Generic[T]):
         *,
         backend: str = ...,
         workers: int | None = ...,
+        pool: Pool | None = ...,
         ordered: bool = ...,
         **options: Unpack[ApiKwargs],
     ) -> Pipeline[U]: ...
@@ -478,6 +512,7 @@ class Pipeline(Generic[T]):
         *,
         backend: str = "auto",
         workers: int | None = None,
+        pool: Pool | None = None,
         ordered: bool = True,
         **options: Unpack[ApiKwargs],
     ) -> Pipeline[Any]:
@@ -489,6 +524,10 @@ class Pipeline(Generic[T]):
             backend: this stage's backend: ``"auto"`` (default: measured on this stage's
                 first items), ``"serial"``, ``"thread"``, ``"process"``, ``"asyncio"``.
             workers: this stage's workers (default: the backend's).
+            pool: run this stage on your own :class:`~anypool.Pool` (instead of
+                ``backend=``/``workers=``/pool options): a warm pool is reused across
+                pipelines, and the pipeline never shuts it down. When the pipeline stops early
+                this stage's queued work on it is cancelled; its running tasks finish.
             ordered: keep the input order (default); ``False`` passes results on as they
                 complete.
             **options: the map options of :class:`~anypool.MapKwargs` for this stage
@@ -498,7 +537,7 @@ class Pipeline(Generic[T]):
 
         .. versionadded:: 0.2
         """
-        return self._pool_stage("map", fn, backend, workers, ordered, dict(options))
+        return self._pool_stage("map", fn, backend, workers, pool, ordered, dict(options))
 
     def filter(
         self,
@@ -506,6 +545,7 @@ class Pipeline(Generic[T]):
         *,
         backend: str = "auto",
         workers: int | None = None,
+        pool: Pool | None = None,
         ordered: bool = True,
         **options: Unpack[ApiKwargs],
     ) -> Pipeline[T]:
@@ -516,7 +556,7 @@ class Pipeline(Generic[T]):
 
         .. versionadded:: 0.2
         """
-        return self._pool_stage("filter", pred, backend, workers, ordered, dict(options))
+        return self._pool_stage("filter", pred, backend, workers, pool, ordered, dict(options))
 
     @overload
     def flat_map(
@@ -525,6 +565,7 @@ class Pipeline(Generic[T]):
         *,
         backend: str = ...,
         workers: int | None = ...,
+        pool: Pool | None = ...,
         ordered: bool = ...,
         **options: Unpack[ApiKwargs],
     ) -> Pipeline[U]: ...
@@ -536,6 +577,7 @@ class Pipeline(Generic[T]):
         *,
         backend: str = ...,
         workers: int | None = ...,
+        pool: Pool | None = ...,
         ordered: bool = ...,
         **options: Unpack[ApiKwargs],
     ) -> Pipeline[U]: ...
@@ -547,6 +589,7 @@ class Pipeline(Generic[T]):
         *,
         backend: str = ...,
         workers: int | None = ...,
+        pool: Pool | None = ...,
         ordered: bool = ...,
         **options: Unpack[ApiKwargs],
     ) -> Pipeline[U]: ...
@@ -557,6 +600,7 @@ class Pipeline(Generic[T]):
         *,
         backend: str = "auto",
         workers: int | None = None,
+        pool: Pool | None = None,
         ordered: bool = True,
         **options: Unpack[ApiKwargs],
     ) -> Pipeline[Any]:
@@ -568,7 +612,7 @@ class Pipeline(Generic[T]):
 
         .. versionadded:: 0.2
         """
-        return self._pool_stage("flat_map", fn, backend, workers, ordered, dict(options))
+        return self._pool_stage("flat_map", fn, backend, workers, pool, ordered, dict(options))
 
     def batch(self, n: int) -> Pipeline[list[T]]:
         """Add a stage that groups items into lists of ``n`` (the last one may be shorter).
@@ -695,9 +739,7 @@ class Pipeline(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        terminate = exc_type is not None and issubclass(
-            exc_type, (*_INTERRUPTS, asyncio.CancelledError)
-        )
+        terminate = exc_type is not None and issubclass(exc_type, _INTERRUPTS)
         await asyncio.to_thread(self._close, terminate)
 
     def __repr__(self) -> str:
@@ -951,11 +993,15 @@ class _Run:
 
         collect = self.collect
         per_call, pool_options = split_options(self._stage_options(i, stage))
-        pool = Pool(stage.backend, stage.workers, **pool_options)
+        own = stage.pool is None
+        pool = Pool(stage.backend, stage.workers, **pool_options) if own else stage.pool
+        assert pool is not None
         with self._lock:
-            self.pools[i] = pool
+            if own:
+                self.pools[i] = pool
             stopped = self.stopped
         failed = True
+        outputs: Iterator[Any] | None = None
         try:
             if stopped:
                 raise _Stopped
@@ -994,7 +1040,11 @@ class _Run:
             down.end()  # before the pool's shutdown: the next stage need not wait for it
         finally:
             self.explained[i] = pool.explain()
-            if self.terminating:
+            if not own:
+                close = getattr(outputs, "close", None)
+                if close is not None:
+                    close()  # the caller's pool goes on: only this stage's queued work stops
+            elif self.terminating:
                 pool.terminate()
             else:
                 pool.shutdown(wait=True, cancel_futures=failed)
@@ -1089,8 +1139,9 @@ class _AsyncOutputs(_Outputs, AsyncIterator[T]):
                     batch = await asyncio.to_thread(self._last.get_many)
             except _Stopped:
                 batch = None  # stopped: _finish raises the error that stopped it
-            except BaseException:  # cancelled (or Ctrl-C) while waiting: stop everything
-                run = self._abort(terminate=True)
+            except BaseException as exc:  # cancelled (or Ctrl-C) while waiting: stop
+                # Ctrl-C ends running work now; a cancellation lets it finish, as Pool does
+                run = self._abort(terminate=isinstance(exc, _INTERRUPTS))
                 if run is not None:
                     await asyncio.to_thread(run.join)
                 raise

@@ -161,6 +161,18 @@ class TestCancel:
         pool.shutdown(wait=True)
         assert first.result(timeout=SHORT_TIMEOUT) == "done"
 
+    def test_terminate_twice_still_lets_idle_workers_go(self, backend: str) -> None:
+        # a second shutdown(cancel_futures=True) used to swallow the first one's wake-up
+        # sentinel on the thread backend: its idle workers then waited forever
+        pool = anypool.Pool(backend, workers=2)
+        assert list(pool.imap(adapt(backend, square), range(8))) == [x * x for x in range(8)]
+        pool.terminate()
+        pool.terminate()
+        for t in threading.enumerate():
+            if t.name.startswith("anypool"):
+                t.join(SHORT_TIMEOUT)
+                assert not t.is_alive(), t
+
     def test_map_timeout_raises_timeout_error(self) -> None:
         gate = threading.Event()
 

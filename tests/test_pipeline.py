@@ -416,6 +416,11 @@ def test_ctrl_c_in_the_consumer_ends_running_process_tasks() -> None:
             pass
     # the 60 s tasks were ended, not waited for (the leak check finds no worker process)
     assert time.monotonic() - t0 < SHORT_TIMEOUT
+    assert not [t for t in _anypool_threads() if t.name.startswith("anypool-pipeline")]
+    # as Pool.terminate() does, thread workers were let go rather than joined: they end
+    # by themselves
+    for t in _anypool_threads():
+        t.join(SHORT_TIMEOUT)
 
 
 def test_keyboard_interrupt_raised_in_a_stage_reaches_the_caller() -> None:
@@ -571,6 +576,19 @@ def test_close_from_another_thread_ends_the_consumers_loop() -> None:
             closer.start()
             closer.join()
     assert got[:5] == [0, 1, 4, 9, 16]
+
+
+def test_async_iteration_outside_an_event_loop_leaves_nothing_running() -> None:
+    pipe = Pipeline(agen(3)).map(square, backend="thread")
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        aiter(pipe)
+
+
+def test_a_pools_own_defaults_do_not_change_the_pipelines_errors_mode() -> None:
+    with anypool.Pool("thread", 2, errors="collect") as pool:
+        with pytest.raises(ValueError, match="bad item 3"):
+            Pipeline(range(5)).map(fail_on_3, pool=pool).run()
+        assert Pipeline(range(3)).map(square, pool=pool).run() == [0, 1, 4]
 
 
 def test_an_async_source_under_a_sync_consumer() -> None:

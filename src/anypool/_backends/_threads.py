@@ -235,15 +235,18 @@ class ThreadBackend(Backend):
             already = self._closed
             self._closed = True
         _live.discard(self)
+        wake = not already
         if cancel_pending:
             while True:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is not None:
+                if item is None:
+                    wake = True  # an earlier shutdown's wake-up: put it back
+                else:
                     item[3].cancel()
-        if not already:
+        if wake:
             self._queue.put(None)
         if wait:
             me = threading.current_thread()

@@ -20,6 +20,7 @@ window are the pool's; this module only connects stages:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import threading
@@ -638,7 +639,12 @@ class Pipeline(Generic[T]):
             )
         token.started = True
         run = _Run(self, asynchronous)
-        run.start()
+        try:
+            run.start()
+        except BaseException:  # no thread left behind (no running loop for async, ...)
+            run.stop(terminate=False)
+            run.join()
+            raise
         return run
 
     def __iter__(self) -> Iterator[T]:
@@ -845,7 +851,8 @@ class _Run:
         self._cancel_source_task()
         if terminate:
             for pool in pools:  # Ctrl-C: end running work now (not only queued work)
-                pool._backend.terminate()
+                with contextlib.suppress(Exception):  # each pool is also ended by its thread
+                    pool._backend.terminate()
 
     def _cancel_source_task(self) -> None:
         task, loop = self.source_task, self.source_loop
@@ -968,9 +975,10 @@ class _Run:
     def _stage_options(self, i: int, stage: _Stage) -> dict[str, Any]:
         """A stage's pool and map options: its own, plus what the pipeline sets for all."""
         options = dict(stage.options)
-        options["progress"] = self._progress_option(i, stage)
-        if self.collect:
-            options["errors"] = "collect"
+        if self.progress or "progress" in options:
+            options["progress"] = self._progress_option(i, stage)
+        # the pipeline's errors= is the truth, whatever a pool=...'s own default says
+        options["errors"] = "collect" if self.collect else "raise"
         return options
 
     def _progress_option(self, i: int, stage: _Stage) -> bool | dict[str, Any]:

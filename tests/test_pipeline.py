@@ -254,8 +254,9 @@ def test_a_slow_consumer_holds_an_endless_source_back(backend: str) -> None:
         .map(adapt(backend, add_one), backend=backend, workers=2, chunksize=1)
     )
     # what the pipeline may hold: the source's item in hand, three queues, the consumer's
-    # read-ahead, and per stage a window of 2 chunks per worker plus the result in hand
-    bound = 1 + 3 * buffer + buffer + 2 * (2 * 2 + 2)
+    # read-ahead, and per stage its read-ahead from its queue, a window of 2 chunks per
+    # worker, and a result in hand
+    bound = 1 + 3 * buffer + buffer + 2 * (buffer + 2 * 2 + 2)
     # the pipeline always runs at least this far ahead of a consumer that waits
     ahead = 3 * buffer - 2
     consumed = 0
@@ -347,6 +348,12 @@ def test_an_error_in_an_async_source() -> None:
 
     with pytest.raises(OSError, match="async source broke"):
         Pipeline(source()).map(square, backend="thread").run()
+
+    async def main() -> None:
+        with pytest.raises(OSError, match="async source broke"):
+            await Pipeline(source()).map(square, backend="thread").arun()
+
+    asyncio.run(main())  # the source runs on the caller's loop here
 
 
 def test_a_bad_stage_option_value_is_raised_at_the_caller() -> None:

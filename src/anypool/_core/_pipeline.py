@@ -696,7 +696,8 @@ class Pipeline(Generic[T]):
             if stage.kind == "batch":
                 lines.append(f"{head}: groups items in the pipeline's own thread (no pool)")
             elif i in self._token.explained:
-                lines.append(f"{head}: {self._token.explained[i]}")
+                text = self._token.explained[i].replace("\n", "\n    ")
+                lines.append(f"{head}: {text}")
             else:
                 lines.append(f"{head}: not run yet")
         return "\n".join(lines) or "a pipeline with no stages: the source's items as they are"

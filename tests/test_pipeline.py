@@ -598,6 +598,20 @@ def test_a_pools_own_defaults_do_not_change_the_pipelines_errors_mode() -> None:
         assert Pipeline(range(3)).map(square, pool=pool).run() == [0, 1, 4]
 
 
+def test_an_asyncio_stage_on_the_callers_own_loop() -> None:
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+
+        async def on_my_loop(x: int) -> int:
+            assert asyncio.get_running_loop() is loop
+            return x * 2
+
+        async with anypool.Pool("asyncio", 4) as pool:
+            return [x async for x in Pipeline(range(10)).map(on_my_loop, pool=pool)]
+
+    assert asyncio.run(main()) == [x * 2 for x in range(10)]
+
+
 def test_an_async_source_under_a_sync_consumer() -> None:
     assert Pipeline(agen(6)).map(square, backend="thread").run() == [x * x for x in range(6)]
 

@@ -632,12 +632,14 @@ def test_progress_shows_one_bar_per_stage(monkeypatch: pytest.MonkeyPatch) -> No
     import tqdm.auto
 
     bars: list[dict[str, Any]] = []
+    counts: dict[int, Any] = {}
 
     class FakeBar:
         def __init__(self, **kwargs: Any) -> None:
             self.kwargs = kwargs
             self.n = 0
             bars.append(kwargs)
+            counts[kwargs["position"]] = self
 
         def update(self, n: int = 1) -> None:
             self.n += n
@@ -658,6 +660,8 @@ def test_progress_shows_one_bar_per_stage(monkeypatch: pytest.MonkeyPatch) -> No
     assert by_position[0]["total"] == 12  # the source's length is known to stage 1
     assert by_position[0]["desc"].startswith("1 map(square")
     assert by_position[2]["desc"].startswith("3 batch(2)")
+    # each bar counted what its stage did: 12 squares, 12 tests, 6 items batched
+    assert [counts[i].n for i in range(3)] == [12, 12, 6]
 
 
 def test_validation_errors_are_clear() -> None:

@@ -40,7 +40,6 @@ def _runtime_checks(load: bool) -> ModuleType | None:
 
 
 T = TypeVar("T")
-_UNSET: Any = object()
 
 
 def _check_positive_int(name: str, value: object, *, allow_none: bool = True) -> int | None:
@@ -369,7 +368,8 @@ class Pool(cf.Executor):
         Raises ``TimeoutError`` from the iterator when the next result is not ready
         ``timeout`` seconds after this call.
         """
-        return self._imap(fn, iterables, ordered=True, chunksize=chunksize, timeout=timeout)
+        over: dict[str, Any] = {} if chunksize is None else {"chunksize": chunksize}
+        return self._imap(fn, iterables, ordered=True, timeout=timeout, **over)
 
     def imap(
         self,
@@ -636,8 +636,7 @@ class _Defaults:
                 raise TypeError(
                     f"unknown option {k}=; the map options are: " + ", ".join(sorted(d))
                 )
-            if v is not _UNSET:
-                d[k] = v
+            d[k] = v
         o = _options(**d)
         return MapOptions(
             chunksize=o.chunksize,

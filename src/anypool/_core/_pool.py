@@ -512,7 +512,9 @@ class Pool(cf.Executor):
         """
         self._shutdown(wait, cancel_futures, raise_warnings=wait)
 
-    def _shutdown(self, wait: bool, cancel_futures: bool, raise_warnings: bool) -> None:
+    def _shutdown(
+        self, wait: bool, cancel_futures: bool, raise_warnings: bool, raise_blocked: bool = True
+    ) -> None:
         with self._shutdown_lock:
             first = not self._closed
             self._closed = True
@@ -525,12 +527,20 @@ class Pool(cf.Executor):
         elif first and cancel_futures:
             for st in states:
                 st.close()
+        blocked: RuntimeError | None = None
         if wait:
-            self._backend.check_blocking_call()
+            try:
+                self._backend.check_blocking_call()
+            except RuntimeError as e:
+                # waiting here would deadlock: still stop the pool (nothing left running),
+                # then say why it could not wait
+                blocked, wait, cancel_futures = e, False, True
         try:
             self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
         finally:
-            self._stop_watching(raise_warnings)
+            self._stop_watching(raise_warnings and blocked is None)
+        if blocked is not None and raise_blocked:
+            raise blocked
 
     def __enter__(self) -> Pool:
         return self
@@ -547,7 +557,11 @@ class Pool(cf.Executor):
             return
         # on an error do not wait for queued work that nobody will read
         failed = exc_type is not None
-        self._shutdown(True, cancel_futures=failed, raise_warnings=not failed)
+        # when the block already failed (for example with the blocking-call error itself),
+        # that error is the one to see: do not add a second one on the way out
+        self._shutdown(
+            True, cancel_futures=failed, raise_warnings=not failed, raise_blocked=not failed
+        )
 
     def terminate(self) -> None:
         """Stop at once: cancel pending work and end running workers where possible.

@@ -51,6 +51,8 @@ _short = reprlib.Repr()
 _short.maxstring = 60
 _short.maxother = 60
 _live: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
+#: workers that die before they are ready, in a row, before the pool counts as broken
+_MAX_STARTUP_DEATHS = 3
 
 
 def _shutdown_all_at_exit() -> None:
@@ -179,6 +181,7 @@ class ProcessBackend(Backend):
         self._closing = False
         self._cancel_on_close = False
         self._broken: BaseException | None = None
+        self._startup_deaths = 0
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
         self._woken = False
@@ -198,6 +201,13 @@ class ProcessBackend(Backend):
 
     def start(self) -> None:
         """Workers start with the first task."""
+        if getattr(mp.current_process(), "_inheriting", False):
+            raise RuntimeError(
+                "a process pool was started while this process was itself starting as a "
+                "worker: the main script ran again inside the worker because the code that "
+                'uses anypool is not under `if __name__ == "__main__":`. Put it under that '
+                "guard (`anypool check` reports this as APC204)"
+            )
         _live.add(self)
 
     def check_callable(self, fn: Callable[..., Any]) -> None:
@@ -519,6 +529,7 @@ class ProcessBackend(Backend):
             return False  # died while starting: the sentinel path handles it
         if data[:1] == _process_worker.READY:
             w.ready = True
+            self._startup_deaths = 0
             return True
         return self._receive_message(w, data)
 
@@ -573,6 +584,22 @@ class ProcessBackend(Backend):
         if w in idle:
             idle.remove(w)
         w.conn.close()
+        if not w.ready and self._broken is None:
+            # died before saying READY: a worker that cannot start would be replaced for
+            # ever (a hang), so a few start-up deaths in a row break the pool
+            self._startup_deaths += 1
+            if self._startup_deaths >= _MAX_STARTUP_DEATHS:
+                err = BrokenPoolError(
+                    f"{self._startup_deaths} worker processes in a row exited while starting "
+                    f"({_describe_exit(w.proc.exitcode)}), before running any task. The usual "
+                    "cause: the main script starts work at import time, without "
+                    '`if __name__ == "__main__":`; each new worker imports the script again '
+                    "and fails (see the worker's error above; `anypool check` reports this "
+                    "as APC204). Put the code that runs the pool under that guard"
+                )
+                self._broken = err
+                self._fail_everything(err)
+                return
         task = w.task
         w.task = None
         if task is not None and not task.fut.done():

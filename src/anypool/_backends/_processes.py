@@ -141,6 +141,7 @@ class ProcessBackend(Backend):
     """Worker processes fed one task at a time by a dispatcher thread."""
 
     name = "process"
+    sync_kind = "process"
     option_names = ("start_method", "mp_context")
     requires_pickle = True
     shares_memory = False

@@ -1,0 +1,674 @@
+"""The pool's synchronisation primitives, shared state and ``share()``: one factory per kind.
+
+A backend names its kind in ``Backend.sync_kind`` and :data:`SYNC_KINDS` maps that name to a
+:class:`SyncFactory` subclass; the :class:`~anypool.Pool` makes one factory lazily (on its
+first primitive) and closes it at shutdown. Kinds:
+
+* ``"thread"`` (serial and thread pools): the ``threading`` and ``queue`` types themselves;
+* ``"asyncio"``: the ``asyncio`` types (they bind to the loop that first waits on them);
+* ``"process"``: kinds that cross into the pool's worker processes as task arguments.
+  ``Lock``/``RLock``/``Semaphore``/``BoundedSemaphore`` are ``multiprocessing.synchronize``
+  types on *named* POSIX semaphores, so a worker that is already running reopens them by name
+  (a plain ``multiprocessing.Lock`` only crosses at process start). ``Value`` and ``Counter``
+  keep their number in ``multiprocessing.shared_memory`` guarded by such a lock.
+  ``Event``, ``Condition``, ``Barrier``, ``Queue``, ``dict`` and ``list`` live in a
+  ``multiprocessing`` ``SyncManager`` process the pool starts on first use and stops at
+  shutdown. Names and segments are unlinked at shutdown; the parent's own handles keep
+  working afterwards (read a ``Value`` or ``Counter`` after the ``with`` block), manager
+  objects do not (copy a ``dict`` out before the pool closes).
+
+A Dask backend adds its kind with ``register_sync_kind("dask", DaskSync)`` and sets
+``sync_kind = "dask"``; the Pool needs no change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import multiprocessing as mp
+import pickle
+import queue
+import secrets
+import struct
+import sys
+import threading
+from multiprocessing import shared_memory
+from multiprocessing import synchronize as _mps
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from ._exceptions import ClosedPoolError
+
+if TYPE_CHECKING:
+    from ._abc import Backend
+
+T = TypeVar("T")
+mps: Any = _mps  # its constants (SEMAPHORE...) are not in the stubs
+
+
+def _buffer(shm: shared_memory.SharedMemory) -> memoryview:
+    buf = shm.buf
+    assert buf is not None, "the shared memory was closed"
+    return buf
+
+
+def _numpy() -> Any:
+    return importlib.import_module("numpy")
+
+
+#: typecodes of ``pool.Value`` (those of :mod:`array`/:mod:`struct` that hold one number)
+VALUE_TYPECODES = "bBhHiIlLqQfd"
+
+
+def _check_typecode(typecode: object) -> str:
+    if not isinstance(typecode, str) or len(typecode) != 1 or typecode not in VALUE_TYPECODES:
+        raise ValueError(
+            f"typecode must be one of {', '.join(repr(c) for c in VALUE_TYPECODES)} (as in "
+            f"multiprocessing.Value: 'i' int, 'q' 64-bit int, 'd' float), got {typecode!r}"
+        )
+    return typecode
+
+
+# -- Counter -----------------------------------------------------------------------------
+class Counter:
+    """A number that many workers add to: ``increment`` is atomic, ``value`` reads it.
+
+    Made by :meth:`anypool.Pool.Counter`. On thread, serial and asyncio pools it lives in the
+    process; on process pools in shared memory, so it can be passed to tasks as an argument
+    and every worker adds to the same number.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_lock", "_n")
+
+    def __init__(self, initial: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._n = _check_int("initial", initial)
+
+    def increment(self, n: int = 1) -> int:
+        """Add ``n`` (may be negative) atomically and return the new value."""
+        with self._lock:
+            self._n += n
+            return self._n
+
+    @property
+    def value(self) -> int:
+        """The current value."""
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"<anypool.Counter value={self.value}>"
+
+
+def _check_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return value
+
+
+# -- Value (thread and asyncio kinds) ----------------------------------------------------
+class LocalValue:
+    """``multiprocessing.Value``'s interface for one process: ``.value`` and ``get_lock()``.
+
+    The value is stored as the typecode says (``'i'`` wraps like a C int would not: values out
+    of range raise ``struct.error``, as ``multiprocessing.Value`` raises ``OverflowError``).
+    """
+
+    def __init__(self, typecode: str, initial: Any, lock: Any) -> None:
+        self._fmt = struct.Struct(_check_typecode(typecode))
+        self._typecode = typecode
+        self._lock = lock
+        self._v = self._fmt.unpack(self._fmt.pack(initial))[0]
+
+    @property
+    def value(self) -> Any:
+        """The value."""
+        return self._v
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        self._v = self._fmt.unpack(self._fmt.pack(v))[0]
+
+    def get_lock(self) -> Any:
+        """The lock to hold around read-modify-write (``with v.get_lock(): v.value += 1``)."""
+        return self._lock
+
+    def __repr__(self) -> str:
+        return f"<Value({self._typecode!r}, {self._v!r})>"
+
+
+# -- process kinds: named semaphores -----------------------------------------------------
+_SEMS: dict[str, Any] = {}  # name -> rebuilt lock, in a worker (one sem_open per name)
+
+
+def _new_semlock(cls: type[Any], kind: int, value: int, maxvalue: int) -> Any:
+    """A ``multiprocessing.synchronize`` lock on a named semaphore that this pool owns."""
+    if sys.platform == "win32":  # pragma: no cover - the process backend forks on POSIX
+        raise NotImplementedError("process-safe pool locks need POSIX named semaphores")
+    _multiprocessing: Any = importlib.import_module("_multiprocessing")
+    from multiprocessing import resource_tracker
+
+    for _ in range(100):
+        name = f"/anypool-{secrets.token_hex(8)}"
+        try:
+            sl = _multiprocessing.SemLock(kind, value, maxvalue, name, False)
+        except FileExistsError:  # pragma: no cover - 64 random bits
+            continue
+        break
+    else:  # pragma: no cover
+        raise FileExistsError("cannot find a free name for a semaphore")
+    resource_tracker.register(name, "semaphore")  # unlinked even if we die
+    obj = object.__new__(cls)
+    obj._semlock = sl
+    obj._is_fork_ctx = False
+    obj._make_methods()
+    return obj
+
+
+def _unlink_sem(name: str) -> None:
+    _multiprocessing: Any = importlib.import_module("_multiprocessing")
+    from multiprocessing import resource_tracker
+
+    try:
+        _multiprocessing.sem_unlink(name)
+    except OSError:  # pragma: no cover - already gone
+        pass
+    resource_tracker.unregister(name, "semaphore")
+
+
+def _rebuild_sem(cls: type[Any], kind: int, maxvalue: int, name: str) -> Any:
+    obj = _SEMS.get(name)
+    if obj is None:
+        obj = object.__new__(cls)
+        mps.SemLock.__setstate__(obj, (0, kind, maxvalue, name))
+        _SEMS[name] = obj
+    return obj
+
+
+class _Named:
+    """Pickles by semaphore name, so a running worker reopens the same semaphore."""
+
+    _semlock: Any
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        sl = self._semlock
+        return (_rebuild_sem, (type(self), sl.kind, sl.maxvalue, sl.name))
+
+
+class ProcessLock(_Named, _mps.Lock):
+    """``multiprocessing.Lock`` that can be passed to running workers."""
+
+
+class ProcessRLock(_Named, _mps.RLock):
+    """``multiprocessing.RLock`` that can be passed to running workers."""
+
+
+class ProcessSemaphore(_Named, _mps.Semaphore):
+    """``multiprocessing.Semaphore`` that can be passed to running workers."""
+
+
+class ProcessBoundedSemaphore(_Named, _mps.BoundedSemaphore):
+    """``multiprocessing.BoundedSemaphore`` that can be passed to running workers."""
+
+
+# -- process kinds: shared memory ---------------------------------------------------------
+_SEGMENTS: dict[str, shared_memory.SharedMemory] = {}  # name -> mapping, in a worker
+
+
+def _attach(name: str) -> shared_memory.SharedMemory:
+    shm = _SEGMENTS.get(name)
+    if shm is None:
+        shm = _open_segment(name)
+        _SEGMENTS[name] = shm
+    return shm
+
+
+def _open_segment(name: str) -> shared_memory.SharedMemory:
+    # Python < 3.13 registers an attached segment with the resource tracker as if it had
+    # created it; the worker shares its parent's tracker, where the parent's own unlink
+    # unregisters the name, so nothing is unlinked twice or reported as leaked
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name, track=False)
+    return shared_memory.SharedMemory(name)
+
+
+class SharedValue:
+    """``multiprocessing.Value``'s interface in shared memory: passes to running workers.
+
+    ``.value`` reads and writes under the value's lock (an ``RLock``, as in
+    ``multiprocessing.Value``); hold ``get_lock()`` around read-modify-write.
+    """
+
+    def __init__(
+        self, typecode: str, shm: shared_memory.SharedMemory, lock: Any, owner: bool = False
+    ) -> None:
+        self._typecode = typecode
+        self._fmt = struct.Struct(typecode)
+        self._shm = shm
+        self._buf = _buffer(shm)
+        self._lock = lock
+        self._owner = owner
+
+    @property
+    def value(self) -> Any:
+        """The value."""
+        with self._lock:
+            return self._fmt.unpack_from(self._buf)[0]
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        with self._lock:
+            self._fmt.pack_into(self._buf, 0, v)
+
+    def get_lock(self) -> Any:
+        """The lock to hold around read-modify-write (``with v.get_lock(): v.value += 1``)."""
+        return self._lock
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_value, (type(self), self._typecode, self._shm.name, self._lock))
+
+    def __repr__(self) -> str:
+        return f"<Value({self._typecode!r}, {self.value!r}) in shared memory>"
+
+
+def _rebuild_value(cls: type[Any], typecode: str, name: str, lock: Any) -> Any:
+    return cls(typecode, _attach(name), lock)
+
+
+class SharedCounter(Counter):
+    """A :class:`Counter` in shared memory, guarded by a named semaphore."""
+
+    __slots__ = ("_shm", "_buf", "_fmt")
+
+    def __init__(self, shm: shared_memory.SharedMemory, lock: Any) -> None:
+        self._shm = shm
+        self._buf = _buffer(shm)
+        self._fmt = struct.Struct("q")
+        self._lock = lock
+
+    def increment(self, n: int = 1) -> int:
+        """Add ``n`` (may be negative) atomically across processes; return the new value."""
+        fmt, buf = self._fmt, self._buf
+        with self._lock:
+            v: int = fmt.unpack_from(buf)[0] + n
+            fmt.pack_into(buf, 0, v)
+        return v
+
+    @property
+    def value(self) -> int:
+        """The current value."""
+        v: int = self._fmt.unpack_from(self._buf)[0]
+        return v
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_counter, (self._shm.name, self._lock))
+
+
+def _rebuild_counter(name: str, lock: Any) -> SharedCounter:
+    return SharedCounter(_attach(name), lock)
+
+
+# -- share() -----------------------------------------------------------------------------
+_SHARED: dict[str, Any] = {}  # token -> the object, in a worker: loaded once per worker
+
+
+class Shared(Generic[T]):
+    """A handle for an object sent to each worker process once (see :meth:`Pool.share`).
+
+    Pass it to tasks as an argument: in the worker it turns into the object itself, loaded
+    once per worker and cached. In the parent, :attr:`value` is the original object.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("token", "_obj", "_name", "_how", "_meta")
+
+    def __init__(self, obj: T, name: str, how: str, meta: Any) -> None:
+        self.token = name
+        self._obj = obj
+        self._name = name
+        self._how = how
+        self._meta = meta
+
+    @property
+    def value(self) -> T:
+        """The shared object (in the parent)."""
+        return self._obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_load_shared, (self._name, self._how, self._meta))
+
+    def __repr__(self) -> str:
+        return f"<anypool.Shared {type(self._obj).__name__} in {self._name}>"
+
+
+def _load_shared(name: str, how: str, meta: Any) -> Any:
+    obj = _SHARED.get(name)
+    if obj is not None:
+        return obj
+    shm = _open_segment(name)
+    if how == "pickle":
+        view = _buffer(shm)[:meta]
+        try:
+            obj = pickle.loads(view)
+        finally:
+            view.release()
+            shm.close()
+    elif how == "bytes":
+        obj = _buffer(shm)[:meta].toreadonly()  # no copy: the mapping stays open in this worker
+        _SEGMENTS[name] = shm
+    else:  # "ndarray"
+        np = _numpy()
+        shape, dtype = meta
+        arr = np.ndarray(shape, dtype=np.dtype(dtype), buffer=_buffer(shm))
+        arr.flags.writeable = False
+        obj = arr
+        _SEGMENTS[name] = shm
+    _SHARED[name] = obj
+    return obj
+
+
+# -- the factories -----------------------------------------------------------------------
+class SyncFactory:
+    """Makes one pool's primitives; the base class gives the ``threading`` kinds.
+
+    Subclasses override what differs. :meth:`close` runs at the pool's shutdown.
+
+    .. versionadded:: 0.2
+    """
+
+    kind: ClassVar[str] = "thread"
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def Lock(self) -> Any:
+        """A mutex."""
+        return threading.Lock()
+
+    def RLock(self) -> Any:
+        """A re-entrant mutex."""
+        return threading.RLock()
+
+    def Semaphore(self, value: int) -> Any:
+        """A semaphore."""
+        return threading.Semaphore(value)
+
+    def BoundedSemaphore(self, value: int) -> Any:
+        """A semaphore that may not be released above its initial value."""
+        return threading.BoundedSemaphore(value)
+
+    def Event(self) -> Any:
+        """An event."""
+        return threading.Event()
+
+    def Condition(self) -> Any:
+        """A condition variable (with its own re-entrant lock)."""
+        return threading.Condition()
+
+    def Barrier(self, parties: int) -> Any:
+        """A barrier for ``parties`` waiters."""
+        return threading.Barrier(parties)
+
+    def Queue(self, maxsize: int) -> Any:
+        """A FIFO queue (``maxsize`` 0: unbounded)."""
+        return queue.Queue(maxsize)
+
+    def Value(self, typecode: str, initial: Any) -> Any:
+        """One number with ``.value`` and ``get_lock()``."""
+        return LocalValue(typecode, initial, threading.RLock())
+
+    def dict(self) -> Any:
+        """A dict the workers share."""
+        return {}
+
+    def list(self) -> Any:
+        """A list the workers share."""
+        return []
+
+    def Counter(self, initial: int) -> Counter:
+        """An atomic counter."""
+        return Counter(initial)
+
+    def share(self, obj: T) -> T:
+        """The object itself: the workers share this process's memory."""
+        return obj
+
+    def close(self) -> None:
+        """Release what the pool made (nothing for in-process kinds)."""
+
+
+class AsyncioSync(SyncFactory):
+    """The ``asyncio`` kinds; they bind to the first loop that waits on them."""
+
+    kind = "asyncio"
+
+    def Lock(self) -> Any:
+        """``asyncio.Lock``."""
+        return asyncio.Lock()
+
+    def RLock(self) -> Any:
+        """asyncio has no re-entrant lock; this raises with what to use instead."""
+        raise NotImplementedError(
+            "asyncio has no re-entrant lock (coroutines are not threads, so 'who holds it' "
+            "has no meaning); use pool.Lock() and do not acquire it twice in one task"
+        )
+
+    def Semaphore(self, value: int) -> Any:
+        """``asyncio.Semaphore``."""
+        return asyncio.Semaphore(value)
+
+    def BoundedSemaphore(self, value: int) -> Any:
+        """``asyncio.BoundedSemaphore``."""
+        return asyncio.BoundedSemaphore(value)
+
+    def Event(self) -> Any:
+        """``asyncio.Event``."""
+        return asyncio.Event()
+
+    def Condition(self) -> Any:
+        """``asyncio.Condition``."""
+        return asyncio.Condition()
+
+    def Barrier(self, parties: int) -> Any:
+        """``asyncio.Barrier``."""
+        return asyncio.Barrier(parties)
+
+    def Queue(self, maxsize: int) -> Any:
+        """``asyncio.Queue``."""
+        return asyncio.Queue(maxsize)
+
+    def Value(self, typecode: str, initial: Any) -> Any:
+        """One number; ``get_lock()`` is an ``asyncio.Lock`` (``async with v.get_lock()``)."""
+        return LocalValue(typecode, initial, asyncio.Lock())
+
+
+class ProcessSync(SyncFactory):
+    """Kinds that cross into running worker processes (see the module docstring)."""
+
+    kind = "process"
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self._ctx: Any = getattr(backend, "_ctx", None)
+        if self._ctx is None:
+            from .._backends._processes import default_start_method
+
+            self._ctx = mp.get_context(default_start_method())
+        self._lock = threading.Lock()
+        self._manager: Any = None
+        self._sems: list[str] = []
+        self._segments: list[shared_memory.SharedMemory] = []
+        self._closed = False
+
+    # named semaphores
+    def _sem(self, cls: type[Any], kind: int, value: int, maxvalue: int) -> Any:
+        with self._lock:
+            self._check_open()
+            obj = _new_semlock(cls, kind, value, maxvalue)
+            self._sems.append(obj._semlock.name)
+        return obj
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedPoolError("the pool was shut down; it cannot make new primitives")
+
+    def Lock(self) -> Any:
+        """``multiprocessing.synchronize.Lock`` on a named semaphore."""
+        return self._sem(ProcessLock, mps.SEMAPHORE, 1, 1)
+
+    def RLock(self) -> Any:
+        """``multiprocessing.synchronize.RLock`` on a named semaphore."""
+        return self._sem(ProcessRLock, mps.RECURSIVE_MUTEX, 1, 1)
+
+    def Semaphore(self, value: int) -> Any:
+        """``multiprocessing.synchronize.Semaphore`` on a named semaphore."""
+        return self._sem(ProcessSemaphore, mps.SEMAPHORE, value, mps.SEM_VALUE_MAX)
+
+    def BoundedSemaphore(self, value: int) -> Any:
+        """``multiprocessing.synchronize.BoundedSemaphore`` on a named semaphore."""
+        return self._sem(ProcessBoundedSemaphore, mps.SEMAPHORE, value, value)
+
+    # shared memory
+    def _segment(self, size: int) -> shared_memory.SharedMemory:
+        with self._lock:
+            self._check_open()
+            shm = shared_memory.SharedMemory(create=True, size=max(1, size))
+            self._segments.append(shm)
+        return shm
+
+    def Value(self, typecode: str, initial: Any) -> Any:
+        """A :class:`SharedValue` in shared memory with a process-safe ``RLock``."""
+        fmt = struct.Struct(_check_typecode(typecode))
+        packed = fmt.pack(initial)  # a bad initial value fails before anything is made
+        shm = self._segment(fmt.size)
+        _buffer(shm)[: fmt.size] = packed
+        return SharedValue(typecode, shm, self.RLock(), owner=True)
+
+    def Counter(self, initial: int) -> Counter:
+        """A :class:`SharedCounter`."""
+        _check_int("initial", initial)
+        shm = self._segment(8)
+        struct.pack_into("q", _buffer(shm), 0, initial)
+        return SharedCounter(shm, self.Lock())
+
+    def share(self, obj: T) -> T:
+        """A :class:`Shared` handle: the object goes to each worker once, through shared memory.
+
+        ``bytes``/``bytearray`` and NumPy arrays are mapped in the worker without a copy
+        (read-only: a ``memoryview`` and a non-writeable array); anything else is pickled once
+        here and unpickled once per worker.
+        """
+        how: str
+        meta: Any
+        if isinstance(obj, bytes | bytearray | memoryview):
+            data = memoryview(obj).cast("B")
+            shm = self._segment(data.nbytes)
+            _buffer(shm)[: data.nbytes] = data
+            how, meta = "bytes", data.nbytes
+        elif _is_ndarray(obj):
+            np = _numpy()
+            arr = np.ascontiguousarray(obj)
+            shm = self._segment(arr.nbytes)
+            np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
+            how, meta = "ndarray", (arr.shape, arr.dtype.str)
+        else:
+            try:
+                blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                import cloudpickle
+
+                blob = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            shm = self._segment(len(blob))
+            _buffer(shm)[: len(blob)] = blob
+            how, meta = "pickle", len(blob)
+        handle: Any = Shared(obj, shm.name, how, meta)
+        return handle  # type: ignore[no-any-return]  # stands for the object in tasks
+
+    # the manager
+    def _mgr(self) -> Any:
+        with self._lock:
+            self._check_open()
+            if self._manager is None:
+                self._manager = self._ctx.Manager()
+            return self._manager
+
+    def Event(self) -> Any:
+        """A manager ``Event`` proxy."""
+        return self._mgr().Event()
+
+    def Condition(self) -> Any:
+        """A manager ``Condition`` proxy (with a manager ``RLock``)."""
+        return self._mgr().Condition()
+
+    def Barrier(self, parties: int) -> Any:
+        """A manager ``Barrier`` proxy."""
+        return self._mgr().Barrier(parties)
+
+    def Queue(self, maxsize: int) -> Any:
+        """A manager ``Queue`` proxy (raises ``queue.Empty``/``queue.Full`` on timeouts)."""
+        return self._mgr().Queue(maxsize)
+
+    def dict(self) -> Any:
+        """A manager ``dict`` proxy."""
+        return self._mgr().dict()
+
+    def list(self) -> Any:
+        """A manager ``list`` proxy."""
+        return self._mgr().list()
+
+    def close(self) -> None:
+        """Stop the manager, unlink the semaphores and shared memory this pool made."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            manager, self._manager = self._manager, None
+            sems, self._sems = self._sems, []
+            segments, self._segments = self._segments, []
+        if manager is not None:
+            manager.shutdown()
+        for name in sems:
+            _unlink_sem(name)
+        for shm in segments:
+            try:
+                shm.unlink()
+            except FileNotFoundError:  # pragma: no cover
+                pass
+
+
+def _is_ndarray(obj: object) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(obj, np.ndarray) and obj.dtype.hasobject is False
+
+
+#: sync kind name -> factory class; ``Backend.sync_kind`` picks one
+SYNC_KINDS: dict[str, type[SyncFactory]] = {
+    "thread": SyncFactory,
+    "asyncio": AsyncioSync,
+    "process": ProcessSync,
+}
+
+
+def register_sync_kind(name: str, factory: type[SyncFactory]) -> None:
+    """Add a kind of primitives (for a new backend's ``sync_kind``).
+
+    .. versionadded:: 0.2
+    """
+    SYNC_KINDS[name] = factory
+
+
+def kind_for(backend: Backend) -> str:
+    """The kind a backend's primitives are: ``auto`` follows its choice, else processes."""
+    kind = backend.sync_kind
+    if kind == "auto":
+        chosen: Backend | None = getattr(backend, "chosen", None)
+        # before auto has chosen: process kinds, which also work on the threads it measures
+        # with and on serial and thread pools; a later choice of threads stays correct
+        kind = chosen.sync_kind if chosen is not None else "process"
+    if kind not in SYNC_KINDS:
+        raise LookupError(
+            f"backend {backend.name!r} names sync_kind={kind!r}, which is not registered; "
+            f"known kinds: {', '.join(sorted(SYNC_KINDS))}"
+        )
+    return kind

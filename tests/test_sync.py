@@ -1,0 +1,355 @@
+"""Pool primitives on every backend: the guide's checks, stdlib behaviour, clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+from multiprocessing import shared_memory
+from typing import Any
+
+import pytest
+
+import anypool
+from conftest import SHORT_TIMEOUT
+
+N_ADDS = 100_000
+SHORT = 0.01  # a timeout that must expire: the wait itself is what is tested
+
+
+# -- the guide's lock check ---------------------------------------------------------------
+def add_under_lock(lock: Any, value: Any, n: int) -> int:
+    for _ in range(n):
+        with lock:
+            value.value += 1
+    return n
+
+
+async def aadd_under_lock(lock: Any, value: Any, n: int) -> int:
+    for _ in range(n):
+        async with lock:
+            value.value += 1
+    return n
+
+
+def _fn(backend: str, sync: Any, async_: Any) -> Any:
+    return async_ if backend == "asyncio" else sync
+
+
+def test_two_workers_adding_under_the_pools_lock_end_at_exactly_200000(backend: str) -> None:
+    with anypool.Pool(backend, workers=2) as pool:
+        lock = pool.Lock()
+        value = pool.Value("i", 0)
+        fn = _fn(backend, add_under_lock, aadd_under_lock)
+        assert list(pool.map(fn, [lock, lock], [value, value], [N_ADDS, N_ADDS])) == [N_ADDS] * 2
+        assert value.value == 2 * N_ADDS
+
+
+def add_with_value_lock(value: Any, n: int) -> int:
+    for _ in range(n):
+        with value.get_lock():
+            value.value += 1
+    return n
+
+
+def test_value_get_lock_makes_read_modify_write_atomic(backend: str) -> None:
+    if backend == "asyncio":
+        pytest.skip("asyncio's get_lock() is an asyncio.Lock: covered by the lock check")
+    n = 20_000
+    with anypool.Pool(backend, workers=2) as pool:
+        value = pool.Value("q", 0)
+        assert list(pool.map(add_with_value_lock, [value] * 2, [n] * 2)) == [n, n]
+    assert value.value == 2 * n  # a process pool's Value still reads after shutdown
+
+
+def count_up(counter: Any, n: int) -> int:
+    last = 0
+    for _ in range(n):
+        last = counter.increment()
+    return last
+
+
+async def acount_up(counter: Any, n: int) -> int:
+    return count_up(counter, n)
+
+
+def test_counter_increments_atomically(backend: str) -> None:
+    with anypool.Pool(backend, workers=2) as pool:
+        c = pool.Counter(5)
+        assert isinstance(c, anypool.Counter)
+        fn = _fn(backend, count_up, acount_up)
+        lasts = list(pool.map(fn, [c, c], [N_ADDS, N_ADDS]))
+        assert c.value == 5 + 2 * N_ADDS
+        assert max(lasts) == c.value
+        assert c.increment(-5) == 2 * N_ADDS
+    assert c.value == 2 * N_ADDS
+
+
+# -- the guide's semaphore check ----------------------------------------------------------
+def guarded(sem: Any, lock: Any, inside: Any, most: Any, barrier: Any) -> int:
+    with sem:
+        with lock:
+            inside.value += 1
+            most.value = max(most.value, inside.value)
+        barrier.wait(timeout=SHORT_TIMEOUT)  # the holders meet: a third would be counted
+        with lock:
+            inside.value -= 1
+    return 1
+
+
+async def aguarded(sem: Any, lock: Any, inside: Any, most: Any, barrier: Any) -> int:
+    async with sem:
+        async with lock:
+            inside.value += 1
+            most.value = max(most.value, inside.value)
+        await asyncio.wait_for(barrier.wait(), SHORT_TIMEOUT)
+        async with lock:
+            inside.value -= 1
+    return 1
+
+
+def test_semaphore_2_never_admits_a_third_task(backend: str) -> None:
+    holders = 1 if backend == "serial" else 2  # serial runs one task at a time
+    with anypool.Pool(backend, workers=4) as pool:
+        sem = pool.Semaphore(2)
+        lock = pool.Lock()
+        inside, most = pool.Value("i", 0), pool.Value("i", 0)
+        barrier = pool.Barrier(holders)
+        fn = _fn(backend, guarded, aguarded)
+        n = 8
+        assert sum(pool.map(fn, *([x] * n for x in (sem, lock, inside, most, barrier)))) == n
+        assert most.value == holders
+        assert inside.value == 0
+
+
+# -- stdlib behaviour, checked inside a task ----------------------------------------------
+def sync_behaviour(lock: Any, rlock: Any, bsem: Any, ev: Any, cond: Any, q: Any, b: Any) -> Any:
+    out: dict[str, Any] = {}
+    with lock:
+        out["lock_busy"] = lock.acquire(timeout=SHORT)
+    out["lock_free"] = lock.acquire(timeout=SHORT)
+    lock.release()
+    with rlock, rlock:
+        out["rlock"] = True
+    bsem.acquire()
+    bsem.release()
+    try:
+        bsem.release()
+    except ValueError:
+        out["bounded"] = "ValueError"
+    out["event_timeout"] = ev.wait(SHORT)
+    ev.set()
+    out["event_set"] = (ev.is_set(), ev.wait(SHORT))
+    with cond:
+        out["cond_timeout"] = cond.wait(SHORT)
+        out["cond_pred"] = cond.wait_for(lambda: True, SHORT)
+        cond.notify_all()
+    q.put("a")
+    q.put_nowait("b")
+    try:
+        q.put("c", timeout=SHORT)
+    except queue.Full:
+        out["full"] = True
+    out["got"] = [q.get(), q.get_nowait()]
+    try:
+        q.get(timeout=SHORT)
+    except queue.Empty:
+        out["empty"] = True
+    try:
+        b.wait(timeout=SHORT)
+    except threading.BrokenBarrierError:
+        out["barrier"] = "BrokenBarrierError"
+    return out
+
+
+EXPECTED = {
+    "lock_busy": False,
+    "lock_free": True,
+    "rlock": True,
+    "bounded": "ValueError",
+    "event_timeout": False,
+    "event_set": (True, True),
+    "cond_timeout": False,
+    "cond_pred": True,
+    "full": True,
+    "got": ["a", "b"],
+    "empty": True,
+    "barrier": "BrokenBarrierError",
+}
+
+
+async def async_behaviour(lock: Any, bsem: Any, ev: Any, cond: Any, q: Any, b: Any) -> Any:
+    out: dict[str, Any] = {}
+    async with lock:
+        try:
+            await asyncio.wait_for(lock.acquire(), SHORT)
+        except TimeoutError:
+            out["lock_busy"] = False
+    out["lock_free"] = lock.locked() is False
+    out["rlock"] = True
+    await bsem.acquire()
+    bsem.release()
+    try:
+        bsem.release()
+    except ValueError:
+        out["bounded"] = "ValueError"
+    try:
+        await asyncio.wait_for(ev.wait(), SHORT)
+    except TimeoutError:
+        out["event_timeout"] = False
+    ev.set()
+    out["event_set"] = (ev.is_set(), await ev.wait())
+    async with cond:
+        try:
+            await asyncio.wait_for(cond.wait(), SHORT)
+        except TimeoutError:
+            out["cond_timeout"] = False
+        out["cond_pred"] = await cond.wait_for(lambda: True)
+        cond.notify_all()
+    await q.put("a")
+    q.put_nowait("b")
+    try:
+        q.put_nowait("c")
+    except asyncio.QueueFull:
+        out["full"] = True
+    out["got"] = [await q.get(), q.get_nowait()]
+    try:
+        q.get_nowait()
+    except asyncio.QueueEmpty:
+        out["empty"] = True
+    try:
+        await asyncio.wait_for(b.wait(), SHORT)
+    except TimeoutError:
+        out["barrier"] = "BrokenBarrierError"
+    return out
+
+
+def test_primitives_behave_as_the_stdlib_types_inside_tasks(backend: str) -> None:
+    with anypool.Pool(backend, workers=2) as pool:
+        if backend == "asyncio":
+            with pytest.raises(NotImplementedError, match="re-entrant"):
+                pool.RLock()
+            args: tuple[Any, ...] = (
+                pool.Lock(),
+                pool.BoundedSemaphore(1),
+                pool.Event(),
+                pool.Condition(),
+                pool.Queue(2),
+                pool.Barrier(2),
+            )
+            got = pool.submit(async_behaviour, *args).result(timeout=SHORT_TIMEOUT)
+        else:
+            args = (
+                pool.Lock(),
+                pool.RLock(),
+                pool.BoundedSemaphore(1),
+                pool.Event(),
+                pool.Condition(),
+                pool.Queue(2),
+                pool.Barrier(2),
+            )
+            got = pool.submit(sync_behaviour, *args).result(timeout=SHORT_TIMEOUT)
+    assert got == EXPECTED
+
+
+def fill(d: Any, lst: Any, i: int) -> int:
+    d[i] = i * i
+    lst.append(i)
+    return i
+
+
+async def afill(d: Any, lst: Any, i: int) -> int:
+    return fill(d, lst, i)
+
+
+def test_dict_and_list_are_shared_by_the_tasks(backend: str) -> None:
+    with anypool.Pool(backend, workers=2) as pool:
+        d, lst = pool.dict(), pool.list()
+        n = 20
+        list(pool.map(_fn(backend, fill, afill), [d] * n, [lst] * n, range(n)))
+        assert dict(d) == {i: i * i for i in range(n)}
+        assert sorted(lst) == list(range(n))
+
+
+def read_value(v: Any) -> Any:
+    return v.value
+
+
+async def aread_value(v: Any) -> Any:
+    return v.value
+
+
+def test_value_types_and_bad_input(backend: str) -> None:
+    with anypool.Pool(backend, workers=1) as pool:
+        v = pool.Value("d", 1.5)
+        v.value = 2.25
+        assert pool.submit(_fn(backend, read_value, aread_value), v).result() == 2.25
+        with pytest.raises(ValueError, match="typecode"):
+            pool.Value("x", 1)
+        with pytest.raises(ValueError, match="must be a whole number"):
+            pool.Semaphore(-1)
+        with pytest.raises(ValueError, match="parties"):
+            pool.Barrier(0)
+        with pytest.raises(TypeError, match="initial"):
+            pool.Counter(1.5)  # type: ignore[arg-type]
+    with pytest.raises(anypool.ClosedPoolError):
+        pool.Lock()
+
+
+def test_each_backend_gives_its_own_kind() -> None:
+    with anypool.Pool("thread", workers=1) as pool:
+        assert isinstance(pool.Lock(), type(threading.Lock()))
+        assert isinstance(pool.Queue(), queue.Queue)
+        assert isinstance(pool.Event(), threading.Event)
+        obj = object()
+        assert pool.share(obj) is obj
+    with anypool.Pool("asyncio", workers=1) as pool:
+        assert isinstance(pool.Lock(), asyncio.Lock)
+        assert isinstance(pool.Queue(), asyncio.Queue)
+    import multiprocessing.synchronize as mps
+
+    with anypool.Pool("process", workers=1) as pool:
+        assert isinstance(pool.Lock(), mps.Lock)
+        assert isinstance(pool.Semaphore(3), mps.Semaphore)
+
+
+def _sem_names() -> set[str]:
+    try:
+        return {n for n in os.listdir("/dev/shm") if "anypool-" in n}
+    except FileNotFoundError:  # pragma: no cover - not Linux
+        return set()
+
+
+def test_process_pool_cleans_up_manager_semaphores_and_shared_memory() -> None:
+    before = _sem_names()
+    with anypool.Pool("process", workers=1) as pool:
+        pool.Lock()
+        pool.Semaphore(2)
+        c = pool.Counter()
+        v = pool.Value("i", 7)
+        d = pool.dict()
+        d["x"] = 1
+        handle = pool.share(b"payload")
+        names = [c._shm.name, v._shm.name, handle.token]  # type: ignore[attr-defined]
+        assert len(_sem_names() - before) >= 4
+    # the manager process is gone (the autouse leak check), and so are the names
+    assert _sem_names() - before == set()
+    for name in names:
+        with pytest.raises(FileNotFoundError):
+            shared_memory.SharedMemory(name)
+    assert v.value == 7  # the parent's mapping outlives the name
+
+
+# -- auto ---------------------------------------------------------------------------------
+def test_auto_gives_process_safe_kinds_before_choosing_and_they_work_on_threads() -> None:
+    with anypool.Pool("auto") as pool:
+        lock = pool.Lock()
+        value = pool.Value("i", 0)
+        import multiprocessing.synchronize as mps
+
+        assert isinstance(lock, mps.Lock)
+        obj = [1, 2, 3]
+        assert pool.share(obj) is obj  # not chosen yet: the object itself
+        assert list(pool.map(add_under_lock, [lock] * 4, [value] * 4, [500] * 4)) == [500] * 4
+        assert value.value == 2000

@@ -353,3 +353,91 @@ def test_auto_gives_process_safe_kinds_before_choosing_and_they_work_on_threads(
         assert pool.share(obj) is obj  # not chosen yet: the object itself
         assert list(pool.map(add_under_lock, [lock] * 4, [value] * 4, [500] * 4)) == [500] * 4
         assert value.value == 2000
+
+
+# -- share() ------------------------------------------------------------------------------
+REDUCED = 0  # times a Big was pickled (in this process)
+UNPICKLED = 0  # times a Big was rebuilt (in the process running this code)
+
+
+def _make_big(data: bytes) -> Big:
+    global UNPICKLED
+    UNPICKLED += 1
+    return Big(data)
+
+
+class Big:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        global REDUCED
+        REDUCED += 1
+        return (_make_big, (self.data,))
+
+
+def peek(big: Big, i: int) -> tuple[int, int, int]:
+    return os.getpid(), UNPICKLED, len(big.data)
+
+
+def test_share_sends_the_object_once_per_worker_not_once_per_task() -> None:
+    global REDUCED
+    REDUCED = 0
+    big = Big(b"x" * 100_000)
+    with anypool.Pool("process", workers=2) as pool:
+        handle = pool.share(big)
+        assert isinstance(handle, anypool.Shared)
+        assert handle.value is big
+        seen = list(pool.map(peek, [handle] * 40, range(40), chunksize=1))
+        # each worker rebuilt it once, whatever the number of tasks it ran
+        assert {n for _, n, _ in seen} == {1}
+        assert {size for _, _, size in seen} == {100_000}
+        assert REDUCED == 1
+        # the same object without share(): rebuilt for every task
+        plain = list(pool.map(peek, [big] * 40, range(40), chunksize=1))
+        assert max(n for _, n, _ in plain) > 2
+        assert REDUCED == 41
+
+
+def look_at_bytes(data: Any) -> tuple[str, bool, bytes, int]:
+    return type(data).__name__, data.readonly, bytes(data[:5]), len(data)
+
+
+def test_shared_bytes_are_mapped_read_only_without_a_copy() -> None:
+    payload = bytes(range(256)) * 1000
+    with anypool.Pool("process", workers=2) as pool:
+        handle = pool.share(payload)
+        got = set(pool.map(look_at_bytes, [handle] * 6, chunksize=1))
+    assert got == {("memoryview", True, payload[:5], len(payload))}
+
+
+def array_sum(arr: Any) -> tuple[float, bool, bool]:
+    return float(arr.sum()), bool(arr.flags.writeable), bool(arr.flags.owndata)
+
+
+def test_shared_numpy_array_is_mapped_without_a_copy() -> None:
+    np = pytest.importorskip("numpy")
+    arr = np.arange(100_000, dtype=np.float64).reshape(1000, 100)
+    with anypool.Pool("process", workers=2) as pool:
+        handle = pool.share(arr)
+        got = set(pool.map(array_sum, [handle] * 4, chunksize=1))
+    assert got == {(float(arr.sum()), False, False)}
+
+
+def identity_of(obj: Any) -> int:
+    return id(obj)
+
+
+async def aidentity_of(obj: Any) -> int:
+    return id(obj)
+
+
+def test_share_on_in_process_backends_is_the_object_itself(backend: str) -> None:
+    if backend == "process":
+        pytest.skip("covered above")
+    obj = {"big": list(range(10))}
+    with anypool.Pool(backend, workers=2) as pool:
+        shared = pool.share(obj)
+        assert shared is obj
+        fn = _fn(backend, identity_of, aidentity_of)
+        assert set(pool.map(fn, [shared] * 4)) == {id(obj)}

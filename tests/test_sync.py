@@ -331,7 +331,7 @@ def test_process_pool_cleans_up_manager_semaphores_and_shared_memory() -> None:
         d = pool.dict()
         d["x"] = 1
         handle = pool.share(b"payload")
-        names = [c._shm.name, v._shm.name, handle.token]  # type: ignore[attr-defined]
+        names = [c._name, v._name, handle.token]  # type: ignore[attr-defined]
         assert len(_sem_names() - before) >= 4
     # the manager process is gone (the autouse leak check), and so are the names
     assert _sem_names() - before == set()

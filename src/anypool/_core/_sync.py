@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import mmap
 import multiprocessing as mp
+import os
 import pickle
 import queue
 import secrets
 import struct
 import sys
 import threading
+from collections import OrderedDict
 from multiprocessing import shared_memory
 from multiprocessing import synchronize as _mps
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -212,24 +215,27 @@ class ProcessBoundedSemaphore(_Named, _mps.BoundedSemaphore):
 
 
 # -- process kinds: shared memory ---------------------------------------------------------
-_SEGMENTS: dict[str, shared_memory.SharedMemory] = {}  # name -> mapping, in a worker
+# In a worker, segments are mapped with mmap directly, not with SharedMemory: that registers
+# them with the resource tracker (Python < 3.13) and its close() fails while a task still holds
+# a view. An mmap stays alive as long as any view of it does.
+_MAPS: dict[str, mmap.mmap] = {}  # segment name -> writable mapping, in a worker
 
 
-def _attach(name: str) -> shared_memory.SharedMemory:
-    shm = _SEGMENTS.get(name)
-    if shm is None:
-        shm = _open_segment(name)
-        _SEGMENTS[name] = shm
-    return shm
+def _map_segment(name: str, size: int, writable: bool) -> mmap.mmap:
+    posixshmem: Any = importlib.import_module("_posixshmem")
+    fd = posixshmem.shm_open("/" + name, os.O_RDWR if writable else os.O_RDONLY, mode=0o600)
+    try:
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        return mmap.mmap(fd, size, prot=prot)
+    finally:
+        os.close(fd)
 
 
-def _open_segment(name: str) -> shared_memory.SharedMemory:
-    # Python < 3.13 registers an attached segment with the resource tracker as if it had
-    # created it; the worker shares its parent's tracker, where the parent's own unlink
-    # unregisters the name, so nothing is unlinked twice or reported as leaked
-    if sys.version_info >= (3, 13):
-        return shared_memory.SharedMemory(name, track=False)
-    return shared_memory.SharedMemory(name)
+def _attach(name: str, size: int) -> memoryview:
+    mm = _MAPS.get(name)
+    if mm is None:
+        mm = _MAPS[name] = _map_segment(name, size, writable=True)
+    return memoryview(mm)
 
 
 class SharedValue:
@@ -239,15 +245,13 @@ class SharedValue:
     ``multiprocessing.Value``); hold ``get_lock()`` around read-modify-write.
     """
 
-    def __init__(
-        self, typecode: str, shm: shared_memory.SharedMemory, lock: Any, owner: bool = False
-    ) -> None:
+    def __init__(self, typecode: str, name: str, buf: memoryview, lock: Any, keep: Any) -> None:
         self._typecode = typecode
         self._fmt = struct.Struct(typecode)
-        self._shm = shm
-        self._buf = _buffer(shm)
+        self._name = name
+        self._buf = buf
         self._lock = lock
-        self._owner = owner
+        self._keep = keep  # the parent's SharedMemory: the mapping lives as long as we do
 
     @property
     def value(self) -> Any:
@@ -265,26 +269,27 @@ class SharedValue:
         return self._lock
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_value, (type(self), self._typecode, self._shm.name, self._lock))
+        return (_rebuild_value, (type(self), self._typecode, self._name, self._lock))
 
     def __repr__(self) -> str:
         return f"<Value({self._typecode!r}, {self.value!r}) in shared memory>"
 
 
 def _rebuild_value(cls: type[Any], typecode: str, name: str, lock: Any) -> Any:
-    return cls(typecode, _attach(name), lock)
+    return cls(typecode, name, _attach(name, struct.calcsize(typecode)), lock, None)
 
 
 class SharedCounter(Counter):
     """A :class:`Counter` in shared memory, guarded by a named semaphore."""
 
-    __slots__ = ("_shm", "_buf", "_fmt")
+    __slots__ = ("_name", "_buf", "_fmt", "_keep")
 
-    def __init__(self, shm: shared_memory.SharedMemory, lock: Any) -> None:
-        self._shm = shm
-        self._buf = _buffer(shm)
+    def __init__(self, name: str, buf: memoryview, lock: Any, keep: Any) -> None:
+        self._name = name
+        self._buf = buf
         self._fmt = struct.Struct("q")
         self._lock = lock
+        self._keep = keep
 
     def increment(self, n: int = 1) -> int:
         """Add ``n`` (may be negative) atomically across processes; return the new value."""
@@ -301,15 +306,17 @@ class SharedCounter(Counter):
         return v
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_counter, (self._shm.name, self._lock))
+        return (_rebuild_counter, (self._name, self._lock))
 
 
 def _rebuild_counter(name: str, lock: Any) -> SharedCounter:
-    return SharedCounter(_attach(name), lock)
+    return SharedCounter(name, _attach(name, 8), lock, None)
 
 
 # -- share() -----------------------------------------------------------------------------
-_SHARED: dict[str, Any] = {}  # token -> the object, in a worker: loaded once per worker
+#: token -> the object, in a worker: loaded once per worker; the most recent few are kept
+_SHARED: OrderedDict[str, Any] = OrderedDict()
+SHARED_CACHE_SIZE = 8
 
 
 class Shared(Generic[T]):
@@ -321,12 +328,12 @@ class Shared(Generic[T]):
     .. versionadded:: 0.2
     """
 
-    __slots__ = ("token", "_obj", "_name", "_how", "_meta")
+    __slots__ = ("token", "_obj", "_how", "_meta")
 
     def __init__(self, obj: T, name: str, how: str, meta: Any) -> None:
+        #: the name of its shared-memory segment (the worker's cache key)
         self.token = name
         self._obj = obj
-        self._name = name
         self._how = how
         self._meta = meta
 
@@ -336,35 +343,35 @@ class Shared(Generic[T]):
         return self._obj
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_load_shared, (self._name, self._how, self._meta))
+        return (_load_shared, (self.token, self._how, self._meta))
 
     def __repr__(self) -> str:
-        return f"<anypool.Shared {type(self._obj).__name__} in {self._name}>"
+        return f"<anypool.Shared {type(self._obj).__name__} in {self.token}>"
 
 
 def _load_shared(name: str, how: str, meta: Any) -> Any:
     obj = _SHARED.get(name)
     if obj is not None:
+        _SHARED.move_to_end(name)
         return obj
-    shm = _open_segment(name)
     if how == "pickle":
-        view = _buffer(shm)[:meta]
+        mm = _map_segment(name, meta, writable=False)
         try:
-            obj = pickle.loads(view)
+            obj = pickle.loads(mm)
         finally:
-            view.release()
-            shm.close()
+            mm.close()
     elif how == "bytes":
-        obj = _buffer(shm)[:meta].toreadonly()  # no copy: the mapping stays open in this worker
-        _SEGMENTS[name] = shm
+        # no copy: a read-only view of the mapping, which lives as long as the view does
+        obj = memoryview(_map_segment(name, max(1, meta), writable=False))[:meta]
     else:  # "ndarray"
         np = _numpy()
-        shape, dtype = meta
-        arr = np.ndarray(shape, dtype=np.dtype(dtype), buffer=_buffer(shm))
-        arr.flags.writeable = False
-        obj = arr
-        _SEGMENTS[name] = shm
+        shape, dtype, nbytes = meta
+        mm = _map_segment(name, max(1, nbytes), writable=False)
+        obj = np.frombuffer(mm, dtype=np.dtype(dtype), count=nbytes // np.dtype(dtype).itemsize)
+        obj = obj.reshape(shape)
     _SHARED[name] = obj
+    while len(_SHARED) > SHARED_CACHE_SIZE:
+        _SHARED.popitem(last=False)
     return obj
 
 
@@ -542,15 +549,17 @@ class ProcessSync(SyncFactory):
         fmt = struct.Struct(_check_typecode(typecode))
         packed = fmt.pack(initial)  # a bad initial value fails before anything is made
         shm = self._segment(fmt.size)
-        _buffer(shm)[: fmt.size] = packed
-        return SharedValue(typecode, shm, self.RLock(), owner=True)
+        buf = _buffer(shm)
+        buf[: fmt.size] = packed
+        return SharedValue(typecode, shm.name, buf, self.RLock(), shm)
 
     def Counter(self, initial: int) -> Counter:
         """A :class:`SharedCounter`."""
         _check_int("initial", initial)
         shm = self._segment(8)
-        struct.pack_into("q", _buffer(shm), 0, initial)
-        return SharedCounter(shm, self.Lock())
+        buf = _buffer(shm)
+        struct.pack_into("q", buf, 0, initial)
+        return SharedCounter(shm.name, buf, self.Lock(), shm)
 
     def share(self, obj: T) -> T:
         """A :class:`Shared` handle: the object goes to each worker once, through shared memory.
@@ -571,7 +580,7 @@ class ProcessSync(SyncFactory):
             arr = np.ascontiguousarray(obj)
             shm = self._segment(arr.nbytes)
             np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
-            how, meta = "ndarray", (arr.shape, arr.dtype.str)
+            how, meta = "ndarray", (arr.shape, arr.dtype.str, arr.nbytes)
         else:
             try:
                 blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)

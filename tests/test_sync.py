@@ -441,3 +441,25 @@ def test_share_on_in_process_backends_is_the_object_itself(backend: str) -> None
         assert shared is obj
         fn = _fn(backend, identity_of, aidentity_of)
         assert set(pool.map(fn, [shared] * 4)) == {id(obj)}
+
+
+def use_lock(lock: Any) -> bool:
+    with lock:
+        return True
+
+
+def test_a_threading_lock_sent_to_processes_says_to_ask_the_pool() -> None:
+    with anypool.Pool("process", workers=1) as pool:
+        with pytest.raises(anypool.PicklingError, match=r"pool\.Lock\(\)"):
+            pool.submit(use_lock, threading.Lock())
+
+
+def test_a_primitive_of_a_closed_pool_fails_clearly_in_another_pool() -> None:
+    with anypool.Pool("process", workers=1) as first:
+        lock = first.Lock()
+        counter = first.Counter()
+    with anypool.Pool("process", workers=1) as second:
+        with pytest.raises(anypool.ClosedPoolError, match="shut down"):
+            second.submit(use_lock, lock).result(timeout=SHORT_TIMEOUT)
+        with pytest.raises(anypool.ClosedPoolError, match="shut down"):
+            second.submit(count_up, counter, 1).result(timeout=SHORT_TIMEOUT)

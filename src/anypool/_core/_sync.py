@@ -183,9 +183,19 @@ def _rebuild_sem(cls: type[Any], kind: int, maxvalue: int, name: str) -> Any:
     obj = _SEMS.get(name)
     if obj is None:
         obj = object.__new__(cls)
-        mps.SemLock.__setstate__(obj, (0, kind, maxvalue, name))
+        try:
+            mps.SemLock.__setstate__(obj, (0, kind, maxvalue, name))
+        except FileNotFoundError:
+            raise _gone(cls.__name__.removeprefix("Process")) from None
         _SEMS[name] = obj
     return obj
+
+
+def _gone(what: str) -> ClosedPoolError:
+    return ClosedPoolError(
+        f"this {what} was made by a pool that has been shut down, and its shared resources "
+        "were freed with it; make primitives with the pool whose tasks use them"
+    )
 
 
 class _Named:
@@ -223,7 +233,10 @@ _MAPS: dict[str, mmap.mmap] = {}  # segment name -> writable mapping, in a worke
 
 def _map_segment(name: str, size: int, writable: bool) -> mmap.mmap:
     posixshmem: Any = importlib.import_module("_posixshmem")
-    fd = posixshmem.shm_open("/" + name, os.O_RDWR if writable else os.O_RDONLY, mode=0o600)
+    try:
+        fd = posixshmem.shm_open("/" + name, os.O_RDWR if writable else os.O_RDONLY, mode=0o600)
+    except FileNotFoundError:
+        raise _gone("shared object") from None
     try:
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
         return mmap.mmap(fd, size, prot=prot)

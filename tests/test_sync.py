@@ -449,9 +449,11 @@ def use_lock(lock: Any) -> bool:
 
 
 def test_a_threading_lock_sent_to_processes_says_to_ask_the_pool() -> None:
-    with anypool.Pool("process", workers=1) as pool:
-        with pytest.raises(anypool.PicklingError, match=r"pool\.Lock\(\)"):
-            pool.submit(use_lock, threading.Lock())
+    with (
+        anypool.Pool("process", workers=1) as pool,
+        pytest.raises(anypool.PicklingError, match=r"pool\.Lock\(\)"),
+    ):
+        pool.submit(use_lock, threading.Lock())
 
 
 def test_a_primitive_of_a_closed_pool_fails_clearly_in_another_pool() -> None:

@@ -312,7 +312,8 @@ class ProcessBackend(Backend):
                 f"pickled ({type(exc).__name__}: {exc}). "
                 + (
                     "Make locks, queues and events for process tasks with the pool "
-                    "(pool.Lock(), pool.Queue(), pool.Event()...): those reach its workers"
+                    "(pool.Lock(), pool.Queue(), pool.Event()...): those reach its workers; "
+                    "or use backend='thread', which needs no pickling"
                     if _is_sync_object(obj)
                     else "Use a module-level function and plain-data arguments, or "
                     "backend='thread', which needs no pickling"

@@ -386,6 +386,8 @@ async def run_async(run: MapRun) -> AsyncIterator[list[Any]]:
                     if not done:
                         run.fill()
                         continue
+            elif gate is None:
+                entry = await done_q.get()
             else:
                 try:
                     entry = await asyncio.wait_for(done_q.get(), gate)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
-if TYPE_CHECKING:
-    from ._rate import RateLimiter
+from ._rate import RateLimiter
 
 Errors = Literal["raise", "collect"]
 

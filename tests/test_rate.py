@@ -221,3 +221,15 @@ def test_map_rate_with_a_timeout_still_times_out() -> None:
         with pytest.raises(TimeoutError):
             list(it)
         gate.set()
+
+
+def paced(limiter: RateLimiter, x: int) -> tuple[float, int]:
+    with limiter:
+        return limiter.rate, x
+
+
+def test_a_limiter_passed_to_process_tasks_arrives_with_its_rate() -> None:
+    lim = RateLimiter("1000/s", burst=3)
+    with anypool.Pool("process", workers=2) as pool:
+        got = list(pool.map(paced, [lim] * 4, range(4)))
+    assert got == [(1000.0, i) for i in range(4)]

@@ -465,3 +465,15 @@ def test_a_primitive_of_a_closed_pool_fails_clearly_in_another_pool() -> None:
             second.submit(use_lock, lock).result(timeout=SHORT_TIMEOUT)
         with pytest.raises(anypool.ClosedPoolError, match="shut down"):
             second.submit(count_up, counter, 1).result(timeout=SHORT_TIMEOUT)
+
+
+def test_asyncio_pool_made_in_async_code_hands_out_primitives_for_its_loop() -> None:
+    async def main() -> int:
+        async with anypool.Pool("asyncio", workers=4) as pool:
+            lock, total = pool.Lock(), pool.Value("i", 0)
+            await pool.amap(aadd_under_lock, [lock] * 4, [total] * 4, [1000] * 4)
+            q = pool.Queue()
+            await q.put(total.value)
+            return int(await q.get())
+
+    assert asyncio.run(main()) == 4000

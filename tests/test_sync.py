@@ -477,3 +477,62 @@ def test_asyncio_pool_made_in_async_code_hands_out_primitives_for_its_loop() -> 
             return int(await q.get())
 
     assert asyncio.run(main()) == 4000
+
+
+# -- the guide's producer/consumer: a queue between two tasks -----------------------------
+DONE = None  # the guide's poison pill
+
+
+def produce(q: Any, n: int) -> int:
+    for i in range(n):
+        q.put(i)
+    q.put(DONE)
+    return n
+
+
+def consume(q: Any) -> int:
+    total = 0
+    while (item := q.get(timeout=SHORT_TIMEOUT)) is not DONE:
+        total += item
+    return total
+
+
+async def aproduce(q: Any, n: int) -> int:
+    for i in range(n):
+        await q.put(i)
+    await q.put(DONE)
+    return n
+
+
+async def aconsume(q: Any) -> int:
+    total = 0
+    while (item := await asyncio.wait_for(q.get(), SHORT_TIMEOUT)) is not DONE:
+        total += item
+    return total
+
+
+def test_a_queue_carries_items_from_one_task_to_another(backend: str) -> None:
+    n = 200
+    with anypool.Pool(backend, workers=2) as pool:
+        q = pool.Queue(0 if backend == "serial" else 10)  # serial: the producer runs first
+        p = pool.submit(_fn(backend, produce, aproduce), q, n)
+        c = pool.submit(_fn(backend, consume, aconsume), q)
+        assert c.result(timeout=SHORT_TIMEOUT) == sum(range(n))
+        assert p.result(timeout=SHORT_TIMEOUT) == n
+
+
+def wait_then_report(ev: Any, started: Any) -> bool:
+    started.set()
+    return bool(ev.wait(SHORT_TIMEOUT))
+
+
+def test_an_event_set_by_the_caller_wakes_a_waiting_task(backend: str) -> None:
+    if backend in ("serial", "asyncio"):
+        pytest.skip("serial runs the task in the caller; asyncio events are set inside the loop")
+    with anypool.Pool(backend, workers=1) as pool:
+        ev, started = pool.Event(), pool.Event()
+        fut = pool.submit(wait_then_report, ev, started)
+        assert started.wait(SHORT_TIMEOUT)
+        assert not fut.done()
+        ev.set()
+        assert fut.result(timeout=SHORT_TIMEOUT) is True

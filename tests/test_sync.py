@@ -9,6 +9,7 @@ import threading
 from multiprocessing import shared_memory
 from typing import Any
 
+import psutil
 import pytest
 
 import anypool
@@ -321,6 +322,17 @@ def _sem_names() -> set[str]:
         return set()
 
 
+def _manager_process(pool: anypool.Pool) -> psutil.Process:
+    return psutil.Process(pool._sync["process"]._manager._process.pid)  # type: ignore[attr-defined]
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def test_process_pool_cleans_up_manager_semaphores_and_shared_memory() -> None:
     before = _sem_names()
     with anypool.Pool("process", workers=1) as pool:
@@ -333,7 +345,11 @@ def test_process_pool_cleans_up_manager_semaphores_and_shared_memory() -> None:
         handle = pool.share(b"payload")
         names = [c._name, v._name, handle.token]  # type: ignore[attr-defined]
         assert len(_sem_names() - before) >= 4
-    # the manager process is gone (the autouse leak check), and so are the names
+        manager = _manager_process(pool)
+        assert manager.is_running()
+    # the manager process is gone (the leak check cannot see it: it is forked by the fork
+    # server, whose children it leaves alone), and so are the names
+    assert _gone(manager)
     assert _sem_names() - before == set()
     for name in names:
         with pytest.raises(FileNotFoundError):
@@ -536,3 +552,21 @@ def test_an_event_set_by_the_caller_wakes_a_waiting_task(backend: str) -> None:
         assert not fut.done()
         ev.set()
         assert fut.result(timeout=SHORT_TIMEOUT) is True
+
+
+def test_shutdown_without_waiting_leaves_the_manager_to_running_tasks() -> None:
+    import gc
+
+    pool = anypool.Pool("process", workers=1)
+    q = pool.Queue()
+    manager = _manager_process(pool)
+    fut = pool.submit(consume, q)
+    pool.shutdown(wait=False)
+    q.put(5)
+    q.put(DONE)
+    assert fut.result(timeout=SHORT_TIMEOUT) == 5
+    pool.shutdown(wait=True)
+    assert manager.is_running()  # the caller still holds a proxy
+    del q
+    gc.collect()  # the last proxy is gone: the manager stops
+    assert _gone(manager)

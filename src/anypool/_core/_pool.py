@@ -372,11 +372,11 @@ class Pool(cf.Executor):
                 factory = self._sync[kind] = _sync.SYNC_KINDS[kind](self._backend)
         return factory
 
-    def _close_sync(self) -> None:
+    def _close_sync(self, wait: bool = True) -> None:
         with self._shutdown_lock:
             factories, self._sync = list(self._sync.values()), {}
         for f in factories:
-            f.close()
+            f.close(wait)
 
     def Lock(self) -> Any:
         """A lock of this pool's kind: ``threading.Lock``, ``asyncio.Lock``, or for processes
@@ -676,7 +676,7 @@ class Pool(cf.Executor):
         try:
             self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
         finally:
-            self._close_sync()
+            self._close_sync(wait)
             self._stop_watching(raise_warnings)
 
     def __enter__(self) -> Pool:

@@ -454,8 +454,12 @@ class SyncFactory:
         """The object itself: the workers share this process's memory."""
         return obj
 
-    def close(self) -> None:
-        """Release what the pool made (nothing for in-process kinds)."""
+    def close(self, wait: bool = True) -> None:
+        """Release what the pool made (nothing for in-process kinds).
+
+        ``wait`` is the pool's ``shutdown(wait=...)``: without it, tasks may still be running
+        and a kind should not pull shared objects from under them.
+        """
 
 
 class AsyncioSync(SyncFactory):
@@ -639,8 +643,14 @@ class ProcessSync(SyncFactory):
         """A manager ``list`` proxy."""
         return self._mgr().list()
 
-    def close(self) -> None:
-        """Stop the manager, unlink the semaphores and shared memory this pool made."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the manager, unlink the semaphores and shared memory this pool made.
+
+        Unlinking frees the names only: running workers and the parent keep what they opened.
+        With ``wait=False`` tasks may still use the manager, so it is not stopped here: it
+        stops when its last object (the pool's reference, the caller's proxies) is gone, or
+        at exit.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -648,7 +658,7 @@ class ProcessSync(SyncFactory):
             manager, self._manager = self._manager, None
             sems, self._sems = self._sems, []
             segments, self._segments = self._segments, []
-        if manager is not None:
+        if manager is not None and wait:
             manager.shutdown()
         for name in sems:
             _unlink_sem(name)

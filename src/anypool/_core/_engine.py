@@ -156,6 +156,8 @@ class MapRun:
         self.exhausted = False
         #: with ``rate=``: seconds until the next token, when ``fill`` stopped for want of one
         self.gate_wait: float | None = None
+        #: with ``rate=``: a chunk read but not yet sent (waiting for its token), and its size
+        self.held: tuple[list[Any], int] | None = None
         self.on_done = on_done
         #: the CPU-bound-in-threads check (``Pool(debug=True)`` or ``anypool.watch()``)
         self.cpu_probe = cpu_probe
@@ -182,7 +184,8 @@ class MapRun:
     def fill(self) -> None:
         """Read input and submit chunks until the window is full or the input ends.
 
-        With ``rate=`` each chunk (of one input) first takes a token; when none is free,
+        With ``rate=`` each chunk (of one input) takes a token once its input has been read
+        (a slow input must not age the token); when none is free the input is held back and
         ``gate_wait`` says how long the driver should wait before filling again.
         """
         self.gate_wait = None
@@ -190,19 +193,25 @@ class MapRun:
             size = self.chunker.next_size()
             if self.inflight and self.inflight_items + size > MAX_ITEMS_IN_FLIGHT:
                 return
+            items: list[Any]
+            if self.held is not None:
+                items, size = self.held
+                self.held = None
+            else:
+                items = (
+                    FlatItems(itertools.islice(self.it, size))
+                    if self.flat
+                    else list(itertools.islice(self.it, size))
+                )
+                if not items:
+                    self.exhausted = True
+                    return
             if self.opts.rate is not None:
                 wait = self.opts.rate.delay()
                 if wait > 0:
+                    self.held = (items, size)
                     self.gate_wait = wait
                     return
-            items: list[Any] = (
-                FlatItems(itertools.islice(self.it, size))
-                if self.flat
-                else list(itertools.islice(self.it, size))
-            )
-            if not items:
-                self.exhausted = True
-                return
             fut = self.backend.submit_chunk(
                 self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
             )

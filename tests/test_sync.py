@@ -313,6 +313,9 @@ def test_each_backend_gives_its_own_kind() -> None:
     with anypool.Pool("process", workers=1) as pool:
         assert isinstance(pool.Lock(), mps.Lock)
         assert isinstance(pool.Semaphore(3), mps.Semaphore)
+        assert isinstance(pool.Event(), mps.Event)
+        assert isinstance(pool.Condition(), mps.Condition)
+        assert pool._sync["process"]._manager is None  # type: ignore[attr-defined]  # none yet
 
 
 def _sem_names() -> set[str]:
@@ -570,3 +573,21 @@ def test_shutdown_without_waiting_leaves_the_manager_to_running_tasks() -> None:
     del q
     gc.collect()  # the last proxy is gone: the manager stops
     assert _gone(manager)
+
+
+def wait_for_count(cond: Any, count: Any, target: int) -> bool:
+    with cond:
+        return bool(cond.wait_for(lambda: count.value >= target, SHORT_TIMEOUT))
+
+
+def test_a_condition_wakes_a_task_in_another_worker(backend: str) -> None:
+    if backend in ("serial", "asyncio"):
+        pytest.skip("serial runs the task in the caller; asyncio: covered inside a task")
+    with anypool.Pool(backend, workers=1) as pool:
+        cond, count = pool.Condition(), pool.Value("i", 0)
+        fut = pool.submit(wait_for_count, cond, count, 3)
+        for _ in range(3):
+            with cond:
+                count.value += 1
+                cond.notify_all()
+        assert fut.result(timeout=SHORT_TIMEOUT) is True

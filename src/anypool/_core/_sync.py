@@ -7,15 +7,15 @@ first primitive) and closes it at shutdown. Kinds:
 * ``"thread"`` (serial and thread pools): the ``threading`` and ``queue`` types themselves;
 * ``"asyncio"``: the ``asyncio`` types (they bind to the loop that first waits on them);
 * ``"process"``: kinds that cross into the pool's worker processes as task arguments.
-  ``Lock``/``RLock``/``Semaphore``/``BoundedSemaphore`` are ``multiprocessing.synchronize``
-  types on *named* POSIX semaphores, so a worker that is already running reopens them by name
-  (a plain ``multiprocessing.Lock`` only crosses at process start). ``Value`` and ``Counter``
-  keep their number in ``multiprocessing.shared_memory`` guarded by such a lock.
-  ``Event``, ``Condition``, ``Barrier``, ``Queue``, ``dict`` and ``list`` live in a
-  ``multiprocessing`` ``SyncManager`` process the pool starts on first use and stops at
-  shutdown. Names and segments are unlinked at shutdown; the parent's own handles keep
-  working afterwards (read a ``Value`` or ``Counter`` after the ``with`` block), manager
-  objects do not (copy a ``dict`` out before the pool closes).
+  ``Lock``/``RLock``/``Semaphore``/``BoundedSemaphore``/``Event``/``Condition`` are
+  ``multiprocessing.synchronize`` types on *named* POSIX semaphores, so a worker that is
+  already running reopens them by name (a plain ``multiprocessing.Lock`` only crosses at
+  process start). ``Value`` and ``Counter`` keep their number in
+  ``multiprocessing.shared_memory`` guarded by such a lock. ``Barrier``, ``Queue``, ``dict``
+  and ``list`` live in a ``multiprocessing`` ``SyncManager`` process the pool starts on first
+  use and stops at shutdown. Names and segments are unlinked at shutdown; the parent's own
+  handles keep working afterwards (read a ``Value`` or ``Counter`` after the ``with`` block),
+  manager objects do not (copy a ``dict`` out before the pool closes).
 
 A Dask backend adds its kind with ``register_sync_kind("dask", DaskSync)`` and sets
 ``sync_kind = "dask"``; the Pool needs no change.
@@ -222,6 +222,48 @@ class ProcessSemaphore(_Named, _mps.Semaphore):
 
 class ProcessBoundedSemaphore(_Named, _mps.BoundedSemaphore):
     """``multiprocessing.BoundedSemaphore`` that can be passed to running workers."""
+
+
+class ProcessCondition(_mps.Condition):
+    """``multiprocessing.Condition`` whose four semaphores are named: passes to running workers."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        me: Any = self  # the stubs lack the semaphores' attributes
+        state = (me._lock, me._sleeping_count, me._woken_count, me._wait_semaphore)
+        return (_rebuild_condition, (type(self), state))
+
+
+def _rebuild_condition(cls: type[Any], state: tuple[Any, ...]) -> Any:
+    obj = object.__new__(cls)
+    obj.__setstate__(state)
+    return obj
+
+
+class ProcessEvent(_mps.Event):
+    """``multiprocessing.Event`` on a named condition and semaphore: passes to running workers.
+
+    (It pickles as its two parts, which pickle by name.)
+    """
+
+
+class _NamedContext:
+    """What ``multiprocessing.synchronize.Condition``/``Event`` ask their ``ctx`` for."""
+
+    def __init__(self, factory: ProcessSync) -> None:
+        self._factory = factory
+
+    def Lock(self) -> Any:
+        return self._factory.Lock()
+
+    def RLock(self) -> Any:
+        return self._factory.RLock()
+
+    def Semaphore(self, value: int = 1) -> Any:
+        return self._factory.Semaphore(value)
+
+    def Condition(self, lock: Any = None) -> Any:
+        ctx: Any = self
+        return ProcessCondition(lock, ctx=ctx)
 
 
 # -- process kinds: shared memory ---------------------------------------------------------
@@ -620,12 +662,14 @@ class ProcessSync(SyncFactory):
             return self._manager
 
     def Event(self) -> Any:
-        """A manager ``Event`` proxy."""
-        return self._mgr().Event()
+        """``multiprocessing.synchronize.Event`` on named semaphores (no manager)."""
+        ctx: Any = _NamedContext(self)
+        return ProcessEvent(ctx=ctx)
 
     def Condition(self) -> Any:
-        """A manager ``Condition`` proxy (with a manager ``RLock``)."""
-        return self._mgr().Condition()
+        """``multiprocessing.synchronize.Condition`` on named semaphores (no manager)."""
+        ctx: Any = _NamedContext(self)
+        return ProcessCondition(ctx=ctx)
 
     def Barrier(self, parties: int) -> Any:
         """A manager ``Barrier`` proxy."""

@@ -315,6 +315,7 @@ def test_each_backend_gives_its_own_kind() -> None:
         assert isinstance(pool.Semaphore(3), mps.Semaphore)
         assert isinstance(pool.Event(), mps.Event)
         assert isinstance(pool.Condition(), mps.Condition)
+        assert isinstance(pool.Barrier(2), mps.Barrier)
         assert pool._sync["process"]._manager is None  # type: ignore[attr-defined]  # none yet
 
 

@@ -7,13 +7,13 @@ first primitive) and closes it at shutdown. Kinds:
 * ``"thread"`` (serial and thread pools): the ``threading`` and ``queue`` types themselves;
 * ``"asyncio"``: the ``asyncio`` types (they bind to the loop that first waits on them);
 * ``"process"``: kinds that cross into the pool's worker processes as task arguments.
-  ``Lock``/``RLock``/``Semaphore``/``BoundedSemaphore``/``Event``/``Condition`` are
-  ``multiprocessing.synchronize`` types on *named* POSIX semaphores, so a worker that is
-  already running reopens them by name (a plain ``multiprocessing.Lock`` only crosses at
-  process start). ``Value`` and ``Counter`` keep their number in
-  ``multiprocessing.shared_memory`` guarded by such a lock. ``Barrier``, ``Queue``, ``dict``
-  and ``list`` live in a ``multiprocessing`` ``SyncManager`` process the pool starts on first
-  use and stops at shutdown. Names and segments are unlinked at shutdown; the parent's own
+  ``Lock``/``RLock``/``Semaphore``/``BoundedSemaphore``/``Event``/``Condition``/``Barrier``
+  are ``multiprocessing.synchronize`` types on *named* POSIX semaphores (and, for the barrier,
+  two ints in shared memory), so a worker that is already running reopens them by name (a
+  plain ``multiprocessing.Lock`` only crosses at process start). ``Value`` and ``Counter``
+  keep their number in ``multiprocessing.shared_memory`` guarded by such a lock. ``Queue``,
+  ``dict`` and ``list`` live in a ``multiprocessing`` ``SyncManager`` process the pool starts
+  on first use and stops at shutdown. Names and segments are unlinked at shutdown; the parent's own
   handles keep working afterwards (read a ``Value`` or ``Counter`` after the ``with`` block),
   manager objects do not (copy a ``dict`` out before the pool closes).
 
@@ -244,6 +244,35 @@ class ProcessEvent(_mps.Event):
 
     (It pickles as its two parts, which pickle by name.)
     """
+
+
+class _SharedInts:
+    """Stands in for ``multiprocessing.heap.BufferWrapper``: memory in a shared segment.
+
+    Mapped with mmap, not through ``SharedMemory``, whose close() fails while the barrier's
+    view of it exists.
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        self._name = name
+        self._size = size
+
+    def create_memoryview(self) -> memoryview:
+        return memoryview(_map_segment(self._name, self._size, writable=True))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_SharedInts, (self._name, self._size))
+
+
+class ProcessBarrier(_mps.Barrier):
+    """``multiprocessing.Barrier`` on a named condition and shared memory: passes to running
+    workers (its state is pickled by name)."""
+
+    def __init__(self, parties: int, cond: Any, ints: _SharedInts) -> None:
+        me: Any = self  # the stubs lack multiprocessing's own attributes
+        me.__setstate__((parties, None, None, cond, ints))
+        me._state = 0
+        me._count = 0
 
 
 class _NamedContext:
@@ -672,8 +701,10 @@ class ProcessSync(SyncFactory):
         return ProcessCondition(ctx=ctx)
 
     def Barrier(self, parties: int) -> Any:
-        """A manager ``Barrier`` proxy."""
-        return self._mgr().Barrier(parties)
+        """``multiprocessing.synchronize.Barrier`` on named semaphores and shared memory."""
+        shm = self._segment(8)
+        ints = _SharedInts(shm.name, 8)
+        return ProcessBarrier(parties, self.Condition(), ints)
 
     def Queue(self, maxsize: int) -> Any:
         """A manager ``Queue`` proxy (raises ``queue.Empty``/``queue.Full`` on timeouts)."""

@@ -257,3 +257,13 @@ def test_a_token_is_taken_after_its_input_is_read_so_a_slow_input_cannot_age_it(
         assert list(pool.imap(abs, source(), rate=lim)) == list(range(12))
     # the k-th token was taken with k inputs read: each token belongs to an input in hand
     assert lim.reads_at_grant == list(range(1, 13))
+
+
+def test_a_pool_rate_is_one_budget_for_all_its_maps_and_a_call_can_lift_it() -> None:
+    lim = CountingLimiter("2000/s")
+    with anypool.Pool("thread", workers=2, rate=lim) as pool:
+        assert list(pool.imap(abs, [-1, -2, -3])) == [1, 2, 3]
+        assert list(pool.map(abs, [-4, -5])) == [4, 5]
+        assert len(lim.granted) == 5
+        assert list(pool.imap(abs, [-6, -7], rate=None)) == [6, 7]
+        assert len(lim.granted) == 5  # that call was not paced

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -161,16 +162,25 @@ def test_rate_forms_and_burst_validation() -> None:
 
 # -- rate= on the maps --------------------------------------------------------------------
 class CountingLimiter(RateLimiter):
-    """Records the clock reading at each token the engine takes."""
+    """Records the time at which each token the engine takes was granted.
+
+    That is the clock reading the limiter itself used (a second reading afterwards could be
+    late by however long this thread was descheduled). The engine asks from one thread.
+    """
 
     def __init__(self, rate: str) -> None:
-        super().__init__(rate, burst=1)
+        super().__init__(rate, burst=1, clock=self._tick)
         self.granted: list[float] = []
+        self._last = 0.0
+
+    def _tick(self) -> float:
+        self._last = time.monotonic()
+        return self._last
 
     def delay(self) -> float:
         wait = super().delay()
         if wait == 0.0:
-            self.granted.append(self._clock())
+            self.granted.append(self._last)
         return wait
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ._core._registry import register_backend as register_backend
     from ._core._result import Result as Result
     from ._core._sync import Counter as Counter
-    from ._core._sync import Shared as Shared
+    from ._core._sync_process import Shared as Shared
     from ._core._tasks import Retry as Retry
     from ._core._tasks import WorkerContext as WorkerContext
     from ._core._tasks import current_worker as current_worker
@@ -104,7 +104,7 @@ _LAZY: dict[str, str] = {
     "Pool": "anypool._core._pool",
     "RateLimiter": "anypool._core._rate",
     "Counter": "anypool._core._sync",
-    "Shared": "anypool._core._sync",
+    "Shared": "anypool._core._sync_process",
     "MapKwargs": "anypool._core._options",
     "ApiKwargs": "anypool._core._options",
     "get_all_backends": "anypool._core._registry",

@@ -80,3 +80,30 @@ def test_workload_functions_pickle_by_reference() -> None:
     # process pools send the functions by name: they must be importable module-level ones
     for fn in (w.sq, w.burn, w.sleep_task, w.asq, w.async_sleep_task):
         assert pickle.loads(pickle.dumps(fn)) is fn
+
+
+def _run_once(runner: object) -> object:
+    gen = runner()  # type: ignore[operator]
+    call = next(gen)
+    try:
+        return call()
+    finally:
+        gen.close()
+
+
+@pytest.mark.parametrize("backend", ["thread", "process", "asyncio"])
+@pytest.mark.parametrize(
+    "kind", ["pool.Counter", "pool.Lock + pool.Value", "Manager dict + Manager lock"]
+)
+def test_counter_runners_count_every_increment(backend: str, kind: str) -> None:
+    import sync_bench as sb
+
+    assert _run_once(sb.r_counter(backend, kind, 2, 50)) == 100
+
+
+@pytest.mark.parametrize("kind", ["bytes", "object"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_share_runners_see_the_whole_object(kind: str, shared: bool) -> None:
+    import sync_bench as sb
+
+    assert _run_once(sb.r_share("process", kind, 1, 4, shared, 2)) == [1_000_000] * 4

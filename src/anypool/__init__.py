@@ -30,11 +30,14 @@ if TYPE_CHECKING:
     from ._core._options import ApiKwargs as ApiKwargs
     from ._core._options import MapKwargs as MapKwargs
     from ._core._pool import Pool as Pool
+    from ._core._rate import RateLimiter as RateLimiter
     from ._core._registry import get_all_backends as get_all_backends
     from ._core._registry import get_available_backends as get_available_backends
     from ._core._registry import get_backend as get_backend
     from ._core._registry import register_backend as register_backend
     from ._core._result import Result as Result
+    from ._core._sync import Counter as Counter
+    from ._core._sync_process import Shared as Shared
     from ._core._tasks import Retry as Retry
     from ._core._tasks import WorkerContext as WorkerContext
     from ._core._tasks import current_worker as current_worker
@@ -56,13 +59,16 @@ __all__ = (
     "AnypoolInternalError",
     "BrokenPoolError",
     "ClosedPoolError",
+    "Counter",
     "InitializerError",
     "PicklingError",
     "Pool",
+    "RateLimiter",
     "RemoteError",
     "RemoteTraceback",
     "Result",
     "Retry",
+    "Shared",
     "TaskTimeoutError",
     "WorkerContext",
     "WorkerCrashed",
@@ -96,6 +102,9 @@ _LAZY: dict[str, str] = {
     "TaskTimeoutError": "anypool._core._exceptions",
     "WorkerCrashed": "anypool._core._exceptions",
     "Pool": "anypool._core._pool",
+    "RateLimiter": "anypool._core._rate",
+    "Counter": "anypool._core._sync",
+    "Shared": "anypool._core._sync_process",
     "MapKwargs": "anypool._core._options",
     "ApiKwargs": "anypool._core._options",
     "get_all_backends": "anypool._core._registry",

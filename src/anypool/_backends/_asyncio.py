@@ -171,6 +171,7 @@ class AsyncioBackend(Backend):
     """
 
     name = "asyncio"
+    sync_kind = "asyncio"
     option_names = ("uvloop",)
     runs_coroutines = True
     #: the map engine submits up to this many inputs as one chunk; they run concurrently

@@ -79,6 +79,14 @@ _SIGNAL_CAUSES = {
 }
 
 
+def _is_sync_object(obj: object) -> bool:
+    """A lock, queue, event... of threading, queue, asyncio or multiprocessing."""
+    module = type(obj).__module__
+    return module in ("_thread", "threading", "queue", "_queue") or module.startswith(
+        ("asyncio.", "multiprocessing.")
+    )
+
+
 def _describe_exit(exitcode: int | None) -> str:
     if exitcode is None:
         return "it stopped responding"
@@ -143,6 +151,7 @@ class ProcessBackend(Backend):
     """Worker processes fed one task at a time by a dispatcher thread."""
 
     name = "process"
+    sync_kind = "process"
     option_names = ("start_method", "mp_context")
     requires_pickle = True
     shares_memory = False
@@ -310,8 +319,15 @@ class ProcessBackend(Backend):
         except Exception as exc:
             raise PicklingError(
                 f"cannot send {what} {_short.repr(obj)} to a worker process: it cannot be "
-                f"pickled ({type(exc).__name__}: {exc}). Use a module-level function and "
-                "plain-data arguments, or backend='thread', which needs no pickling"
+                f"pickled ({type(exc).__name__}: {exc}). "
+                + (
+                    "Make locks, queues and events for process tasks with the pool "
+                    "(pool.Lock(), pool.Queue(), pool.Event()...): those reach its workers; "
+                    "or use backend='thread', which needs no pickling"
+                    if _is_sync_object(obj)
+                    else "Use a module-level function and plain-data arguments, or "
+                    "backend='thread', which needs no pickling"
+                )
             ) from exc
 
     def _fn_blob(self, fn: Callable[..., Any]) -> bytes:

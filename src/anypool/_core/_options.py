@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
+from ._rate import RateLimiter
+
 Errors = Literal["raise", "collect"]
 
 
@@ -21,6 +23,10 @@ class MapKwargs(TypedDict, total=False):
         task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
         retries: how many more times a failing task is tried.
         retry_on: which exception types are retried (default: ``Exception``).
+        rate: at most this many task starts: ``"50/s"``, ``"300/min"``, ``"1000/h"``, a
+            number (per second) or a :class:`~anypool.RateLimiter` (to share one budget or
+            choose the burst). Inputs then go one per task and each start takes a token;
+            starts are evenly spaced (burst 1). ``None``: no limit. *Added in 0.2.*
 
     .. versionadded:: 0.1
     """
@@ -31,6 +37,7 @@ class MapKwargs(TypedDict, total=False):
     task_timeout: float | None
     retries: int
     retry_on: tuple[type[BaseException], ...] | type[BaseException]
+    rate: str | float | RateLimiter | None
 
 
 class ApiKwargs(MapKwargs, total=False):

@@ -17,11 +17,14 @@ from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
 from ._options import Errors, MapKwargs
+from ._rate import RateLimiter, make_limiter
 from ._registry import get_backend
 from ._tasks import ChunkResult, Retry
 
 if TYPE_CHECKING:
     from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun
+    from ._sync import Counter as _Counter
+    from ._sync import SyncFactory
 
 _RUNTIME = "anypool.checks._runtime"
 
@@ -56,6 +59,12 @@ def _check_timeout(name: str, value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
     return float(value)
+
+
+def _validate(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return value
 
 
 def _check_callable(fn: object) -> None:
@@ -169,6 +178,10 @@ class Pool(cf.Executor):
         task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
         retries: how many more times a failing task is tried.
         retry_on: which exception types are retried (default: ``Exception``).
+        rate: the default ``rate=`` of this pool's maps: at most this many task starts
+            (``"50/s"``, ``"300/min"``, ``"1000/h"``, a number per second, or a
+            :class:`~anypool.RateLimiter`). One budget is shared by all the pool's maps; a
+            ``rate=`` given to one map call gives that call its own. ``submit`` is not paced.
         debug: warn about concurrency mistakes while the pool runs: its event loop (asyncio
             backend) is watched for callbacks that block it longer than 100 ms
             (:class:`~anypool.BlockedEventLoopWarning`), and work on its threads is checked
@@ -202,6 +215,7 @@ class Pool(cf.Executor):
         task_timeout: float | None = None,
         retries: int = 0,
         retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+        rate: str | float | RateLimiter | None = None,
         debug: bool = False,
         **options: Any,
     ) -> None:
@@ -227,7 +241,7 @@ class Pool(cf.Executor):
             raise TypeError(
                 f"unknown option(s) {', '.join(u + '=' for u in unknown)} for "
                 f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
-                "chunksize, errors, progress, retries, retry_on, task_timeout; the pool "
+                "chunksize, errors, progress, rate, retries, retry_on, task_timeout; the pool "
                 "options: initializer, initargs, max_tasks_per_worker, debug"
             )
         self._defaults = _options(
@@ -237,6 +251,7 @@ class Pool(cf.Executor):
             task_timeout=task_timeout,
             retries=retries,
             retry_on=retry_on,
+            rate=make_limiter(rate),
         )
         spec = WorkerSpec(
             workers=n if n is not None else cls.default_workers(),
@@ -250,6 +265,7 @@ class Pool(cf.Executor):
         if configure is not None:
             configure(workers_given=n is not None)
         self._states: set[_MapState] = set()
+        self._sync: dict[str, SyncFactory] = {}  # kind -> factory, made on first use
         self._shutdown_lock = threading.Lock()
         self._closed = False
         self._debug = debug
@@ -341,6 +357,136 @@ class Pool(cf.Executor):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<anypool.Pool backend={self.backend!r} workers={self.workers} {state}>"
+
+    # -- shared state and synchronisation ---------------------------------------------
+    def _factory(self) -> SyncFactory:
+        from . import _sync
+
+        kind = _sync.kind_for(self._backend)
+        with self._shutdown_lock:
+            if self._closed:
+                raise ClosedPoolError("cannot make a primitive on a pool that was shut down")
+            factory = self._sync.get(kind)
+            if factory is None:
+                factory = self._sync[kind] = _sync.SYNC_KINDS[kind](self._backend)
+        return factory
+
+    def _close_sync(self, wait: bool = True) -> None:
+        with self._shutdown_lock:
+            factories, self._sync = list(self._sync.values()), {}
+        for f in factories:
+            f.close(wait)
+
+    def Lock(self) -> Any:
+        """A lock of this pool's kind: ``threading.Lock``, ``asyncio.Lock``, or for processes
+        a ``multiprocessing`` lock that can be passed to tasks as an argument.
+
+        See the table in ``docs/sync.md`` for what each backend gives.
+
+        Raises:
+            ClosedPoolError: the pool was shut down.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Lock()
+
+    def RLock(self) -> Any:
+        """A re-entrant lock (``threading.RLock``; processes: ``multiprocessing.RLock``).
+
+        Raises:
+            NotImplementedError: on asyncio, which has no re-entrant lock.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().RLock()
+
+    def Semaphore(self, value: int = 1) -> Any:
+        """A semaphore admitting ``value`` holders at once (this pool's kind).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Semaphore(_validate("value", value, 0))
+
+    def BoundedSemaphore(self, value: int = 1) -> Any:
+        """A semaphore that raises ``ValueError`` when released above ``value``.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().BoundedSemaphore(_validate("value", value, 0))
+
+    def Event(self) -> Any:
+        """An event (``set``/``is_set``/``wait``/``clear``) of this pool's kind.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Event()
+
+    def Condition(self) -> Any:
+        """A condition variable with its own lock (``with cond: cond.wait_for(...)``).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Condition()
+
+    def Barrier(self, parties: int) -> Any:
+        """A barrier that lets ``parties`` waiters through together.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Barrier(_validate("parties", parties, 1))
+
+    def Queue(self, maxsize: int = 0) -> Any:
+        """A FIFO queue (``queue.Queue``, ``asyncio.Queue`` or a manager queue).
+
+        Args:
+            maxsize: at most this many items; 0 (default) for no limit.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Queue(_validate("maxsize", maxsize, 0))
+
+    def Value(self, typecode: str, initial: Any = 0) -> Any:
+        """One shared number with ``.value`` and ``get_lock()``, as ``multiprocessing.Value``.
+
+        Args:
+            typecode: ``'i'`` (C int), ``'q'`` (64-bit int), ``'d'`` (float), or another of
+                ``bBhHiIlLqQfd``.
+            initial: the starting value.
+
+        On process pools it lives in shared memory and still reads after the pool closed.
+        ``v.value += 1`` is not atomic anywhere: hold ``v.get_lock()`` (or use
+        :meth:`Counter`).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Value(typecode, initial)
+
+    def Counter(self, initial: int = 0) -> _Counter:
+        """An atomic counter: ``c.increment(n=1)`` returns the new value, ``c.value`` reads it.
+
+        Works across threads, coroutines or worker processes (pass it to tasks as an
+        argument); much faster than a manager dict.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Counter(initial)
+
+    def share(self, obj: T) -> T:
+        """Share large read-only data with the tasks without sending it with every task.
+
+        Thread, serial and asyncio pools return ``obj`` itself (tasks share memory). Process
+        pools return a :class:`~anypool.Shared` handle: pass it to tasks as an argument and
+        each worker receives the object once (it is cached in the worker), not once per task.
+        ``bytes`` and NumPy arrays are mapped from shared memory with no copy at all (a
+        read-only ``memoryview`` / array in the worker). The shared memory is freed when the
+        pool shuts down. Do not modify the object after sharing it: workers see the copy
+        made here. ``backend="auto"`` returns ``obj`` itself until it has chosen a backend.
+
+        .. versionadded:: 0.2
+        """
+        if self._backend.sync_kind == "auto" and getattr(self._backend, "chosen", None) is None:
+            return obj  # auto may still run the tasks on threads: they need the object itself
+        return self._factory().share(obj)
 
     # -- Executor ---------------------------------------------------------------------
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
@@ -538,6 +684,7 @@ class Pool(cf.Executor):
         try:
             self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
         finally:
+            self._close_sync(wait)
             self._stop_watching(raise_warnings and blocked is None)
         if blocked is not None and raise_blocked:
             raise blocked
@@ -577,6 +724,7 @@ class Pool(cf.Executor):
         try:
             self._backend.terminate()
         finally:
+            self._close_sync()
             self._stop_watching(raise_errors=False)
 
     async def __aenter__(self) -> Pool:
@@ -605,9 +753,24 @@ class Pool(cf.Executor):
             try:
                 await ashut(cancel_pending=cancel_futures)
             finally:
+                self._close_sync()
                 self._stop_watching(raise_warnings)
             return
         await asyncio.to_thread(self._shutdown, True, cancel_futures, raise_warnings)
+
+    def dict(self) -> Any:
+        """A dict the tasks share (process pools: a manager proxy, usable until shutdown).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().dict()
+
+    def list(self) -> Any:
+        """A list the tasks share (process pools: a manager proxy, usable until shutdown).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().list()
 
 
 async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
@@ -620,7 +783,7 @@ async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
 
 
 class _Defaults:
-    __slots__ = ("chunksize", "progress", "errors", "task_timeout", "retry")
+    __slots__ = ("chunksize", "progress", "errors", "task_timeout", "retry", "rate")
 
     def __init__(
         self,
@@ -629,12 +792,14 @@ class _Defaults:
         errors: str,
         task_timeout: float | None,
         retry: Retry,
+        rate: RateLimiter | None,
     ) -> None:
         self.chunksize = chunksize
         self.progress = progress
         self.errors = errors
         self.task_timeout = task_timeout
         self.retry = retry
+        self.rate = rate
 
     def merge(self, **over: Any) -> MapOptions:
         d = {
@@ -644,6 +809,7 @@ class _Defaults:
             "task_timeout": self.task_timeout,
             "retries": self.retry.attempts,
             "retry_on": self.retry.retry_on,
+            "rate": self.rate,
         }
         for k, v in over.items():
             if k not in d:
@@ -658,13 +824,27 @@ class _Defaults:
             task_timeout=o.task_timeout,
             retry=o.retry,
             progress=o.progress,
+            rate=o.rate,
         )
 
 
 def _options(
-    *, chunksize: Any, progress: Any, errors: Any, task_timeout: Any, retries: Any, retry_on: Any
+    *,
+    chunksize: Any,
+    progress: Any,
+    errors: Any,
+    task_timeout: Any,
+    retries: Any,
+    retry_on: Any,
+    rate: Any = None,
 ) -> _Defaults:
     _check_positive_int("chunksize", chunksize)
+    limiter = make_limiter(rate)
+    if limiter is not None and chunksize not in (None, 1):
+        raise ValueError(
+            f"rate= paces the start of every input, so inputs go one per task; it cannot be "
+            f"combined with chunksize={chunksize!r} (drop chunksize=, or pass chunksize=1)"
+        )
     if errors not in ("raise", "collect"):
         raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
     if not isinstance(progress, bool | dict):
@@ -673,7 +853,7 @@ def _options(
         retry_on = (retry_on,)
     retry = Retry(attempts=retries, retry_on=tuple(retry_on))
     return _Defaults(
-        chunksize, progress, errors, _check_timeout("task_timeout", task_timeout), retry
+        chunksize, progress, errors, _check_timeout("task_timeout", task_timeout), retry, limiter
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import json
 import os
 import threading
@@ -13,7 +14,10 @@ import pytest
 
 import anypool
 from anypool._cli import main as cli_main
+from anypool._core._abc import Backend, WorkerSpec
+from anypool._core._engine import MapOptions, MapRun, run_sync
 from anypool._core._tasks import FlatItems, Retry, TracedRetry, run_chunk
+from anypool._core._tracing import RunRecorder
 from conftest import adapt
 
 
@@ -181,6 +185,57 @@ def test_trace_sees_pools_used_from_other_threads() -> None:
         th.join()
     assert results == [[1, 2, 3]]
     assert sorted(r.position for r in t.tasks) == [0, 1, 2]
+
+
+class _CallbacksNotYetRun(cf.Future[Any]):
+    """A finished future whose done-callbacks have not run yet (they run after set_result
+    has woken the waiters; this holds that window open)."""
+
+    def add_done_callback(self, fn: Any) -> None:
+        pass
+
+
+class _InlineBackend(Backend):
+    name = "inline-test"
+
+    def start(self) -> None:
+        pass
+
+    def submit(self, fn: Any, args: Any, kwargs: Any, *, timeout: float | None = None) -> Any:
+        fut = _CallbacksNotYetRun()
+        fut.set_running_or_notify_cancel()
+        fut.set_result(fn(*args, **kwargs))
+        return fut
+
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
+        pass
+
+    def effective_workers(self) -> int:
+        return 1
+
+
+class _PoolStub:
+    backend = "inline-test"
+    workers = 1
+
+
+def test_a_chunks_records_are_in_the_trace_before_its_results_are_handed_out() -> None:
+    t = anypool.Trace()
+    backend = _InlineBackend(WorkerSpec(workers=1))
+    recorder = RunRecorder((t,), _PoolStub(), abs, "map")
+    run = MapRun(
+        backend,
+        abs,
+        range(-5, 0),
+        MapOptions(chunksize=2),
+        ordered=True,
+        total=5,
+        flat=True,
+        recorder=recorder,
+    )
+    out = [x for chunk in run_sync(run, None) for x in chunk]
+    assert out == [5, 4, 3, 2, 1]
+    assert sorted(r.position for r in t.tasks) == [0, 1, 2, 3, 4]
 
 
 def test_nothing_is_recorded_outside_the_block() -> None:

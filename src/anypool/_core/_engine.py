@@ -228,6 +228,8 @@ class MapRun:
         else:
             self.inflight.remove(entry)
         self.inflight_items -= len(entry.items)
+        if self.recorder is not None:  # its records are in the trace before its results leave
+            self.recorder.collect(entry.fut)
         collect = self.opts.errors == "collect"
         try:
             res = entry.fut.result(timeout=0)

@@ -196,6 +196,7 @@ class RunRecorder:
         self._starts: dict[int, tuple[tuple[Any, ...], float]] = {}
         self._lost: dict[int, list[TraceEntry]] = {}
         self._retries: dict[int, TracedRetry] = {}
+        self._pending: dict[int, tuple[int, Sequence[Any], float, str | None]] = {}
         self._positions = itertools.count()
 
     # -- called by the engine ------------------------------------------------------------
@@ -224,8 +225,24 @@ class RunRecorder:
         items: Sequence[Any],
         fn: str | None = None,
     ) -> None:
-        """Record the chunk ``items`` (inputs ``base``...) when ``fut`` finishes."""
-        fut.add_done_callback(functools.partial(self._done, base, items, time.time(), fn))
+        """Record the chunk ``items`` (inputs ``base``...) when ``fut`` finishes.
+
+        A done-callback records it; a reader that must see it at once (the map engine, when
+        it hands the chunk's results out) calls :meth:`collect`: ``Future.set_result`` wakes
+        waiters *before* it runs the callbacks.
+        """
+        with self._lock:
+            self._pending[id(fut)] = (base, items, time.time(), fn)
+        fut.add_done_callback(self.collect)
+
+    def collect(self, fut: cf.Future[Any]) -> None:
+        """Record the finished chunk of ``fut`` now, unless that was done already."""
+        if not fut.done():
+            return
+        with self._lock:
+            pending = self._pending.pop(id(fut), None)
+        if pending is not None:
+            self._done(*pending, fut)
 
     # -- called by backends --------------------------------------------------------------
     def chunk_started(self, items: Sequence[Any], worker: tuple[Any, ...], at: float) -> None:

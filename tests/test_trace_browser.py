@@ -105,5 +105,17 @@ def test_the_page_draws_one_bar_per_task_and_hover_shows_it(browser: Any, tmp_pa
     other = page.evaluate("() => DATA.tasks.findIndex(t => t.position === 0)")
     page.locator(f'rect.task[data-i="{other}"]').hover()
     assert "input #0" in tip.inner_text()
+    # zoom in around that bar: it gets wider, every bar is still drawn; double-click resets
+    bar = page.locator(f'rect.task[data-i="{other}"]')
+    before = float(bar.get_attribute("width"))
+    box = bar.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(4):
+        page.mouse.wheel(0, -200)
+    width = f"+document.querySelector('rect.task[data-i=\"{other}\"]').getAttribute('width')"
+    page.wait_for_function(f"{width} > {before * 1.5}")
+    assert page.locator("rect.task").count() == len(tasks)
+    page.locator("#timeline").dblclick()
+    page.wait_for_function(f"Math.abs({width} - {before}) < 0.01")
     page.close()
     assert problems == []

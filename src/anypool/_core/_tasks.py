@@ -7,6 +7,7 @@ backend only decides *where* these functions run.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import itertools
 import os
@@ -74,7 +75,8 @@ class TracedRetry(Retry):
 
 #: one timed call inside a worker: (index in chunk, attempt, start, end, outcome, error text,
 #: worker); start and end are wall-clock seconds (``time.time()``), so calls timed in other
-#: processes or on other hosts line up on one timeline
+#: processes or on other hosts line up on one timeline; worker is ``(backend, worker id, pid,
+#: thread or task name[, host])`` (no host: this machine)
 TraceEntry = tuple[int, int, float, float, str, "str | None", tuple[Any, ...]]
 
 
@@ -303,11 +305,24 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> Chu
 
 
 def worker_key() -> tuple[Any, ...]:
-    """Who runs the calling code, for a trace: ``(backend, worker id, pid, thread or task)``."""
+    """Who runs the calling code, for a trace: ``(backend, worker id, pid, thread, host)``.
+
+    Outside an anypool worker (a backend that sets no :class:`WorkerContext`) the backend is
+    ``""`` and the id -1. The host tells workers on other machines apart (their pids may
+    collide).
+    """
     ctx = _current.get()
     if ctx is None:
-        return ("", -1, os.getpid(), threading.current_thread().name)
-    return (ctx.backend, ctx.id, ctx.pid, ctx.thread)
+        return ("", -1, os.getpid(), threading.current_thread().name, hostname())
+    return (ctx.backend, ctx.id, ctx.pid, ctx.thread, hostname())
+
+
+@functools.cache
+def hostname() -> str:
+    """This machine's host name (read once)."""
+    import socket
+
+    return socket.gethostname()
 
 
 def error_text(exc: BaseException) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._tasks import Retry, TracedRetry, TraceEntry
+from ._tasks import Retry, TracedRetry, TraceEntry, hostname
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
@@ -104,6 +104,7 @@ class TaskRecord:
         pool: the pool's number in this trace (1-based, in order of first use).
         run: the map's number in this trace (see :attr:`Trace.runs`).
         error: ``"Type: message"`` of the error, for failed attempts.
+        host: the worker's host name (it differs from the caller's on a cluster).
 
     .. versionadded:: 0.2
     """
@@ -122,6 +123,7 @@ class TaskRecord:
     pool: int
     run: int
     error: str | None = None
+    host: str = ""
 
     @property
     def duration(self) -> float:
@@ -331,7 +333,7 @@ def _lane_label(pool: int, backend: str, worker_id: int, pid: int, thread: str) 
     if backend == "serial":
         return f"pool {pool} · serial ({thread})"
     if backend == "":
-        return f"pool {pool} · unknown worker"
+        return f"pool {pool} · pid {pid} {thread}" if pid > 0 else f"pool {pool} · unknown worker"
     return f"pool {pool} · {backend} {thread} (pid {pid})"
 
 
@@ -424,6 +426,7 @@ class Trace:
         if self._loaded is not None:
             return list(self._loaded)
         pools, run_ids, _ = self._numbering()
+        local = hostname()
         with self._lock:
             chunks = list(self._chunks)
         out: list[TaskRecord] = []
@@ -432,7 +435,11 @@ class Trace:
             rid = run_ids.get(run.id, 0)
             name = fn if fn is not None else run.fn
             for i, attempt, start, end, outcome, error, worker in entries:
-                backend, wid, pid, thread = worker
+                backend, wid, pid, thread = worker[:4]
+                host = worker[4] if len(worker) > 4 else local
+                label = _lane_label(pool, backend, wid, pid, thread)
+                if host != local:
+                    label = f"{label} @ {host}"
                 backend = backend or run.backend
                 out.append(
                     TaskRecord(
@@ -443,13 +450,14 @@ class Trace:
                         outcome=outcome,
                         fn=name,
                         backend=backend,
-                        worker=_lane_label(pool, worker[0], wid, pid, thread),
+                        worker=label,
                         pid=pid,
                         thread=thread,
                         worker_id=wid,
                         pool=pool,
                         run=rid,
                         error=error,
+                        host=host,
                     )
                 )
         out.sort(key=lambda r: (r.start, r.run, r.position, r.attempt))
@@ -535,6 +543,7 @@ class Trace:
                 pool=int(a["pool"]),
                 run=int(a["run"]),
                 error=a.get("error"),
+                host=str(a.get("host", "")),
             )
             for ev in data["traceEvents"]
             if ev.get("ph") == "X" and ev.get("cat") == "anypool.task"
@@ -738,6 +747,7 @@ def chrome_trace(tasks: Sequence[TaskRecord], runs: Iterable[RunInfo]) -> dict[s
             "worker_id": r.worker_id,
             "pool": r.pool,
             "run": r.run,
+            "host": r.host,
         }
         if r.error is not None:
             args["error"] = r.error
@@ -826,6 +836,7 @@ def render_html(data: dict[str, Any], *, title: str = "") -> str:
                 "pool": r.pool,
                 "run": r.run,
                 "error": r.error,
+                "host": r.host,
             }
             for r in tasks
         ],

@@ -16,7 +16,7 @@ import anypool
 from anypool._cli import main as cli_main
 from anypool._core._abc import Backend, WorkerSpec
 from anypool._core._engine import MapOptions, MapRun, run_sync
-from anypool._core._tasks import FlatItems, Retry, TracedRetry, run_chunk
+from anypool._core._tasks import ChunkResult, FlatItems, Retry, TracedRetry, hostname, run_chunk
 from anypool._core._tracing import RunRecorder
 from conftest import adapt
 
@@ -372,3 +372,26 @@ def test_summary() -> None:
     assert all(0 <= w["utilisation"] <= 1.0 + 1e-9 for w in s["workers"])
     assert len(s["slowest"]) == 6
     assert s["slowest"][0]["duration"] >= s["slowest"][-1]["duration"]
+
+
+def test_a_worker_on_another_host_gets_its_own_lane() -> None:
+    t = anypool.Trace()
+    rec = RunRecorder((t,), _PoolStub(), abs, "map")
+    fut: cf.Future[Any] = cf.Future()
+    here = ("dask", 0, 100, "w", hostname())
+    there = ("dask", 0, 100, "w", "node-b")  # the same pid on another machine
+    rec.watch(fut, 0, [(1,), (2,)])
+    fut.set_running_or_notify_cancel()
+    fut.set_result(
+        ChunkResult(
+            [1, 2],
+            None,
+            0.0,
+            0.0,
+            [(0, 1, 1.0, 2.0, "ok", None, here), (1, 1, 1.0, 2.0, "ok", None, there)],
+        )
+    )
+    a, b = sorted(t.tasks, key=lambda r: r.position)
+    assert a.worker != b.worker
+    assert b.worker.endswith("@ node-b")
+    assert b.host == "node-b"

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from ._core._tasks import Retry as Retry
     from ._core._tasks import WorkerContext as WorkerContext
     from ._core._tasks import current_worker as current_worker
+    from ._core._tracing import TaskRecord as TaskRecord
+    from ._core._tracing import Trace as Trace
+    from ._core._tracing import trace as trace
     from .checks import AnypoolWarning as AnypoolWarning
     from .checks import BlockedEventLoopWarning as BlockedEventLoopWarning
     from .checks import CPUBoundInThreadsWarning as CPUBoundInThreadsWarning
@@ -69,7 +72,9 @@ __all__ = (
     "Result",
     "Retry",
     "Shared",
+    "TaskRecord",
     "TaskTimeoutError",
+    "Trace",
     "WorkerContext",
     "WorkerCrashed",
     "amap",
@@ -81,6 +86,7 @@ __all__ = (
     "imap_unordered",
     "map",
     "register_backend",
+    "trace",
     "watch",
     "watch_loop",
 )
@@ -115,6 +121,9 @@ _LAZY: dict[str, str] = {
     "Retry": "anypool._core._tasks",
     "WorkerContext": "anypool._core._tasks",
     "current_worker": "anypool._core._tasks",
+    "TaskRecord": "anypool._core._tracing",
+    "Trace": "anypool._core._tracing",
+    "trace": "anypool._core._tracing",
     "AnypoolWarning": "anypool.checks",
     "BlockedEventLoopWarning": "anypool.checks",
     "CPUBoundInThreadsWarning": "anypool.checks",

@@ -45,6 +45,7 @@ from .._core._exceptions import (
     WorkerCrashed,
 )
 from .._core._tasks import ChunkResult, Retry, available_cpus, item_args, run_chunk
+from .._core._tracing import recorder_of
 from . import _process_worker
 
 _short = reprlib.Repr()
@@ -619,7 +620,11 @@ class ProcessBackend(Backend):
         task = w.task
         w.task = None
         if task is not None and not task.fut.done():
-            if task.crash_retries > 0 and not self._closing:
+            retried = task.crash_retries > 0 and not self._closing
+            self._trace_lost(
+                w, task, "retry" if retried else "crash", _describe_exit(w.proc.exitcode)
+            )
+            if retried:
                 task.crash_retries -= 1
                 task.attempt += 1
                 self._retry.append(task)  # its future is already running
@@ -643,12 +648,24 @@ class ProcessBackend(Backend):
         self._workers.pop(w.id, None)
         w.conn.close()
         if task is not None and not task.fut.done():
+            self._trace_lost(w, task, "timeout", f"ran longer than task_timeout={task.timeout}s")
             task.fut.set_exception(
                 TaskTimeoutError(
                     f"task {task.describe()} ran longer than task_timeout={task.timeout}s; its "
                     f"worker process {w.proc.pid} was ended and replaced"
                 )
             )
+
+    def _trace_lost(self, w: _Worker, task: _Task, outcome: str, why: str) -> None:
+        """Tell a traced chunk's recorder about an attempt that ended without a result."""
+        rec = recorder_of(task.args[2]) if task.fn is run_chunk else None
+        if rec is None:
+            return
+        end = time.time()
+        start = end - (time.monotonic() - w.started)
+        error = f"WorkerCrashed: {why}" if outcome != "timeout" else f"TaskTimeoutError: {why}"
+        worker = ("process", w.id, w.proc.pid or -1, "MainThread")
+        rec.lost(task.fut, len(task.args[1]), outcome, worker, start, end, error, task.attempt)
 
     def _stop_worker(self, w: _Worker) -> None:
         if self._cancel_on_close and w.task is not None:

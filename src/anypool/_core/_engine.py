@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import dataclasses
 import functools
 import itertools
 import math
@@ -19,12 +20,15 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._abc import Backend
 from ._rate import RateLimiter
 from ._result import Result
 from ._tasks import ChunkResult, FlatItems, Retry, item_args
+
+if TYPE_CHECKING:
+    from ._tracing import RunRecorder
 
 #: at most this many input items are read ahead of the consumer (across all chunks)
 MAX_ITEMS_IN_FLIGHT = 65_536
@@ -139,7 +143,12 @@ class MapRun:
         flat: bool = False,
         on_done: Callable[[_Entry], None] | None = None,
         cpu_probe: CPUProbe | None = None,
+        recorder: RunRecorder | None = None,
     ) -> None:
+        if recorder is not None:  # traced: run_chunk times every call (see _tracing)
+            opts = dataclasses.replace(opts, retry=recorder.traced_retry(opts.retry))
+        #: the trace recorder of this run (``trace=`` or ``anypool.trace()``), else None
+        self.recorder = recorder
         self.backend = backend
         self.fn = fn
         self.it = iter(args)
@@ -225,6 +234,8 @@ class MapRun:
                 fut.add_done_callback(functools.partial(_count, self.bar, len(items)))
             if self.on_done is not None:
                 fut.add_done_callback(functools.partial(_notify, self.on_done, entry))
+            if self.recorder is not None:
+                self.recorder.watch(fut, entry.base, items)
             if len(items) < size:
                 self.exhausted = True
 
@@ -240,6 +251,8 @@ class MapRun:
         else:
             self.inflight.remove(entry)
         self.inflight_items -= len(entry.items)
+        if self.recorder is not None:  # its records are in the trace before its results leave
+            self.recorder.collect(entry.fut)
         collect = self.opts.errors == "collect"
         try:
             res = entry.fut.result(timeout=0)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+if TYPE_CHECKING:
+    from ._tracing import Trace
 
 from ._rate import RateLimiter
 
@@ -50,6 +54,8 @@ class ApiKwargs(MapKwargs, total=False):
         start_method: process backend: ``"forkserver"``, ``"spawn"`` or ``"fork"``.
         uvloop: asyncio backend: use uvloop when installed (default True).
         debug: warn about blocked event loops and CPU-bound work on threads.
+        trace: record every task: a path ending in ``.html`` (timeline page) or ``.json``
+            (Chrome-trace JSON), written when the run ends, or an :class:`~anypool.Trace`.
 
     .. versionadded:: 0.1
     """
@@ -60,6 +66,7 @@ class ApiKwargs(MapKwargs, total=False):
     start_method: str
     uvloop: bool
     debug: bool
+    trace: str | os.PathLike[str] | Trace | None
 
 
 MAP_KEYS: frozenset[str] = frozenset(MapKwargs.__optional_keys__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import functools
+import os
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
+from . import _tracing
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun
     from ._sync import Counter as _Counter
     from ._sync import SyncFactory
+    from ._tracing import Trace
 
 _RUNTIME = "anypool.checks._runtime"
 
@@ -189,6 +192,10 @@ class Pool(cf.Executor):
             Both are also logged on the ``anypool`` logger. ``with anypool.watch():`` turns
             the same checks on for every pool. A warning that a filter turned into an error is
             raised by ``shutdown()``.
+        trace: record every task this pool runs (worker, input, start, end, outcome): a path
+            ending in ``.html`` (a timeline page) or ``.json`` (Chrome-trace JSON), written
+            when the pool shuts down, or an :class:`~anypool.Trace` to record into.
+            ``with anypool.trace(path):`` records every pool used inside it instead.
         **options: backend options (processes: ``start_method``).
 
     Use it with ``with`` (or ``async with``) so its workers are always stopped and joined.
@@ -217,8 +224,12 @@ class Pool(cf.Executor):
         retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
         rate: str | float | RateLimiter | None = None,
         debug: bool = False,
+        trace: str | os.PathLike[str] | Trace | None = None,
         **options: Any,
     ) -> None:
+        #: this pool's own trace (``trace=``): written to its path when the pool shuts down
+        self._trace = _tracing.as_trace(trace)
+        self._trace_owned = self._trace is not None and not isinstance(trace, _tracing.Trace)
         if not isinstance(debug, bool):
             raise TypeError(f"debug must be True or False, got {debug!r}")
         if workers is not None and max_workers is not None and workers != max_workers:
@@ -242,7 +253,7 @@ class Pool(cf.Executor):
                 f"unknown option(s) {', '.join(u + '=' for u in unknown)} for "
                 f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
                 "chunksize, errors, progress, rate, retries, retry_on, task_timeout; the pool "
-                "options: initializer, initargs, max_tasks_per_worker, debug"
+                "options: initializer, initargs, max_tasks_per_worker, debug, trace"
             )
         self._defaults = _options(
             chunksize=chunksize,
@@ -266,6 +277,7 @@ class Pool(cf.Executor):
             configure(workers_given=n is not None)
         self._states: set[_MapState] = set()
         self._sync: dict[str, SyncFactory] = {}  # kind -> factory, made on first use
+        self._submit_recorder: _tracing.RunRecorder | None = None
         self._shutdown_lock = threading.Lock()
         self._closed = False
         self._debug = debug
@@ -326,6 +338,10 @@ class Pool(cf.Executor):
     def _stop_watching(self, raise_errors: bool) -> None:
         with self._shutdown_lock:
             watchers, self._loop_watchers = self._loop_watchers, []
+            owned, self._trace_owned = self._trace_owned, False
+        if owned and self._trace is not None:  # Pool(trace="run.html"): write it now
+            self._trace.stop()
+            self._trace.save()
         errors: list[Warning] = []
         for watcher in watchers:
             watcher.close(raise_errors=False)
@@ -496,10 +512,33 @@ class Pool(cf.Executor):
             raise ClosedPoolError("cannot submit to a pool that was shut down")
         self._backend.check_callable(fn)
         d = self._defaults
+        traces = _tracing.traces_for(self._trace)
+        if traces:
+            return self._submit_traced(traces, fn, args, kwargs)
         if d.retry.attempts == 0:
             return self._backend.submit(fn, args, kwargs, timeout=d.task_timeout)
         call = functools.partial(fn, **kwargs) if kwargs else fn
         inner = self._backend.submit_chunk(call, [args], d.retry, timeout=d.task_timeout)
+        return _unwrap_single(inner)
+
+    def _submit_traced(
+        self,
+        traces: tuple[Trace, ...],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> cf.Future[Any]:
+        """``submit`` while traced: the call runs as a chunk of one, timed in the worker."""
+        rec = self._submit_recorder
+        if rec is None or rec.traces != traces:
+            rec = self._submit_recorder = _tracing.RunRecorder(traces, self, fn, "submit")
+        d = self._defaults
+        call = functools.partial(fn, **kwargs) if kwargs else fn
+        items = [args]
+        inner = self._backend.submit_chunk(
+            call, items, rec.traced_retry(d.retry), timeout=d.task_timeout
+        )
+        rec.watch(inner, rec.next_position(), items, fn=_tracing.fn_name(fn))
         return _unwrap_single(inner)
 
     def map(
@@ -564,6 +603,7 @@ class Pool(cf.Executor):
         set_total = getattr(self._backend, "set_total", None)
         if set_total is not None:
             set_total(total)
+        traces = _tracing.traces_for(self._trace)
         return MapRun(
             self._backend,
             fn,
@@ -573,6 +613,7 @@ class Pool(cf.Executor):
             total=total,
             flat=len(iterables) == 1,
             cpu_probe=self._cpu_run(fn),
+            recorder=_tracing.RunRecorder(traces, self, fn, "map") if traces else None,
         )
 
     def _imap(

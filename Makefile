@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard src tests benchmarks examples)
 
-.PHONY: demo test lint typecheck unit bench test-all clean
+.PHONY: demo test lint typecheck unit bench test-all clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anypool needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,uvloop,bench]'
+	$(BIN)/python -m pip install -q -e '.[dev,uvloop,bench,browser]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,6 +29,14 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
+
+# The headless browser that tests the trace page: Debian's chromium (never `playwright install`).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then echo "chromium: $(CHROMIUM)"; else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

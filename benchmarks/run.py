@@ -16,6 +16,8 @@ Workloads (see /work/shared/baselines.md for the peers' reference figures):
   w  cost of the runtime checks: Pool(debug=True) and `with anypool.watch():` vs off
   f  fault soak: crashes, timeouts, retries and errors over 10,000 process tasks; and 1,000
      pool create/use/close cycles per backend (threads, processes, descriptors, /dev/shm)
+  k  pool.Counter against pool.Lock + pool.Value and a Manager dict + lock, per backend
+  h  pool.share: a 50 MB object to 200 process tasks, shared against passed every time
   p  a three-stage Pipeline (sleep -> 1 ms CPU -> sleep) against the same work hand-written
      with queues, threads, processes and poison pills, and against running stage by stage
 
@@ -1171,6 +1173,84 @@ def bench_w(cfg: argparse.Namespace) -> Table:
     return t
 
 
+# -- (t) cost of tracing ---------------------------------------------------------------------
+def r_anypool_traced(
+    backend: str, fn: Callable[[Any], Any], data: list[Any], workers: int, traced: bool
+) -> Any:
+    """A warm pool; each timed call runs inside ``with anypool.trace():`` when ``traced``.
+
+    The trace is kept in memory (no file is written): the row measures recording, which is
+    what a traced run pays while it runs; writing the page afterwards is a one-off.
+    """
+
+    def run() -> Iterator[Any]:
+        need_backend(backend)
+        import anypool
+
+        with anypool.Pool(backend, workers=workers) as pool:
+            list(pool.imap(w.sq, range(100)))
+            if not traced:
+                yield lambda: list(pool.imap(fn, data))
+                return
+
+            def call() -> list[Any]:
+                with anypool.trace() as t:
+                    out = list(pool.imap(fn, data))
+                if len(t.tasks) != len(data):  # every task recorded, or the row fails
+                    raise AssertionError(f"trace recorded {len(t.tasks)} of {len(data)} tasks")
+                return out
+
+            yield call
+
+    return run
+
+
+def bench_t(cfg: argparse.Namespace) -> Table:
+    n = cfg.n_b
+    reps = max(cfg.reps, 7)  # the ratios compared are a few percent: more reps than elsewhere
+    loops, per_call = w.calibrate_burn(0.001)
+    print(f"  calibrated: burn({loops}) takes {per_call * 1e3:.3f} ms", file=sys.stderr)
+    data, exp = [loops] * n, [w.burn_expected(loops)] * n
+    groups = [
+        (f"{n} x ~1 ms CPU, Pool('process', {W}), warm", "process"),
+        (f"{n} x ~1 ms CPU, Pool('thread', {W}), warm", "thread"),
+    ]
+    modes = [(False, "trace off"), (True, "inside anypool.trace()")]
+    cases = [
+        h.Case(
+            f"{title}: {label}",
+            r_anypool_traced(backend, w.burn, data, W, traced),
+            n,
+            check_equal(exp),
+        )
+        for title, backend in groups
+        for traced, label in modes
+    ]
+    ms = h.measure_all(cases, reps=reps, timeout=cfg.timeout)
+    cols = ["runner", "median s", "min–max s", "overhead vs off", "target (< 5%)"]
+    t = Table(f"(t) Cost of tracing ({reps} reps, interleaved)", cols)
+    for title, _ in groups:
+        off = find(ms, f"{title}: trace off")
+        for traced, label in modes:
+            m = next(x for x in ms if x.name == f"{title}: {label}")
+            if not m.ok:
+                t.add(*h.failed_row(m, len(cols)))
+                continue
+            over, target = "", ""
+            if off is not None and traced:
+                r = m.median / off.median - 1
+                over = f"{100 * r:+.1f}%"
+                target = f"{100 * r:+.1f}%: {verdict(r < 0.05)}"
+            t.add(m.name, fmt(m.median), minmax(m), over, target)
+    t.note(
+        "overhead = the traced median / the 'trace off' median of its group, minus 1; negative "
+        "values are noise. Traced, each call is timed in the worker (two time.time() reads and a "
+        "tuple per attempt, sent back with the chunk's results) and the parent adds one "
+        "done-callback per chunk; the records become TaskRecord objects only when read."
+    )
+    return t
+
+
 # -- (f) fault soak and pool hygiene ---------------------------------------------------------
 FAULTS = str(HERE / "faults_soak.py")
 
@@ -1247,6 +1327,132 @@ def bench_f(cfg: argparse.Namespace) -> Table:
         "difference between the start and the end (after one warm-up cycle)."
     )
     return t
+
+
+# -- (k) Counter, and (h) share ----------------------------------------------------------------
+def bench_k(cfg: argparse.Namespace) -> Table:
+    import sync_bench as sb
+
+    n, n_mgr, tasks = cfg.n_k, max(1, cfg.n_k // 50), 2
+    cases = []
+    for backend in ("thread", "process", "asyncio"):
+        for kind in sb.KINDS:
+            per_task = n_mgr if kind.startswith("Manager") else n
+            cases.append(
+                h.Case(
+                    f"{backend}: {kind}",
+                    _needs(backend, sb.r_counter(backend, kind, tasks, per_task)),
+                    tasks * per_task,
+                    check_equal_value(tasks * per_task),
+                )
+            )
+    ms = h.measure_all(cases, reps=cfg.reps, timeout=cfg.timeout)
+    cols = [
+        "runner",
+        "increments timed",
+        "median s",
+        "us per increment",
+        "x pool.Counter",
+        "target (Manager ≥ 10x Counter)",
+    ]
+    t = Table(
+        f"(k) shared counter: {tasks} workers each adding 1 under contention "
+        f"({n:,} each; Manager rows {n_mgr:,} each)",
+        cols,
+    )
+    for backend in ("thread", "process", "asyncio"):
+        base = find(ms, f"{backend}: pool.Counter")
+        for kind in sb.KINDS:
+            m = next(x for x in ms if x.name == f"{backend}: {kind}")
+            if not m.ok:
+                t.add(*h.failed_row(m, len(cols)))
+                continue
+            ratio = m.per_item / base.per_item if base is not None and base.ok else None
+            target = ""
+            if kind.startswith("Manager") and ratio is not None:
+                target = f"{ratio:.0f}x: {verdict(ratio >= 10)}"
+            t.add(m.name, f"{m.n:,}", fmt(m.median), us(m.per_item), fmt(ratio, 2), target)
+    t.note(
+        "Ratios per increment, measured in the same run. pool.Counter on processes is an int64 "
+        "in shared memory behind a named POSIX semaphore; pool.Lock + pool.Value likewise, with "
+        "the Value's own lock taken too on each read and write (as multiprocessing.Value does); "
+        "the Manager rows are the guide's way (every operation a round trip to the manager "
+        "process), timed on 1/50 of the increments."
+    )
+    return t
+
+
+def bench_h(cfg: argparse.Namespace) -> Table:
+    import sync_bench as sb
+
+    mb, tasks = cfg.mb_h, cfg.tasks_h
+    every_n = max(4, tasks // 10)  # passing 50 MB per task takes ~0.15 s: time a tenth
+    cases = []
+    for kind in ("bytes", "object"):
+        for shared in (True, False):
+            how = "pool.share(obj)" if shared else f"obj passed to every task ({every_n} timed)"
+            n = tasks if shared else every_n
+            cases.append(
+                h.Case(
+                    f"process, {kind}: {how}",
+                    _needs("process", sb.r_share("process", kind, mb, n, shared, W)),
+                    n,
+                    check_equal([mb * 1_000_000] * n),
+                )
+            )
+    cases.append(
+        h.Case(
+            "thread, object: pool.share(obj) (the object itself)",
+            _needs("thread", sb.r_share("thread", "object", mb, tasks, True, W)),
+            tasks,
+            check_equal([mb * 1_000_000] * tasks),
+        )
+    )
+    ms = h.measure_all(cases, reps=cfg.reps, timeout=cfg.timeout)
+    cols = [
+        "runner",
+        "tasks timed",
+        "median s",
+        "ms per task",
+        "x passing it every time",
+        "target (faster)",
+    ]
+    t = Table(f"(h) a {mb} MB object to {tasks} tasks, Pool(workers={W}), chunks of 1", cols)
+    for m in ms:
+        if not m.ok:
+            t.add(*h.failed_row(m, len(cols)))
+            continue
+        kind = m.name.split(",")[1].split(":")[0].strip()
+        every = find(ms, f"process, {kind}: obj passed to every task ({every_n} timed)")
+        ratio, target = "", ""
+        if m.name.startswith("process") and every is not None and every.ok and m is not every:
+            ratio = f"{every.per_item / m.per_item:.0f}x faster"
+            target = verdict(m.per_item < every.per_item)
+        t.add(m.name, f"{m.n}", fmt(m.median), fmt(m.per_item * 1e3), ratio, target)
+    t.note(
+        f"bytes: {mb} MB of zeros, mapped read-only from shared memory in each worker (no copy); "
+        "object: a tuple of 1 MB strings, pickled once by share() and unpickled once per "
+        "worker. The timed call includes share() itself (copying the object into shared "
+        "memory). Passing the object: it is pickled, piped and unpickled for every task; those "
+        "rows time a tenth of the tasks and are compared per task."
+    )
+    return t
+
+
+def _needs(backend: str, runner: Any) -> Any:
+    def run() -> Iterator[Any]:
+        need_backend(backend)
+        yield from runner()
+
+    return run
+
+
+def check_equal_value(expected: int) -> Callable[[Any], None]:
+    def check(got: Any) -> None:
+        if got != expected:
+            raise AssertionError(f"counted {got}, expected {expected}")
+
+    return check
 
 
 # -- (p) pipelines -----------------------------------------------------------------------------
@@ -1454,7 +1660,10 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], Table]] = {
     "e": bench_e,
     "m": bench_m,
     "w": bench_w,
+    "t": bench_t,
     "f": bench_f,
+    "k": bench_k,
+    "h": bench_h,
     "p": bench_p,
 }
 
@@ -1535,6 +1744,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     cfg.n_f = 10_000  # the soak's size is part of its claim: the full size even with --quick
     cfg.cycles_f = 200 if q else 1_000
     cfg.n_p = 300 if q else 1_000
+    cfg.n_k = 20_000 if q else 100_000
+    cfg.mb_h = 10 if q else 50
+    cfg.tasks_h = 40 if q else 200
     return cfg
 
 

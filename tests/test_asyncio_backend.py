@@ -437,6 +437,39 @@ class TestBlockingCallGuard:
 
         run(main())
 
+    def test_blocking_call_in_a_plain_with_block_raises_once_and_stops_the_pool(self) -> None:
+        async def main() -> anypool.Pool:
+            with (
+                pytest.raises(RuntimeError, match="deadlock") as info,
+                anypool.Pool("asyncio") as pool,
+            ):
+                list(pool.map(double, [1, 2]))
+            # only the map's error: leaving the block added no second one
+            assert info.value.__context__ is None
+            return pool
+
+        pool = run(main())
+        assert pool._closed
+        with pytest.raises(anypool.ClosedPoolError):
+            pool.submit(double, 1)
+
+    def test_plain_with_block_after_async_work_stops_the_pool_before_raising(self) -> None:
+        async def main() -> tuple[anypool.Pool, list[int]]:
+            with (
+                pytest.raises(RuntimeError, match="async with Pool"),
+                anypool.Pool("asyncio", workers=3) as pool,
+            ):
+                out = await pool.amap(double, [1, 2, 3])
+            # the worker tasks were cancelled, not left pending on the loop
+            await asyncio.sleep(0)
+            mine = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            assert mine == []
+            return pool, out
+
+        pool, out = run(main())
+        assert out == [2, 4, 6]
+        assert pool._closed
+
     def test_task_blocking_on_its_own_pool_is_refused(self) -> None:
         with anypool.Pool("asyncio", workers=2) as pool:
 

@@ -92,3 +92,30 @@ def test_pipeline_stages_and_the_hand_written_pipeline() -> None:
     assert asyncio.run(w.apipe_io(3)) == 3
     got = w.handwritten_pipeline(items, io_workers=3, cpu_workers=2, ctx=mp.get_context("spawn"))
     assert sorted(got) == sorted(expected)  # every item once (unordered)
+
+
+def _run_once(runner: object) -> object:
+    gen = runner()  # type: ignore[operator]
+    call = next(gen)
+    try:
+        return call()
+    finally:
+        gen.close()
+
+
+@pytest.mark.parametrize("backend", ["thread", "process", "asyncio"])
+@pytest.mark.parametrize(
+    "kind", ["pool.Counter", "pool.Lock + pool.Value", "Manager dict + Manager lock"]
+)
+def test_counter_runners_count_every_increment(backend: str, kind: str) -> None:
+    import sync_bench as sb
+
+    assert _run_once(sb.r_counter(backend, kind, 2, 50)) == 100
+
+
+@pytest.mark.parametrize("kind", ["bytes", "object"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_share_runners_see_the_whole_object(kind: str, shared: bool) -> None:
+    import sync_bench as sb
+
+    assert _run_once(sb.r_share("process", kind, 1, 4, shared, 2)) == [1_000_000] * 4

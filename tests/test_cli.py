@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from anypool import Trace
 from anypool._cli import main
 
 
-def test_demo_prints_a_table_and_autos_reason(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_prints_a_table_and_autos_reason(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    timeline = tmp_path / "demo.json"
     status = main(
         [
             "demo",
+            "--trace",
+            str(timeline),
             "--tasks",
             "6",
             "--io-ms",
@@ -28,6 +36,10 @@ def test_demo_prints_a_table_and_autos_reason(capsys: pytest.CaptureFixture[str]
     assert "| tiny | auto |" in out
     assert "| coro | auto |" in out
     assert "auto chose backend=" in out
+    assert f"Timeline of the CPU-bound runs: {timeline}" in out
+    tasks = Trace.load(timeline).tasks
+    assert {"serial", "thread"} <= {r.backend for r in tasks}  # and whatever auto chose
+    assert len(tasks) == 3 * 6  # the cpu workload's tasks on each of the three pools
 
 
 def test_demo_rejects_an_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:

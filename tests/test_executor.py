@@ -235,3 +235,22 @@ def worker_id() -> int:
 
 def bad_init() -> None:
     raise OSError("cannot load the model")
+
+
+@pytest.mark.parametrize("given", [None, 5])
+def test_map_keeps_the_pools_chunksize_unless_given(given: int | None) -> None:
+    """``Pool(chunksize=7).map(fn, xs)`` uses 7; an explicit ``chunksize=`` in map wins."""
+    sizes: list[int] = []
+    with anypool.Pool("thread", workers=2, chunksize=7) as pool:
+        real = pool._backend.submit_chunk
+
+        def spy(fn, items, retry, **kw):  # type: ignore[no-untyped-def]
+            sizes.append(len(items))
+            return real(fn, items, retry, **kw)
+
+        pool._backend.submit_chunk = spy  # type: ignore[method-assign]
+        kwargs = {} if given is None else {"chunksize": given}
+        assert list(pool.map(square, range(35), **kwargs)) == [x * x for x in range(35)]
+    expected = 7 if given is None else 5
+    assert sizes
+    assert set(sizes) == {expected}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import traceback
 from collections.abc import Iterator
 
 import pytest
 
 import anypool
-from conftest import adapt
+from conftest import SHORT_TIMEOUT, adapt
 
 
 def square(x: int) -> int:
@@ -192,3 +193,21 @@ def test_coroutine_function_on_thread_and_process_backends_is_awaited(backend: s
 async def async_double(x: int) -> int:
     await asyncio.sleep(0)
     return 2 * x
+
+
+def interrupt_on_three(x: int) -> int:
+    if x == 3:
+        raise KeyboardInterrupt("raised by the task")
+    return x
+
+
+def test_keyboard_interrupt_raised_by_a_task_reaches_the_caller_as_itself(backend: str) -> None:
+    # on the process backend it used to kill the worker and come back as WorkerCrashed
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt, match="raised by the task"):
+        anypool.map(adapt(backend, interrupt_on_three), range(6), backend=backend, workers=2)
+    # an interrupt stops the pool without waiting (as Ctrl-C does); its threads end by
+    # themselves right after
+    for t in set(threading.enumerate()) - before:
+        t.join(timeout=SHORT_TIMEOUT)
+        assert not t.is_alive(), t

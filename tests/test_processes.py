@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +150,36 @@ def test_an_exception_class_defined_in_the_callers_code_arrives_as_itself() -> N
 
     with pytest.raises(LocalError, match="local 1"):
         anypool.map(boom, [1], backend="process")
+
+
+NO_MAIN_GUARD = """
+import anypool
+
+def double(x):
+    return 2 * x
+
+print(anypool.map(double, range(4), backend="process", workers=2))
+"""
+
+
+def test_a_script_without_a_main_guard_fails_clearly_instead_of_respawning_forever(
+    tmp_path: Path,
+) -> None:
+    """Each worker imports the script again and dies starting; the pool must not hang."""
+    script = tmp_path / "no_guard.py"
+    script.write_text(NO_MAIN_GUARD)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=SHORT_TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0
+    # the caller: a broken pool that names the cause and the fix
+    assert "BrokenPoolError" in proc.stderr
+    assert 'if __name__ == "__main__":' in proc.stderr
+    assert "APC204" in proc.stderr
+    # the workers: our own message, not the stdlib's bootstrapping one
+    assert "was started while this process was itself starting as a worker" in proc.stderr
+    assert "please report this as a bug" not in proc.stderr

@@ -31,14 +31,20 @@ if TYPE_CHECKING:
     from ._core._options import MapKwargs as MapKwargs
     from ._core._pipeline import Pipeline as Pipeline
     from ._core._pool import Pool as Pool
+    from ._core._rate import RateLimiter as RateLimiter
     from ._core._registry import get_all_backends as get_all_backends
     from ._core._registry import get_available_backends as get_available_backends
     from ._core._registry import get_backend as get_backend
     from ._core._registry import register_backend as register_backend
     from ._core._result import Result as Result
+    from ._core._sync import Counter as Counter
+    from ._core._sync_process import Shared as Shared
     from ._core._tasks import Retry as Retry
     from ._core._tasks import WorkerContext as WorkerContext
     from ._core._tasks import current_worker as current_worker
+    from ._core._tracing import TaskRecord as TaskRecord
+    from ._core._tracing import Trace as Trace
+    from ._core._tracing import trace as trace
     from .checks import AnypoolWarning as AnypoolWarning
     from .checks import BlockedEventLoopWarning as BlockedEventLoopWarning
     from .checks import CPUBoundInThreadsWarning as CPUBoundInThreadsWarning
@@ -57,15 +63,20 @@ __all__ = (
     "AnypoolInternalError",
     "BrokenPoolError",
     "ClosedPoolError",
+    "Counter",
     "InitializerError",
     "PicklingError",
     "Pipeline",
     "Pool",
+    "RateLimiter",
     "RemoteError",
     "RemoteTraceback",
     "Result",
     "Retry",
+    "Shared",
+    "TaskRecord",
     "TaskTimeoutError",
+    "Trace",
     "WorkerContext",
     "WorkerCrashed",
     "amap",
@@ -77,6 +88,7 @@ __all__ = (
     "imap_unordered",
     "map",
     "register_backend",
+    "trace",
     "watch",
     "watch_loop",
 )
@@ -99,6 +111,9 @@ _LAZY: dict[str, str] = {
     "WorkerCrashed": "anypool._core._exceptions",
     "Pipeline": "anypool._core._pipeline",
     "Pool": "anypool._core._pool",
+    "RateLimiter": "anypool._core._rate",
+    "Counter": "anypool._core._sync",
+    "Shared": "anypool._core._sync_process",
     "MapKwargs": "anypool._core._options",
     "ApiKwargs": "anypool._core._options",
     "get_all_backends": "anypool._core._registry",
@@ -109,6 +124,9 @@ _LAZY: dict[str, str] = {
     "Retry": "anypool._core._tasks",
     "WorkerContext": "anypool._core._tasks",
     "current_worker": "anypool._core._tasks",
+    "TaskRecord": "anypool._core._tracing",
+    "Trace": "anypool._core._tracing",
+    "trace": "anypool._core._tracing",
     "AnypoolWarning": "anypool.checks",
     "BlockedEventLoopWarning": "anypool.checks",
     "CPUBoundInThreadsWarning": "anypool.checks",

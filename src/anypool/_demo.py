@@ -1,7 +1,9 @@
 """``anypool demo``: measure the guide's advice on this machine.
 
 Runs an I/O-bound and a CPU-bound workload (and their coroutine forms) on every local
-backend and prints a table of times and speed-ups over the serial run.
+backend and prints a table of times and speed-ups over the serial run. The CPU-bound runs are
+traced: their timeline (``anypool-demo-trace.html``) shows threads taking turns on the GIL
+and processes running side by side.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from ._core._registry import get_available_backends
 from ._core._tasks import available_cpus
+from ._core._tracing import Trace
 
 _CPU_LOOPS = 20_000
 
@@ -116,6 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="workers per pool (default: each backend's own default)",
     )
+    parser.add_argument(
+        "--trace",
+        default="anypool-demo-trace.html",
+        metavar="PATH",
+        help=(
+            "where to write the timeline of the CPU-bound runs: .html (a page to open in a "
+            "browser) or .json (Chrome trace, for Perfetto) (default: anypool-demo-trace.html)"
+        ),
+    )
+    parser.add_argument("--no-trace", action="store_true", help="do not write a timeline")
     args = parser.parse_args(argv)
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     for w in workloads:
@@ -128,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown or unavailable backend {b!r}; available: {', '.join(known)}")
     if args.tasks < 1:
         parser.error("--tasks must be 1 or more")
+    trace: Trace | None = None
+    if not args.no_trace and "cpu" in workloads:
+        try:
+            trace = Trace(args.trace)
+        except ValueError as exc:
+            parser.error(str(exc))
     print(f"anypool demo — {available_cpus()} CPU(s), Python {sys.version.split()[0]}")
     print(
         f"{args.tasks} tasks per workload ({args.tasks * 1000} for tiny); each backend with "
@@ -154,7 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 fn = atiny_task if b == "asyncio" else tiny_task
                 items = list(range(args.tasks * 1000))
-            secs, why = _run(b, fn, items, args.workers)
+            traced = trace is not None and w == "cpu"
+            if traced:
+                assert trace is not None
+                trace.start()
+            try:
+                secs, why = _run(b, fn, items, args.workers)
+            finally:
+                if traced:
+                    assert trace is not None
+                    trace.stop()
             if b == "serial":
                 serial_time = secs
             speed = f"{serial_time / secs:.1f}x" if serial_time else "—"
@@ -171,4 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Python arithmetic in parallel, so CPU-bound work speeds up by about the number of "
         "cores there, and not at all on threads (the GIL) or asyncio (one thread)."
     )
+    if trace is not None:
+        path = trace.save()
+        print(
+            f"\nTimeline of the CPU-bound runs: {path} (open it in a browser). Each thread's "
+            "tasks take about as long as all threads together would: they take turns on the "
+            "GIL. The process workers run side by side, each task at full speed."
+        )
     return 0

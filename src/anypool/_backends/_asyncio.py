@@ -29,6 +29,7 @@ import functools
 import importlib
 import inspect
 import itertools
+import os
 import reprlib
 import threading
 import time
@@ -45,8 +46,10 @@ from .._core._tasks import (
     ChunkResult,
     FlatItems,
     Retry,
+    TracedRetry,
     WorkerContext,
     arun_one,
+    arun_one_traced,
     is_async_callable,
     set_current_worker,
 )
@@ -132,6 +135,7 @@ class _Chunk:
         "n",
         "next",
         "simple",
+        "trace",
     )
 
     def __init__(
@@ -149,8 +153,10 @@ class _Chunk:
         self.fut = fut
         self.n = len(items)
         self.next = 0
-        #: no timeout and no retries: the worker awaits ``fn(*item)`` inline
-        self.simple = timeout is None and retry.attempts == 0
+        #: traced (``anypool.trace``): one entry per attempt, timed around each await
+        self.trace: list[Any] | None = [] if type(retry) is TracedRetry else None
+        #: no timeout, no retries, no trace: the worker awaits ``fn(*item)`` inline
+        self.simple = timeout is None and retry.attempts == 0 and self.trace is None
         self.values: list[Any] = [None] * self.n
         self.errors: dict[int, BaseException] | None = None
         self.left = self.n  # items not finished yet
@@ -171,6 +177,7 @@ class AsyncioBackend(Backend):
     """
 
     name = "asyncio"
+    sync_kind = "asyncio"
     option_names = ("uvloop",)
     runs_coroutines = True
     #: the map engine submits up to this many inputs as one chunk; they run concurrently
@@ -535,8 +542,11 @@ class AsyncioBackend(Backend):
             _set_exception(chunk.fut, self._broken)
             return
         item = chunk.items[i]
+        log = chunk.trace
         try:
-            if chunk.timeout is not None:
+            if log is not None:
+                value = await _traced(chunk, i, log)
+            elif chunk.timeout is not None:
                 value = await _with_timeout(chunk.fn, item, chunk.retry, chunk.timeout, None)
             else:
                 value = await arun_one(chunk.fn, item, chunk.retry)
@@ -565,7 +575,8 @@ class AsyncioBackend(Backend):
     def _finish(chunk: _Chunk) -> None:
         fut = chunk.fut
         if not fut.done():
-            res = ChunkResult(chunk.values, chunk.errors, time.perf_counter() - chunk.t0, 0.0)
+            wall = time.perf_counter() - chunk.t0
+            res = ChunkResult(chunk.values, chunk.errors, wall, 0.0, chunk.trace)
             try:
                 fut.set_result(res)
             except cf.InvalidStateError:
@@ -760,6 +771,33 @@ async def _with_timeout(
             f"task {_fn_name(fn)}({_describe(item, kwargs)}) ran longer than "
             f"task_timeout={seconds}s and was cancelled"
         ) from None
+
+
+async def _traced(chunk: _Chunk, i: int, log: list[Any]) -> Any:
+    """Run chunk item ``i`` timing each attempt into ``log`` (the trace of the chunk)."""
+    task = asyncio.current_task()
+    name = task.get_name() if task is not None else threading.current_thread().name
+    worker = ("asyncio", 0, os.getpid(), name)
+    item = chunk.items[i]
+    if chunk.timeout is None:
+        return await arun_one_traced(chunk.fn, item, chunk.retry, log, i, worker)
+    cm = asyncio.timeout(chunk.timeout)
+    try:
+        async with cm:
+            return await arun_one_traced(chunk.fn, item, chunk.retry, log, i, worker)
+    except TimeoutError:
+        if not cm.expired():
+            raise  # the function's own TimeoutError
+        err = TaskTimeoutError(
+            f"task {_fn_name(chunk.fn)}({_describe(item, None)}) ran longer than "
+            f"task_timeout={chunk.timeout}s and was cancelled"
+        )
+        for k in range(len(log) - 1, -1, -1):  # the attempt that was cancelled timed out
+            e = log[k]
+            if e[0] == i and e[4] == "cancelled":
+                log[k] = (*e[:4], "timeout", f"TaskTimeoutError: {err}", e[6])
+                break
+        raise err from None
 
 
 def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:

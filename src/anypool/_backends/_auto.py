@@ -203,6 +203,7 @@ class AutoBackend(Backend):
     """Measures the first inputs in the caller, then hands the rest to the backend that fits."""
 
     name = "auto"
+    sync_kind = "auto"
 
     def __init__(self, spec: WorkerSpec) -> None:
         super().__init__(spec)

@@ -103,9 +103,8 @@ def main(
                 result = call_sync(fn, args, extra)
             out = _dump_result(True, result, fn)
             del result
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+        except BaseException as exc:  # KeyboardInterrupt too: SIGINT is ignored here, so
+            # it can only come from the task itself, and goes back to the caller like any error
             out = _dump_result(False, ExceptionCarrier(exc), fn)
         del fn
         try:

@@ -45,12 +45,15 @@ from .._core._exceptions import (
     WorkerCrashed,
 )
 from .._core._tasks import ChunkResult, Retry, available_cpus, item_args, run_chunk
+from .._core._tracing import recorder_of
 from . import _process_worker
 
 _short = reprlib.Repr()
 _short.maxstring = 60
 _short.maxother = 60
 _live: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
+#: workers that die before they are ready, in a row, before the pool counts as broken
+_MAX_STARTUP_DEATHS = 3
 
 
 def _shutdown_all_at_exit() -> None:
@@ -75,6 +78,14 @@ _SIGNAL_CAUSES = {
     signal.SIGBUS: "bus error (SIGBUS) — a crash in C code",
     signal.SIGTERM: "terminated by SIGTERM",
 }
+
+
+def _is_sync_object(obj: object) -> bool:
+    """A lock, queue, event... of threading, queue, asyncio or multiprocessing."""
+    module = type(obj).__module__
+    return module in ("_thread", "threading", "queue", "_queue") or module.startswith(
+        ("asyncio.", "multiprocessing.")
+    )
 
 
 def _describe_exit(exitcode: int | None) -> str:
@@ -141,6 +152,7 @@ class ProcessBackend(Backend):
     """Worker processes fed one task at a time by a dispatcher thread."""
 
     name = "process"
+    sync_kind = "process"
     option_names = ("start_method", "mp_context")
     requires_pickle = True
     shares_memory = False
@@ -179,6 +191,7 @@ class ProcessBackend(Backend):
         self._closing = False
         self._cancel_on_close = False
         self._broken: BaseException | None = None
+        self._startup_deaths = 0
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
         self._woken = False
@@ -198,6 +211,13 @@ class ProcessBackend(Backend):
 
     def start(self) -> None:
         """Workers start with the first task."""
+        if getattr(mp.current_process(), "_inheriting", False):
+            raise RuntimeError(
+                "a process pool was started while this process was itself starting as a "
+                "worker: the main script ran again inside the worker because the code that "
+                'uses anypool is not under `if __name__ == "__main__":`. Put it under that '
+                "guard (`anypool check` reports this as APC204)"
+            )
         _live.add(self)
 
     def check_callable(self, fn: Callable[..., Any]) -> None:
@@ -300,8 +320,15 @@ class ProcessBackend(Backend):
         except Exception as exc:
             raise PicklingError(
                 f"cannot send {what} {_short.repr(obj)} to a worker process: it cannot be "
-                f"pickled ({type(exc).__name__}: {exc}). Use a module-level function and "
-                "plain-data arguments, or backend='thread', which needs no pickling"
+                f"pickled ({type(exc).__name__}: {exc}). "
+                + (
+                    "Make locks, queues and events for process tasks with the pool "
+                    "(pool.Lock(), pool.Queue(), pool.Event()...): those reach its workers; "
+                    "or use backend='thread', which needs no pickling"
+                    if _is_sync_object(obj)
+                    else "Use a module-level function and plain-data arguments, or "
+                    "backend='thread', which needs no pickling"
+                )
             ) from exc
 
     def _fn_blob(self, fn: Callable[..., Any]) -> bytes:
@@ -519,6 +546,7 @@ class ProcessBackend(Backend):
             return False  # died while starting: the sentinel path handles it
         if data[:1] == _process_worker.READY:
             w.ready = True
+            self._startup_deaths = 0
             return True
         return self._receive_message(w, data)
 
@@ -573,10 +601,30 @@ class ProcessBackend(Backend):
         if w in idle:
             idle.remove(w)
         w.conn.close()
+        if not w.ready and self._broken is None:
+            # died before saying READY: a worker that cannot start would be replaced for
+            # ever (a hang), so a few start-up deaths in a row break the pool
+            self._startup_deaths += 1
+            if self._startup_deaths >= _MAX_STARTUP_DEATHS:
+                err = BrokenPoolError(
+                    f"{self._startup_deaths} worker processes in a row exited while starting "
+                    f"({_describe_exit(w.proc.exitcode)}), before running any task. The usual "
+                    "cause: the main script starts work at import time, without "
+                    '`if __name__ == "__main__":`; each new worker imports the script again '
+                    "and fails (see the worker's error above; `anypool check` reports this "
+                    "as APC204). Put the code that runs the pool under that guard"
+                )
+                self._broken = err
+                self._fail_everything(err)
+                return
         task = w.task
         w.task = None
         if task is not None and not task.fut.done():
-            if task.crash_retries > 0 and not self._closing:
+            retried = task.crash_retries > 0 and not self._closing
+            self._trace_lost(
+                w, task, "retry" if retried else "crash", _describe_exit(w.proc.exitcode)
+            )
+            if retried:
                 task.crash_retries -= 1
                 task.attempt += 1
                 self._retry.append(task)  # its future is already running
@@ -600,12 +648,24 @@ class ProcessBackend(Backend):
         self._workers.pop(w.id, None)
         w.conn.close()
         if task is not None and not task.fut.done():
+            self._trace_lost(w, task, "timeout", f"ran longer than task_timeout={task.timeout}s")
             task.fut.set_exception(
                 TaskTimeoutError(
                     f"task {task.describe()} ran longer than task_timeout={task.timeout}s; its "
                     f"worker process {w.proc.pid} was ended and replaced"
                 )
             )
+
+    def _trace_lost(self, w: _Worker, task: _Task, outcome: str, why: str) -> None:
+        """Tell a traced chunk's recorder about an attempt that ended without a result."""
+        rec = recorder_of(task.args[2]) if task.fn is run_chunk else None
+        if rec is None:
+            return
+        end = time.time()
+        start = end - (time.monotonic() - w.started)
+        error = f"WorkerCrashed: {why}" if outcome != "timeout" else f"TaskTimeoutError: {why}"
+        worker = ("process", w.id, w.proc.pid or -1, "MainThread")
+        rec.lost(task.fut, len(task.args[1]), outcome, worker, start, end, error, task.attempt)
 
     def _stop_worker(self, w: _Worker) -> None:
         if self._cancel_on_close and w.task is not None:

@@ -56,6 +56,12 @@ class Backend(ABC):
     option_names: ClassVar[tuple[str, ...]] = ()
     #: seconds of work one chunk should hold when chunk sizes are chosen automatically
     target_chunk_seconds: ClassVar[float] = 0.005
+    #: which kind of primitives ``pool.Lock()``, ``pool.Queue()``, ``pool.Counter()``,
+    #: ``pool.share()``... hand out: a key of ``anypool._core._sync.SYNC_KINDS``
+    #: (``"thread"``, ``"process"``, ``"asyncio"``; ``"auto"`` follows the chosen backend).
+    #: A new backend with its own primitives registers a factory there with
+    #: ``register_sync_kind(name, factory_class)`` and names it here.
+    sync_kind: ClassVar[str] = "thread"
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec

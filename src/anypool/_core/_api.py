@@ -37,9 +37,9 @@ def map(
             or ``"asyncio"``.
         workers: how many at once (default: depends on the backend).
         **options: the map options of :class:`~anypool.MapKwargs` (``chunksize``,
-            ``progress``, ``errors``, ``task_timeout``, ``retries``, ``retry_on``) and the
-            pool options of :class:`~anypool.ApiKwargs` (``initializer``, ``initargs``,
-            ``max_tasks_per_worker``, backend options).
+            ``progress``, ``errors``, ``task_timeout``, ``retries``, ``retry_on``, ``rate``)
+            and the pool options of :class:`~anypool.ApiKwargs` (``initializer``,
+            ``initargs``, ``max_tasks_per_worker``, backend options).
 
     .. versionadded:: 0.1
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import dataclasses
 import functools
 import itertools
 import math
@@ -19,11 +20,15 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._abc import Backend
+from ._rate import RateLimiter
 from ._result import Result
 from ._tasks import ChunkResult, FlatItems, Retry, item_args
+
+if TYPE_CHECKING:
+    from ._tracing import RunRecorder
 
 #: at most this many input items are read ahead of the consumer (across all chunks)
 MAX_ITEMS_IN_FLIGHT = 65_536
@@ -44,6 +49,7 @@ class MapOptions:
     retry: Retry = Retry()
     progress: bool | dict[str, Any] = False
     timeout: float | None = None  # the stdlib Executor.map timeout: from the call to map
+    rate: RateLimiter | None = None  # paces task starts: one token per input
 
 
 class Chunker:
@@ -137,7 +143,12 @@ class MapRun:
         flat: bool = False,
         on_done: Callable[[_Entry], None] | None = None,
         cpu_probe: CPUProbe | None = None,
+        recorder: RunRecorder | None = None,
     ) -> None:
+        if recorder is not None:  # traced: run_chunk times every call (see _tracing)
+            opts = dataclasses.replace(opts, retry=recorder.traced_retry(opts.retry))
+        #: the trace recorder of this run (``trace=`` or ``anypool.trace()``), else None
+        self.recorder = recorder
         self.backend = backend
         self.fn = fn
         self.it = iter(args)
@@ -147,13 +158,17 @@ class MapRun:
         self.opts = opts
         self.ordered = ordered
         chunk = opts.chunksize
-        if chunk is None and (opts.task_timeout is not None):
-            chunk = 1  # a timeout is per task: one task per chunk
+        if chunk is None and (opts.task_timeout is not None or opts.rate is not None):
+            chunk = 1  # a timeout is per task, a rate per start: one task per chunk
         self.chunker = Chunker(chunk, backend, total)
         self.inflight: deque[_Entry] = deque()
         self.inflight_items = 0
         self.next_index = 0
         self.exhausted = False
+        #: with ``rate=``: seconds until the next token, when ``fill`` stopped for want of one
+        self.gate_wait: float | None = None
+        #: with ``rate=``: a chunk read but not yet sent (waiting for its token), and its size
+        self.held: tuple[list[Any], int] | None = None
         self.on_done = on_done
         #: the CPU-bound-in-threads check (``Pool(debug=True)`` or ``anypool.watch()``)
         self.cpu_probe = cpu_probe
@@ -180,11 +195,15 @@ class MapRun:
     def fill(self, holding: bool = False) -> None:
         """Read input and submit chunks until the window is full or the input ends.
 
+        With ``rate=`` each chunk (of one input) takes a token once its input has been read
+        (a slow input must not age the token); when none is free the input is held back and
+        ``gate_wait`` says how long the driver should wait before filling again.
         ``holding``: the caller holds outputs it has not delivered yet.
         """
+        self.gate_wait = None
         while not self.exhausted and len(self.inflight) < self.max_chunks:
             size = self.chunker.next_size()
-            if self.ready is not None:
+            if self.ready is not None and self.held is None:
                 # an input fed by a producer that may be slow (a pipeline's queue): never wait
                 # for it while results are due (deliver them first), nor to fill a whole chunk
                 ready = self.ready()
@@ -193,14 +212,25 @@ class MapRun:
                 size = max(1, min(size, ready))
             if self.inflight and self.inflight_items + size > MAX_ITEMS_IN_FLIGHT:
                 return
-            items: list[Any] = (
-                FlatItems(itertools.islice(self.it, size))
-                if self.flat
-                else list(itertools.islice(self.it, size))
-            )
-            if not items:
-                self.exhausted = True
-                return
+            items: list[Any]
+            if self.held is not None:
+                items, size = self.held
+                self.held = None
+            else:
+                items = (
+                    FlatItems(itertools.islice(self.it, size))
+                    if self.flat
+                    else list(itertools.islice(self.it, size))
+                )
+                if not items:
+                    self.exhausted = True
+                    return
+            if self.opts.rate is not None:
+                wait = self.opts.rate.delay()
+                if wait > 0:
+                    self.held = (items, size)
+                    self.gate_wait = wait
+                    return
             fut = self.backend.submit_chunk(
                 self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
             )
@@ -214,6 +244,8 @@ class MapRun:
                 fut.add_done_callback(functools.partial(_count, self.bar, len(items)))
             if self.on_done is not None:
                 fut.add_done_callback(functools.partial(_notify, self.on_done, entry))
+            if self.recorder is not None:
+                self.recorder.watch(fut, entry.base, items)
             if len(items) < size:
                 self.exhausted = True
 
@@ -229,6 +261,8 @@ class MapRun:
         else:
             self.inflight.remove(entry)
         self.inflight_items -= len(entry.items)
+        if self.recorder is not None:  # its records are in the trace before its results leave
+            self.recorder.collect(entry.fut)
         collect = self.opts.errors == "collect"
         try:
             res = entry.fut.result(timeout=0)
@@ -305,6 +339,12 @@ def _remaining(deadline: float | None) -> float | None:
     return left
 
 
+def _shorter(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
 def run_sync(run: MapRun, deadline: float | None) -> Iterator[list[Any]]:
     """Drive ``run`` from a synchronous caller, yielding the outputs chunk by chunk."""
     done_q: queue.SimpleQueue[_Entry] | None = None
@@ -314,22 +354,36 @@ def run_sync(run: MapRun, deadline: float | None) -> Iterator[list[Any]]:
     try:
         run.fill()
         while not run.finished:
+            gate = run.gate_wait  # rate=: fill again after this long even if nothing finished
+            if gate is not None and not run.inflight:
+                time.sleep(_shorter(_remaining(deadline), gate))  # type: ignore[arg-type]
+                run.fill()
+                continue
             if not run.inflight:  # fill() left the input for later (see MapRun.ready)
                 run.fill()
                 continue
+            wait = _shorter(_remaining(deadline), gate)
             if done_q is None:
                 entry = run.inflight[0]
-                if deadline is None:
+                if wait is None:
                     cf.wait((entry.fut,))
-                elif not cf.wait((entry.fut,), timeout=_remaining(deadline)).done:
-                    raise TimeoutError("the map's timeout expired before the next result was ready")
+                elif not cf.wait((entry.fut,), timeout=wait).done:
+                    if gate is None:
+                        raise TimeoutError(
+                            "the map's timeout expired before the next result was ready"
+                        )
+                    run.fill()
+                    continue
             else:
                 try:
-                    entry = done_q.get(timeout=_remaining(deadline))
+                    entry = done_q.get(timeout=wait)
                 except queue.Empty:
-                    raise TimeoutError(
-                        "the map's timeout expired before the next result was ready"
-                    ) from None
+                    if gate is None:
+                        raise TimeoutError(
+                            "the map's timeout expired before the next result was ready"
+                        ) from None
+                    run.fill()
+                    continue
             out = run.take(entry)
             run.fill(holding=True)
             yield out
@@ -355,15 +409,29 @@ async def run_async(run: MapRun) -> AsyncIterator[list[Any]]:
     try:
         run.fill()
         while not run.finished:
+            gate = run.gate_wait  # rate=: fill again after this long even if nothing finished
+            if gate is not None and not run.inflight:
+                await asyncio.sleep(gate)
+                run.fill()
+                continue
             if not run.inflight:  # fill() left the input for later (see MapRun.ready)
                 run.fill()
                 continue
             if done_q is None:
                 entry = run.inflight[0]
                 if not entry.fut.done():  # often done already: skip the loop round trip
-                    await asyncio.wait([asyncio.wrap_future(entry.fut)])
-            else:
+                    done, _ = await asyncio.wait([asyncio.wrap_future(entry.fut)], timeout=gate)
+                    if not done:
+                        run.fill()
+                        continue
+            elif gate is None:
                 entry = await done_q.get()
+            else:
+                try:
+                    entry = await asyncio.wait_for(done_q.get(), gate)
+                except TimeoutError:
+                    run.fill()
+                    continue
             out = run.take(entry)
             run.fill(holding=True)
             yield out

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+if TYPE_CHECKING:
+    from ._tracing import Trace
+
+from ._rate import RateLimiter
 
 Errors = Literal["raise", "collect"]
 
@@ -21,6 +27,10 @@ class MapKwargs(TypedDict, total=False):
         task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
         retries: how many more times a failing task is tried.
         retry_on: which exception types are retried (default: ``Exception``).
+        rate: at most this many task starts: ``"50/s"``, ``"300/min"``, ``"1000/h"``, a
+            number (per second) or a :class:`~anypool.RateLimiter` (to share one budget or
+            choose the burst). Inputs then go one per task and each start takes a token;
+            starts are evenly spaced (burst 1). ``None``: no limit. *Added in 0.2.*
 
     .. versionadded:: 0.1
     """
@@ -31,6 +41,7 @@ class MapKwargs(TypedDict, total=False):
     task_timeout: float | None
     retries: int
     retry_on: tuple[type[BaseException], ...] | type[BaseException]
+    rate: str | float | RateLimiter | None
 
 
 class ApiKwargs(MapKwargs, total=False):
@@ -43,6 +54,8 @@ class ApiKwargs(MapKwargs, total=False):
         start_method: process backend: ``"forkserver"``, ``"spawn"`` or ``"fork"``.
         uvloop: asyncio backend: use uvloop when installed (default True).
         debug: warn about blocked event loops and CPU-bound work on threads.
+        trace: record every task: a path ending in ``.html`` (timeline page) or ``.json``
+            (Chrome-trace JSON), written when the run ends, or an :class:`~anypool.Trace`.
 
     .. versionadded:: 0.1
     """
@@ -53,6 +66,7 @@ class ApiKwargs(MapKwargs, total=False):
     start_method: str
     uvloop: bool
     debug: bool
+    trace: str | os.PathLike[str] | Trace | None
 
 
 MAP_KEYS: frozenset[str] = frozenset(MapKwargs.__optional_keys__)

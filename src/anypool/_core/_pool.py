@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import functools
+import os
 import sys
 import threading
 import time
@@ -13,15 +14,20 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
+from . import _tracing
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
 from ._options import Errors, MapKwargs
+from ._rate import RateLimiter, make_limiter
 from ._registry import get_backend
 from ._tasks import ChunkResult, Retry
 
 if TYPE_CHECKING:
     from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun
+    from ._sync import Counter as _Counter
+    from ._sync import SyncFactory
+    from ._tracing import Trace
 
 _RUNTIME = "anypool.checks._runtime"
 
@@ -40,7 +46,6 @@ def _runtime_checks(load: bool) -> ModuleType | None:
 
 
 T = TypeVar("T")
-_UNSET: Any = object()
 
 
 def _check_positive_int(name: str, value: object, *, allow_none: bool = True) -> int | None:
@@ -57,6 +62,12 @@ def _check_timeout(name: str, value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
     return float(value)
+
+
+def _validate(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return value
 
 
 def _check_callable(fn: object) -> None:
@@ -170,6 +181,10 @@ class Pool(cf.Executor):
         task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
         retries: how many more times a failing task is tried.
         retry_on: which exception types are retried (default: ``Exception``).
+        rate: the default ``rate=`` of this pool's maps: at most this many task starts
+            (``"50/s"``, ``"300/min"``, ``"1000/h"``, a number per second, or a
+            :class:`~anypool.RateLimiter`). One budget is shared by all the pool's maps; a
+            ``rate=`` given to one map call gives that call its own. ``submit`` is not paced.
         debug: warn about concurrency mistakes while the pool runs: its event loop (asyncio
             backend) is watched for callbacks that block it longer than 100 ms
             (:class:`~anypool.BlockedEventLoopWarning`), and work on its threads is checked
@@ -177,6 +192,10 @@ class Pool(cf.Executor):
             Both are also logged on the ``anypool`` logger. ``with anypool.watch():`` turns
             the same checks on for every pool. A warning that a filter turned into an error is
             raised by ``shutdown()``.
+        trace: record every task this pool runs (worker, input, start, end, outcome): a path
+            ending in ``.html`` (a timeline page) or ``.json`` (Chrome-trace JSON), written
+            when the pool shuts down, or an :class:`~anypool.Trace` to record into.
+            ``with anypool.trace(path):`` records every pool used inside it instead.
         **options: backend options (processes: ``start_method``).
 
     Use it with ``with`` (or ``async with``) so its workers are always stopped and joined.
@@ -203,9 +222,14 @@ class Pool(cf.Executor):
         task_timeout: float | None = None,
         retries: int = 0,
         retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+        rate: str | float | RateLimiter | None = None,
         debug: bool = False,
+        trace: str | os.PathLike[str] | Trace | None = None,
         **options: Any,
     ) -> None:
+        #: this pool's own trace (``trace=``): written to its path when the pool shuts down
+        self._trace = _tracing.as_trace(trace)
+        self._trace_owned = self._trace is not None and not isinstance(trace, _tracing.Trace)
         if not isinstance(debug, bool):
             raise TypeError(f"debug must be True or False, got {debug!r}")
         if workers is not None and max_workers is not None and workers != max_workers:
@@ -228,8 +252,8 @@ class Pool(cf.Executor):
             raise TypeError(
                 f"unknown option(s) {', '.join(u + '=' for u in unknown)} for "
                 f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
-                "chunksize, errors, progress, retries, retry_on, task_timeout; the pool "
-                "options: initializer, initargs, max_tasks_per_worker, debug"
+                "chunksize, errors, progress, rate, retries, retry_on, task_timeout; the pool "
+                "options: initializer, initargs, max_tasks_per_worker, debug, trace"
             )
         self._defaults = _options(
             chunksize=chunksize,
@@ -238,6 +262,7 @@ class Pool(cf.Executor):
             task_timeout=task_timeout,
             retries=retries,
             retry_on=retry_on,
+            rate=make_limiter(rate),
         )
         spec = WorkerSpec(
             workers=n if n is not None else cls.default_workers(),
@@ -251,6 +276,8 @@ class Pool(cf.Executor):
         if configure is not None:
             configure(workers_given=n is not None)
         self._states: set[_MapState] = set()
+        self._sync: dict[str, SyncFactory] = {}  # kind -> factory, made on first use
+        self._submit_recorder: _tracing.RunRecorder | None = None
         self._shutdown_lock = threading.Lock()
         self._closed = False
         self._debug = debug
@@ -311,6 +338,10 @@ class Pool(cf.Executor):
     def _stop_watching(self, raise_errors: bool) -> None:
         with self._shutdown_lock:
             watchers, self._loop_watchers = self._loop_watchers, []
+            owned, self._trace_owned = self._trace_owned, False
+        if owned and self._trace is not None:  # Pool(trace="run.html"): write it now
+            self._trace.stop()
+            self._trace.save()
         errors: list[Warning] = []
         for watcher in watchers:
             watcher.close(raise_errors=False)
@@ -343,6 +374,136 @@ class Pool(cf.Executor):
         state = "closed" if self._closed else "open"
         return f"<anypool.Pool backend={self.backend!r} workers={self.workers} {state}>"
 
+    # -- shared state and synchronisation ---------------------------------------------
+    def _factory(self) -> SyncFactory:
+        from . import _sync
+
+        kind = _sync.kind_for(self._backend)
+        with self._shutdown_lock:
+            if self._closed:
+                raise ClosedPoolError("cannot make a primitive on a pool that was shut down")
+            factory = self._sync.get(kind)
+            if factory is None:
+                factory = self._sync[kind] = _sync.SYNC_KINDS[kind](self._backend)
+        return factory
+
+    def _close_sync(self, wait: bool = True) -> None:
+        with self._shutdown_lock:
+            factories, self._sync = list(self._sync.values()), {}
+        for f in factories:
+            f.close(wait)
+
+    def Lock(self) -> Any:
+        """A lock of this pool's kind: ``threading.Lock``, ``asyncio.Lock``, or for processes
+        a ``multiprocessing`` lock that can be passed to tasks as an argument.
+
+        See the table in ``docs/sync.md`` for what each backend gives.
+
+        Raises:
+            ClosedPoolError: the pool was shut down.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Lock()
+
+    def RLock(self) -> Any:
+        """A re-entrant lock (``threading.RLock``; processes: ``multiprocessing.RLock``).
+
+        Raises:
+            NotImplementedError: on asyncio, which has no re-entrant lock.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().RLock()
+
+    def Semaphore(self, value: int = 1) -> Any:
+        """A semaphore admitting ``value`` holders at once (this pool's kind).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Semaphore(_validate("value", value, 0))
+
+    def BoundedSemaphore(self, value: int = 1) -> Any:
+        """A semaphore that raises ``ValueError`` when released above ``value``.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().BoundedSemaphore(_validate("value", value, 0))
+
+    def Event(self) -> Any:
+        """An event (``set``/``is_set``/``wait``/``clear``) of this pool's kind.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Event()
+
+    def Condition(self) -> Any:
+        """A condition variable with its own lock (``with cond: cond.wait_for(...)``).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Condition()
+
+    def Barrier(self, parties: int) -> Any:
+        """A barrier that lets ``parties`` waiters through together.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Barrier(_validate("parties", parties, 1))
+
+    def Queue(self, maxsize: int = 0) -> Any:
+        """A FIFO queue (``queue.Queue``, ``asyncio.Queue`` or a manager queue).
+
+        Args:
+            maxsize: at most this many items; 0 (default) for no limit.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Queue(_validate("maxsize", maxsize, 0))
+
+    def Value(self, typecode: str, initial: Any = 0) -> Any:
+        """One shared number with ``.value`` and ``get_lock()``, as ``multiprocessing.Value``.
+
+        Args:
+            typecode: ``'i'`` (C int), ``'q'`` (64-bit int), ``'d'`` (float), or another of
+                ``bBhHiIlLqQfd``.
+            initial: the starting value.
+
+        On process pools it lives in shared memory and still reads after the pool closed.
+        ``v.value += 1`` is not atomic anywhere: hold ``v.get_lock()`` (or use
+        :meth:`Counter`).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Value(typecode, initial)
+
+    def Counter(self, initial: int = 0) -> _Counter:
+        """An atomic counter: ``c.increment(n=1)`` returns the new value, ``c.value`` reads it.
+
+        Works across threads, coroutines or worker processes (pass it to tasks as an
+        argument); much faster than a manager dict.
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().Counter(initial)
+
+    def share(self, obj: T) -> T:
+        """Share large read-only data with the tasks without sending it with every task.
+
+        Thread, serial and asyncio pools return ``obj`` itself (tasks share memory). Process
+        pools return a :class:`~anypool.Shared` handle: pass it to tasks as an argument and
+        each worker receives the object once (it is cached in the worker), not once per task.
+        ``bytes`` and NumPy arrays are mapped from shared memory with no copy at all (a
+        read-only ``memoryview`` / array in the worker). The shared memory is freed when the
+        pool shuts down. Do not modify the object after sharing it: workers see the copy
+        made here. ``backend="auto"`` returns ``obj`` itself until it has chosen a backend.
+
+        .. versionadded:: 0.2
+        """
+        if self._backend.sync_kind == "auto" and getattr(self._backend, "chosen", None) is None:
+            return obj  # auto may still run the tasks on threads: they need the object itself
+        return self._factory().share(obj)
+
     # -- Executor ---------------------------------------------------------------------
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return a ``concurrent.futures.Future``."""
@@ -351,10 +512,33 @@ class Pool(cf.Executor):
             raise ClosedPoolError("cannot submit to a pool that was shut down")
         self._backend.check_callable(fn)
         d = self._defaults
+        traces = _tracing.traces_for(self._trace)
+        if traces:
+            return self._submit_traced(traces, fn, args, kwargs)
         if d.retry.attempts == 0:
             return self._backend.submit(fn, args, kwargs, timeout=d.task_timeout)
         call = functools.partial(fn, **kwargs) if kwargs else fn
         inner = self._backend.submit_chunk(call, [args], d.retry, timeout=d.task_timeout)
+        return _unwrap_single(inner)
+
+    def _submit_traced(
+        self,
+        traces: tuple[Trace, ...],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> cf.Future[Any]:
+        """``submit`` while traced: the call runs as a chunk of one, timed in the worker."""
+        rec = self._submit_recorder
+        if rec is None or rec.traces != traces:
+            rec = self._submit_recorder = _tracing.RunRecorder(traces, self, fn, "submit")
+        d = self._defaults
+        call = functools.partial(fn, **kwargs) if kwargs else fn
+        items = [args]
+        inner = self._backend.submit_chunk(
+            call, items, rec.traced_retry(d.retry), timeout=d.task_timeout
+        )
+        rec.watch(inner, rec.next_position(), items, fn=_tracing.fn_name(fn))
         return _unwrap_single(inner)
 
     def map(
@@ -369,7 +553,8 @@ class Pool(cf.Executor):
         Raises ``TimeoutError`` from the iterator when the next result is not ready
         ``timeout`` seconds after this call.
         """
-        return self._imap(fn, iterables, ordered=True, chunksize=chunksize, timeout=timeout)
+        over: dict[str, Any] = {} if chunksize is None else {"chunksize": chunksize}
+        return self._imap(fn, iterables, ordered=True, timeout=timeout, **over)
 
     def imap(
         self,
@@ -418,6 +603,7 @@ class Pool(cf.Executor):
         set_total = getattr(self._backend, "set_total", None)
         if set_total is not None:
             set_total(total)
+        traces = _tracing.traces_for(self._trace)
         return MapRun(
             self._backend,
             fn,
@@ -427,6 +613,7 @@ class Pool(cf.Executor):
             total=total,
             flat=len(iterables) == 1,
             cpu_probe=self._cpu_run(fn),
+            recorder=_tracing.RunRecorder(traces, self, fn, "map") if traces else None,
         )
 
     def _imap(
@@ -512,7 +699,9 @@ class Pool(cf.Executor):
         """
         self._shutdown(wait, cancel_futures, raise_warnings=wait)
 
-    def _shutdown(self, wait: bool, cancel_futures: bool, raise_warnings: bool) -> None:
+    def _shutdown(
+        self, wait: bool, cancel_futures: bool, raise_warnings: bool, raise_blocked: bool = True
+    ) -> None:
         with self._shutdown_lock:
             first = not self._closed
             self._closed = True
@@ -525,12 +714,21 @@ class Pool(cf.Executor):
         elif first and cancel_futures:
             for st in states:
                 st.close()
+        blocked: RuntimeError | None = None
         if wait:
-            self._backend.check_blocking_call()
+            try:
+                self._backend.check_blocking_call()
+            except RuntimeError as e:
+                # waiting here would deadlock: still stop the pool (nothing left running),
+                # then say why it could not wait
+                blocked, wait, cancel_futures = e, False, True
         try:
             self._backend.shutdown(wait=wait, cancel_pending=cancel_futures)
         finally:
-            self._stop_watching(raise_warnings)
+            self._close_sync(wait)
+            self._stop_watching(raise_warnings and blocked is None)
+        if blocked is not None and raise_blocked:
+            raise blocked
 
     def __enter__(self) -> Pool:
         return self
@@ -547,7 +745,11 @@ class Pool(cf.Executor):
             return
         # on an error do not wait for queued work that nobody will read
         failed = exc_type is not None
-        self._shutdown(True, cancel_futures=failed, raise_warnings=not failed)
+        # when the block already failed (for example with the blocking-call error itself),
+        # that error is the one to see: do not add a second one on the way out
+        self._shutdown(
+            True, cancel_futures=failed, raise_warnings=not failed, raise_blocked=not failed
+        )
 
     def terminate(self) -> None:
         """Stop at once: cancel pending work and end running workers where possible.
@@ -563,6 +765,7 @@ class Pool(cf.Executor):
         try:
             self._backend.terminate()
         finally:
+            self._close_sync()
             self._stop_watching(raise_errors=False)
 
     async def __aenter__(self) -> Pool:
@@ -591,9 +794,24 @@ class Pool(cf.Executor):
             try:
                 await ashut(cancel_pending=cancel_futures)
             finally:
+                self._close_sync()
                 self._stop_watching(raise_warnings)
             return
         await asyncio.to_thread(self._shutdown, True, cancel_futures, raise_warnings)
+
+    def dict(self) -> Any:
+        """A dict the tasks share (process pools: a manager proxy, usable until shutdown).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().dict()
+
+    def list(self) -> Any:
+        """A list the tasks share (process pools: a manager proxy, usable until shutdown).
+
+        .. versionadded:: 0.2
+        """
+        return self._factory().list()
 
 
 async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
@@ -606,7 +824,7 @@ async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
 
 
 class _Defaults:
-    __slots__ = ("chunksize", "progress", "errors", "task_timeout", "retry")
+    __slots__ = ("chunksize", "progress", "errors", "task_timeout", "retry", "rate")
 
     def __init__(
         self,
@@ -615,12 +833,14 @@ class _Defaults:
         errors: str,
         task_timeout: float | None,
         retry: Retry,
+        rate: RateLimiter | None,
     ) -> None:
         self.chunksize = chunksize
         self.progress = progress
         self.errors = errors
         self.task_timeout = task_timeout
         self.retry = retry
+        self.rate = rate
 
     def merge(self, **over: Any) -> MapOptions:
         d = {
@@ -630,14 +850,14 @@ class _Defaults:
             "task_timeout": self.task_timeout,
             "retries": self.retry.attempts,
             "retry_on": self.retry.retry_on,
+            "rate": self.rate,
         }
         for k, v in over.items():
             if k not in d:
                 raise TypeError(
                     f"unknown option {k}=; the map options are: " + ", ".join(sorted(d))
                 )
-            if v is not _UNSET:
-                d[k] = v
+            d[k] = v
         o = _options(**d)
         return MapOptions(
             chunksize=o.chunksize,
@@ -645,13 +865,27 @@ class _Defaults:
             task_timeout=o.task_timeout,
             retry=o.retry,
             progress=o.progress,
+            rate=o.rate,
         )
 
 
 def _options(
-    *, chunksize: Any, progress: Any, errors: Any, task_timeout: Any, retries: Any, retry_on: Any
+    *,
+    chunksize: Any,
+    progress: Any,
+    errors: Any,
+    task_timeout: Any,
+    retries: Any,
+    retry_on: Any,
+    rate: Any = None,
 ) -> _Defaults:
     _check_positive_int("chunksize", chunksize)
+    limiter = make_limiter(rate)
+    if limiter is not None and chunksize not in (None, 1):
+        raise ValueError(
+            f"rate= paces the start of every input, so inputs go one per task; it cannot be "
+            f"combined with chunksize={chunksize!r} (drop chunksize=, or pass chunksize=1)"
+        )
     if errors not in ("raise", "collect"):
         raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
     if not isinstance(progress, bool | dict):
@@ -660,7 +894,7 @@ def _options(
         retry_on = (retry_on,)
     retry = Retry(attempts=retries, retry_on=tuple(retry_on))
     return _Defaults(
-        chunksize, progress, errors, _check_timeout("task_timeout", task_timeout), retry
+        chunksize, progress, errors, _check_timeout("task_timeout", task_timeout), retry, limiter
     )
 
 

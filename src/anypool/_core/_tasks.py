@@ -7,6 +7,7 @@ backend only decides *where* these functions run.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import itertools
 import os
@@ -54,6 +55,29 @@ class Retry:
 
 
 NO_RETRY: Final = Retry()
+
+
+@dataclass(frozen=True)
+class TracedRetry(Retry):
+    """A :class:`Retry` that also asks :func:`run_chunk` to time every call (private).
+
+    Tracing rides on the retry settings because they already travel with every chunk to
+    every backend (``submit_chunk(fn, items, retry)``): a backend needs no new parameter, and
+    one that calls :func:`run_chunk` is traced without knowing it. ``recorder`` (the parent's
+    run recorder) stays in the parent: a worker process gets ``None``.
+    """
+
+    recorder: Any = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TracedRetry, (self.attempts, self.retry_on, self.backoff, self.max_backoff))
+
+
+#: one timed call inside a worker: (index in chunk, attempt, start, end, outcome, error text,
+#: worker); start and end are wall-clock seconds (``time.time()``), so calls timed in other
+#: processes or on other hosts line up on one timeline; worker is ``(backend, worker id, pid,
+#: thread or task name[, host])`` (no host: this machine)
+TraceEntry = tuple[int, int, float, float, str, "str | None", tuple[Any, ...]]
 
 
 @dataclass
@@ -167,17 +191,26 @@ def call_with_retry(
 
 
 class ChunkResult:
-    """The outcome of a chunk of calls: values in order, errors by position, timings (private)."""
+    """The outcome of a chunk of calls: values in order, errors by position, timings (private).
 
-    __slots__ = ("values", "errors", "wall", "cpu")
+    ``trace`` holds one :data:`TraceEntry` per attempt when the chunk was traced, else None.
+    """
+
+    __slots__ = ("values", "errors", "wall", "cpu", "trace")
 
     def __init__(
-        self, values: list[Any], errors: dict[int, BaseException] | None, wall: float, cpu: float
+        self,
+        values: list[Any],
+        errors: dict[int, BaseException] | None,
+        wall: float,
+        cpu: float,
+        trace: list[TraceEntry] | None = None,
     ) -> None:
         self.values = values
         self.errors = errors
         self.wall = wall
         self.cpu = cpu
+        self.trace = trace
 
     def __getstate__(self) -> tuple[Any, ...]:
         errors = self.errors
@@ -186,10 +219,13 @@ class ChunkResult:
                 i: (e if isinstance(e, ExceptionCarrier) else ExceptionCarrier(e))  # type: ignore[misc]
                 for i, e in errors.items()
             }
+        if self.trace is not None:
+            return (self.values, errors, self.wall, self.cpu, self.trace)
         return (self.values, errors, self.wall, self.cpu)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.values, errors, self.wall, self.cpu = state
+        self.values, errors, self.wall, self.cpu = state[:4]
+        self.trace = state[4] if len(state) > 4 else None
         if errors:
             errors = {
                 i: (e.rebuild() if isinstance(e, ExceptionCarrier) else e)
@@ -221,6 +257,8 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> Chu
     C (``map``/``starmap`` feeding ``list.extend``); an error is recorded at its position
     and the loop goes on with the next item.
     """
+    if type(retry) is TracedRetry:
+        return _run_chunk_traced(fn, items, retry)
     values: list[Any] = []
     errors: dict[int, BaseException] | None = None
     flat = isinstance(items, FlatItems)
@@ -264,6 +302,120 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> Chu
                 errors[i] = exc
                 values.append(None)
     return ChunkResult(values, errors, time.perf_counter() - t0, time.thread_time() - c0)
+
+
+def worker_key() -> tuple[Any, ...]:
+    """Who runs the calling code, for a trace: ``(backend, worker id, pid, thread, host)``.
+
+    Outside an anypool worker (a backend that sets no :class:`WorkerContext`) the backend is
+    ``""`` and the id -1. The host tells workers on other machines apart (their pids may
+    collide).
+    """
+    ctx = _current.get()
+    if ctx is None:
+        return ("", -1, os.getpid(), threading.current_thread().name, hostname())
+    return (ctx.backend, ctx.id, ctx.pid, ctx.thread, hostname())
+
+
+@functools.cache
+def hostname() -> str:
+    """This machine's host name (read once)."""
+    import socket
+
+    return socket.gethostname()
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception, cut to a readable length (for traces)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _run_chunk_traced(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> ChunkResult:
+    """:func:`run_chunk` that times every attempt of every item (wall clock, in the worker).
+
+    Each attempt gives one :data:`TraceEntry`; an attempt that failed and was tried again has
+    the outcome ``"retry"``. Values, errors, retries and their notes are as in the untraced
+    path.
+    """
+    worker = worker_key()
+    now = time.time
+    recorder = getattr(retry, "recorder", None)
+    if recorder is not None:  # the same process: let the parent know where this chunk runs
+        recorder.chunk_started(items, worker, now())
+    log: list[TraceEntry] = []
+    values: list[Any] = []
+    errors: dict[int, BaseException] | None = None
+    t0 = time.perf_counter()
+    c0 = time.thread_time()
+    for i in range(len(items)):
+        args = item_args(items, i)
+        attempt = 0
+        while True:
+            attempt += 1
+            start = now()
+            try:
+                value = call_sync(fn, args, {})
+            except (Exception, SystemExit) as exc:  # sys.exit() in a task is an error
+                end = now()
+                retryable = retry.attempts > 0 and isinstance(exc, retry.retry_on)
+                if retryable and attempt <= retry.attempts:
+                    log.append((i, attempt, start, end, "retry", error_text(exc), worker))
+                    time.sleep(retry.delay(attempt))
+                    continue
+                if retryable:
+                    exc.add_note(
+                        f"anypool: gave up after {attempt} attempts (retries={retry.attempts})"
+                    )
+                log.append((i, attempt, start, end, "error", error_text(exc), worker))
+                if errors is None:
+                    errors = {}
+                errors[i] = exc
+                values.append(None)
+            else:
+                log.append((i, attempt, start, now(), "ok", None, worker))
+                values.append(value)
+            break
+    return ChunkResult(values, errors, time.perf_counter() - t0, time.thread_time() - c0, log)
+
+
+async def arun_one_traced(
+    fn: Callable[..., Any],
+    item: tuple[Any, ...],
+    retry: Retry,
+    log: list[TraceEntry],
+    i: int,
+    worker: tuple[Any, ...],
+) -> Any:
+    """:func:`arun_one` that logs each attempt (a cancelled one as ``"cancelled"``)."""
+    failures = 0
+    now = time.time
+    while True:
+        start = now()
+        try:
+            r = fn(*item)
+            if inspect.isawaitable(r):
+                r = await r
+        except BaseException as exc:
+            end = now()
+            import asyncio
+
+            if isinstance(exc, asyncio.CancelledError):
+                log.append((i, failures + 1, start, end, "cancelled", None, worker))
+                raise
+            if not isinstance(exc, retry.retry_on) or failures + 1 > retry.attempts:
+                if retry.attempts and isinstance(exc, retry.retry_on):
+                    exc.add_note(
+                        f"anypool: gave up after {failures + 1} attempts (retries={retry.attempts})"
+                    )
+                log.append((i, failures + 1, start, end, "error", error_text(exc), worker))
+                raise
+            failures += 1
+            log.append((i, failures, start, end, "retry", error_text(exc), worker))
+            await asyncio.sleep(retry.delay(failures))
+        else:
+            log.append((i, failures + 1, start, now(), "ok", None, worker))
+            return r
 
 
 async def arun_one(fn: Callable[..., Any], item: tuple[Any, ...], retry: Retry) -> Any:

@@ -12,7 +12,7 @@ import pytest
 import anypool
 from conftest import adapt
 
-CYCLES = {"serial": 1000, "thread": 1000, "process": 200, "asyncio": 1000}
+CYCLES = {"serial": 1000, "thread": 1000, "process": 200, "asyncio": 1000, "dask": 20}
 
 
 def test_create_use_close_cycles_leave_nothing_behind(backend: str) -> None:

@@ -16,7 +16,7 @@ _BUILTIN: dict[str, str] = {
     "asyncio": "anypool._backends._asyncio",
     "auto": "anypool._backends._auto",
 }
-_EXTRAS: dict[str, str] = {}
+_EXTRAS: dict[str, str] = {"dask": "anypool._backends._dask"}
 #: the pip extra that provides a backend's dependencies
 _EXTRA_NAMES: dict[str, str] = {"dask": "dask"}
 _registered: dict[str, Callable[[], type[Backend]]] = {}
@@ -95,8 +95,7 @@ def get_backend(name: str) -> type[Backend]:
     except ImportError as exc:
         extra = _EXTRA_NAMES.get(name, name)
         raise LookupError(
-            f"Backend {name!r} is not available ({exc}). Install it with: "
-            f"pip install anypool[{extra}]"
+            f"Backend {name!r} is not available. Install it with: pip install anypool[{extra}]"
         ) from exc
     cls: type[Backend] = mod.backend_class
     return cls

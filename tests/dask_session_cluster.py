@@ -16,7 +16,13 @@ from distributed import LocalCluster
 def main() -> None:
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     # a worker killed mid-task (the crash tests) is tried once more elsewhere, then KilledWorker
-    dask.config.set({"distributed.scheduler.allowed-failures": 1})
+    # one task per worker at a time, as the pool's own LocalCluster does (no prefetch)
+    dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": 1,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+    )
     with LocalCluster(
         n_workers=workers,
         threads_per_worker=1,

@@ -178,7 +178,7 @@ def _run_task(token: str, topic: str, init_blob: bytes | None, payload: bytes) -
         reset_current_worker(tok)
 
 
-def _forget(token: str) -> None:
+async def _forget(token: str) -> None:
     """Drop a finished pool's worker context and state on a worker (private)."""
     _contexts.pop(token, None)
 
@@ -282,6 +282,7 @@ class DaskBackend(Backend):
         self._workers = spec.workers
         self._lock = threading.Lock()
         self._tasks: dict[str, _Task] = {}  # by Dask key, while in flight
+        self._abandoned: dict[str, _Task] = {}  # timed out, still running on a worker
         self._idle = threading.Condition(self._lock)
         self._closed = False
         self._stopped = False
@@ -319,15 +320,18 @@ class DaskBackend(Backend):
                         "leave out address= to run on a LocalCluster"
                     ) from exc
             else:
-                self._cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=self.spec.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    scheduler_port=0,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
+                # one task per worker at a time (no prefetch): a worker that dies takes only
+                # the task it was running with it, and cancelled tasks are still queued
+                with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+                    self._cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
+                        n_workers=self.spec.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        scheduler_port=0,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
                 try:
                     self._client = distributed.Client(  # type: ignore[no-untyped-call]
                         self._cluster, set_as_default=False
@@ -481,19 +485,27 @@ class DaskBackend(Backend):
         assert timeout is not None
 
         def expire() -> None:
-            if task.fut.done() or self._tasks.get(key) is not task:
-                return
+            with self._lock:
+                if task.fut.done() or self._tasks.get(key) is not task:
+                    return
+                # the Dask task keeps running on its worker: keep wanting it, so that the
+                # scheduler knows that worker is busy and sends other tasks elsewhere (a
+                # released task would still hold the worker's thread, unseen); it is dropped
+                # when it ends, or when the pool closes
+                del self._tasks[key]
+                self._abandoned[key] = task
+                if not self._tasks:
+                    self._idle.notify_all()
             try:
                 task.fut.set_exception(
                     TaskTimeoutError(
                         f"task {_describe(task.fn, task.args)} ran longer than "
-                        f"task_timeout={timeout}s; Dask cannot stop a running task, so it was "
-                        "released: its worker finishes the call and the result is dropped"
+                        f"task_timeout={timeout}s; Dask cannot stop a running task: its worker "
+                        "finishes the call in the background and the result is dropped"
                     )
                 )
             except cf.InvalidStateError:
-                return
-            task.dfut.release()
+                pass
 
         self._watcher.add(timeout, expire)
 
@@ -502,6 +514,10 @@ class DaskBackend(Backend):
         key = dfut.key
         task = self._tasks.get(key)
         if task is None or task.dfut is not dfut:
+            with self._lock:
+                abandoned = self._abandoned.pop(key, None)
+            if abandoned is not None:  # a timed-out task ended at last: forget its result
+                abandoned.dfut.release()
             return
         fut = task.fut
         status = dfut.status
@@ -516,11 +532,18 @@ class DaskBackend(Backend):
                 error = exc
         elif status == "cancelled":
             error = cf.CancelledError()
-        else:
+        elif status == "error":
             try:
                 error = dfut.exception()
             except BaseException as exc:
                 error = exc
+            if error is None:  # pragma: no cover - Dask said error but has none
+                error = WorkerCrashed(f"Dask reported task {key} failed without an error")
+        else:
+            # "lost": the worker holding the result died before we fetched it; Dask
+            # computes it again, so wait for that
+            dfut.add_done_callback(self._on_dask_done)
+            return
         if error is not None and isinstance(error, distributed.KilledWorker):
             with self._lock:
                 if task.crash_retries > 0 and not self._closed and not fut.done():
@@ -663,6 +686,11 @@ class DaskBackend(Backend):
         client = self._client
         if client is None:
             return
+        with self._lock:
+            abandoned = list(self._abandoned.values())
+            self._abandoned.clear()
+        for t in abandoned:
+            t.dfut.release()
         try:
             client.unsubscribe_topic(self._topic)
         except Exception:

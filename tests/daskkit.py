@@ -72,3 +72,22 @@ def crash_count(marker_dir: str, x: int) -> int:
 def where(_x: int) -> tuple[int, str]:
     w = anypool.current_worker()
     return (w.id, w.backend)
+
+
+def rendezvous(directory: str, i: int) -> tuple[int, str, int]:
+    """Say which Dask worker runs input ``i``; wait (bounded) until two workers have said so.
+
+    Two tasks handed to two workers at once both return only when both workers took one, so
+    a map of them shows that the work was spread over the cluster.
+    """
+    import distributed
+
+    address = distributed.get_worker().address
+    Path(directory, f"{address.replace('/', '_').replace(':', '_')}-{i}").touch()
+    deadline = time.monotonic() + SHORT_TIMEOUT
+    while time.monotonic() < deadline:
+        workers = {p.name.rsplit("-", 1)[0] for p in Path(directory).iterdir()}
+        if len(workers) >= 2:
+            break
+        time.sleep(0.01)
+    return (i, address, anypool.current_worker().id)

@@ -38,9 +38,11 @@ What Dask can and cannot do, and how anypool maps it:
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import logging
 import pickle
+import queue
 import reprlib
 import threading
 import uuid
@@ -80,6 +82,14 @@ _short = reprlib.Repr()
 _short.maxstring = 60
 _short.maxother = 60
 _live: weakref.WeakSet[DaskBackend] = weakref.WeakSet()
+
+
+def _shutdown_all_at_exit() -> None:
+    for b in list(_live):
+        b.shutdown(wait=True, cancel_pending=True)
+
+
+atexit.register(_shutdown_all_at_exit)
 _log = logging.getLogger("anypool")
 
 # -- what runs on a Dask worker ------------------------------------------------------------
@@ -293,6 +303,10 @@ class DaskBackend(Backend):
         if spec.initializer is not None:
             self._init_blob = self._dumps((spec.initializer, spec.initargs), "the initializer")
         self._closer: threading.Thread | None = None
+        self._results: queue.SimpleQueue[tuple[Any, Any, BaseException | None] | None] = (
+            queue.SimpleQueue()
+        )
+        self._results_thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def configure(self, workers_given: bool) -> None:
@@ -343,6 +357,10 @@ class DaskBackend(Backend):
         if self._cluster is None and not self._workers_given:
             threads = sum(self._client.nthreads().values())
             self._workers = max(1, threads)
+        self._results_thread = threading.Thread(
+            target=self._results_loop, name="anypool-dask-results", daemon=True
+        )
+        self._results_thread.start()
         self._client.subscribe_topic(self._topic, self._on_started)
         _live.add(self)
 
@@ -360,8 +378,8 @@ class DaskBackend(Backend):
         self._fn_blob(fn)
 
     def owns_current_thread(self) -> bool:
-        """True on Dask's callback thread, where the futures' done-callbacks run."""
-        return threading.current_thread().name.startswith("Dask-Callback-Thread")
+        """True on the pool's results thread, where the futures' done-callbacks run."""
+        return self._results_thread is threading.current_thread()
 
     # -- submitting -----------------------------------------------------------------------
     def submit(
@@ -458,7 +476,22 @@ class DaskBackend(Backend):
         )
         task.dfut = dfut
         self._tasks[key] = task
-        dfut.add_done_callback(self._on_dask_done)
+        self._client.loop.add_callback(self._fetch, dfut)
+
+    async def _fetch(self, dfut: Any) -> None:
+        """Wait for a Dask future and fetch its result on the client's event loop.
+
+        Many fetches run at once there (one blocking ``result()`` per future on one thread
+        cost a round trip each, one after the other); the outcome goes to the pool's results
+        thread, where futures are completed and their callbacks run.
+        """
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = await self._client.gather(dfut, asynchronous=True)
+        except BaseException as exc:  # the task's error, KilledWorker, or cancelled
+            error = exc
+        self._results.put((dfut, value, error))
 
     # -- events from Dask -----------------------------------------------------------------
     def _on_started(self, event: tuple[float, Any]) -> None:
@@ -509,8 +542,19 @@ class DaskBackend(Backend):
 
         self._watcher.add(timeout, expire)
 
-    def _on_dask_done(self, dfut: Any) -> None:
-        """A Dask future finished (runs on Dask's callback thread)."""
+    def _results_loop(self) -> None:
+        """The results thread: complete our futures as Dask's finish (their callbacks run here)."""
+        while True:
+            item = self._results.get()
+            if item is None:
+                return
+            try:
+                self._on_dask_done(*item)
+            except BaseException:  # pragma: no cover - a bug: never leave a future hanging
+                _log.exception("anypool: the dask backend failed to complete a task")
+
+    def _on_dask_done(self, dfut: Any, value: Any, error: BaseException | None) -> None:
+        """A Dask future finished (runs on the results thread)."""
         key = dfut.key
         task = self._tasks.get(key)
         if task is None or task.dfut is not dfut:
@@ -520,30 +564,8 @@ class DaskBackend(Backend):
                 abandoned.dfut.release()
             return
         fut = task.fut
-        status = dfut.status
-        value: Any = None
-        error: BaseException | None = None
-        if fut.done():
-            pass
-        elif status == "finished":
-            try:
-                value = dfut.result()
-            except BaseException as exc:  # lost between finishing and gathering
-                error = exc
-        elif status == "cancelled":
+        if error is not None and dfut.status == "cancelled":
             error = cf.CancelledError()
-        elif status == "error":
-            try:
-                error = dfut.exception()
-            except BaseException as exc:
-                error = exc
-            if error is None:  # pragma: no cover - Dask said error but has none
-                error = WorkerCrashed(f"Dask reported task {key} failed without an error")
-        else:
-            # "lost": the worker holding the result died before we fetched it; Dask
-            # computes it again, so wait for that
-            dfut.add_done_callback(self._on_dask_done)
-            return
         if error is not None and isinstance(error, distributed.KilledWorker):
             with self._lock:
                 if task.crash_retries > 0 and not self._closed and not fut.done():
@@ -704,6 +726,10 @@ class DaskBackend(Backend):
             client.close()
         if self._cluster is not None:
             self._cluster.close()
+        self._results.put(None)
+        rt = self._results_thread
+        if rt is not None and rt is not threading.current_thread():
+            rt.join()
         closer = self._closer
         if closer is not None and closer is not threading.current_thread():
             closer.join()

@@ -1262,7 +1262,7 @@ def r_dask_client(fn: Callable[[Any], Any], data: list[Any], workers: int) -> An
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=logging.ERROR,
             ) as cluster,
             distributed.Client(cluster, set_as_default=False) as client,
@@ -1352,7 +1352,7 @@ def bench_x(cfg: argparse.Namespace) -> Table:
         "processes (spawned, importing distributed) for every pool."
     )
     t.note(
-        "anypool sends chunks of about 0.1 s of work as one Dask task (target_chunk_seconds), "
+        "anypool sends chunks of about 0.2 s of work as one Dask task (target_chunk_seconds), "
         "so its scheduler round trips are few; a Dask task per item shows Dask's own cost per "
         "task."
     )

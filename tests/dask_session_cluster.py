@@ -29,7 +29,7 @@ def main() -> None:
         processes=True,
         host="127.0.0.1",
         scheduler_port=0,
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=logging.CRITICAL,
     ) as cluster:
         print(cluster.scheduler_address, flush=True)

@@ -80,3 +80,17 @@ def test_workload_functions_pickle_by_reference() -> None:
     # process pools send the functions by name: they must be importable module-level ones
     for fn in (w.sq, w.burn, w.sleep_task, w.asq, w.async_sleep_task):
         assert pickle.loads(pickle.dumps(fn)) is fn
+
+
+def test_dask_section_runs_in_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("distributed")
+    import run
+
+    cfg = run.parse(["--only", "x", "--quick"])
+    cfg.n_x = 40  # a smoke run: every runner once, results checked, no timing claims
+    run.AVAILABLE.update(run.anypool_backends())
+    table = run.bench_x(cfg)
+    text = table.render()
+    assert "Pool('dask', 2).imap (auto chunks)" in text
+    assert "start-up: Pool('dask', 2)" in text
+    assert "error" not in text.lower() and "TIMEOUT" not in text

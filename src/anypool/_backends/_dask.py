@@ -13,7 +13,7 @@ What Dask can and cannot do, and how anypool maps it:
 
 * Each chunk of a map is one Dask task (``client.submit(..., pure=False)``), wrapped in a real
   ``concurrent.futures.Future``. Chunks are sized to hold about :attr:`target_chunk_seconds`
-  of work, since each Dask task costs about a millisecond of scheduler round trip, and the map
+  (0.2 s) of work, since each Dask task costs milliseconds of round trips, and the map
   engine keeps only a bounded number in flight.
 * Errors raised by the function travel inside the chunk's result (as on the process backend):
   they come back as their own type with the worker's traceback as ``__cause__``. anypool's
@@ -253,9 +253,10 @@ class DaskBackend(Backend):
     requires_pickle = True
     shares_memory = False
     supports_cancel_running = False
-    # a Dask task costs about 1 ms of scheduler round trip (measured with benchmarks/run.py
-    # --only x): 100 ms chunks keep that under 1 %, and few enough futures exist at a time
-    target_chunk_seconds = 0.1
+    # a Dask task costs about 5 ms of round trips on a loaded 2-core machine (client.submit +
+    # gather, measured in benchmarks/run.py --only x): 0.2 s chunks keep that near 2 %, and
+    # few enough futures exist at a time
+    target_chunk_seconds = 0.2
 
     def __init__(self, spec: WorkerSpec) -> None:
         super().__init__(spec)
@@ -343,7 +344,7 @@ class DaskBackend(Backend):
                         processes=True,
                         host="127.0.0.1",
                         scheduler_port=0,
-                        dashboard_address=None,
+                        dashboard_address=":0",  # a free port: never clashes on 8787
                         silence_logs=logging.ERROR,
                     )
                 try:
@@ -368,6 +369,12 @@ class DaskBackend(Backend):
     def client(self) -> Any:
         """The ``distributed.Client`` this pool uses."""
         return self._client
+
+    @property
+    def max_chunks_in_flight(self) -> int:
+        """Four tasks per worker thread: a Dask round trip costs milliseconds, so tasks wait
+        at the scheduler (not on the workers: one at a time each) ready to go."""
+        return max(4, 4 * self._workers)
 
     def effective_workers(self) -> int:
         """``workers=``; on a cluster the pool did not start, its total threads by default."""

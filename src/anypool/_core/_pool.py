@@ -155,8 +155,8 @@ class Pool(cf.Executor):
 
     Args:
         backend: where tasks run: ``"auto"`` (default: measure the work and choose),
-            ``"serial"`` (in the caller, for debugging), ``"thread"``, ``"process"`` or
-            ``"asyncio"``.
+            ``"serial"`` (in the caller, for debugging), ``"thread"``, ``"process"``,
+            ``"asyncio"`` or ``"dask"`` (a Dask cluster; ``pip install anypool[dask]``).
         workers: how many workers (asyncio: tasks in flight). Default: threads
             ``min(32, CPUs + 4)``, processes the CPUs this process may use, asyncio 100.
         max_workers: another name for ``workers`` (the ``concurrent.futures`` word).
@@ -177,7 +177,8 @@ class Pool(cf.Executor):
             Both are also logged on the ``anypool`` logger. ``with anypool.watch():`` turns
             the same checks on for every pool. A warning that a filter turned into an error is
             raised by ``shutdown()``.
-        **options: backend options (processes: ``start_method``).
+        **options: backend options (processes: ``start_method``; dask: ``address``, a
+            scheduler address, or ``client``, a ``distributed.Client``).
 
     Use it with ``with`` (or ``async with``) so its workers are always stopped and joined.
 

@@ -27,6 +27,10 @@ def test_create_use_close_cycles_leave_nothing_behind(backend: str) -> None:
     for _ in range(CYCLES[backend]):
         cycle()
     after = fk.resources()
+    if backend == "dask" and after["fds"] < before["fds"]:
+        # Dask closes its comms to the session's cluster lazily, so the count may fall;
+        # a leak shows as growth
+        after["fds"] = before["fds"]
     assert after == before, fk.resource_diff(before, after)
 
 

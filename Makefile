@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anypool needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,uvloop,bench,browser]'
+	$(BIN)/python -m pip install -q -e '.[dev,uvloop,bench,browser,dask]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

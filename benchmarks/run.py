@@ -18,6 +18,8 @@ Workloads (see /work/shared/baselines.md for the peers' reference figures):
      pool create/use/close cycles per backend (threads, processes, descriptors, /dev/shm)
   k  pool.Counter against pool.Lock + pool.Value and a Manager dict + lock, per backend
   h  pool.share: a 50 MB object to 200 process tasks, shared against passed every time
+  x  the 1 ms CPU tasks on Dask (a LocalCluster of 2 single-threaded worker processes) vs
+     the process backend: overhead per task in steady state, and start-up on its own
   p  a three-stage Pipeline (sleep -> 1 ms CPU -> sleep) against the same work hand-written
      with queues, threads, processes and poison pills, and against running stage by stage
 
@@ -61,7 +63,7 @@ def anypool_backends() -> dict[str, str | None]:
         import anypool
     except Exception as exc:
         return dict.fromkeys(("serial", "thread", "process"), f"import anypool failed: {exc}")
-    for b in ("serial", "thread", "process", "asyncio", "auto"):
+    for b in ("serial", "thread", "process", "asyncio", "auto", "dask"):
         try:
             anypool.get_backend(b)
             out[b] = None
@@ -1447,12 +1449,122 @@ def _needs(backend: str, runner: Any) -> Any:
     return run
 
 
+# -- (x) Dask ----------------------------------------------------------------------------------
+def r_dask_client(fn: Callable[[Any], Any], data: list[Any], workers: int) -> Any:
+    """Plain ``distributed``: ``client.gather(client.map(fn, data))`` on a warm LocalCluster."""
+
+    def run() -> Iterator[Any]:
+        distributed = need_module("distributed")
+        import logging
+
+        with (
+            distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            distributed.Client(cluster, set_as_default=False) as client,
+        ):
+            client.gather(client.map(w.sq, range(100), pure=False))
+            yield lambda: client.gather(client.map(fn, data, pure=False))
+
+    return run
+
+
 def check_equal_value(expected: int) -> Callable[[Any], None]:
     def check(got: Any) -> None:
         if got != expected:
             raise AssertionError(f"counted {got}, expected {expected}")
 
     return check
+
+
+def r_startup(backend: str, workers: int) -> Any:
+    """Create a pool, get one trivial result, shut it down (all timed)."""
+
+    def run() -> Iterator[Any]:
+        need_backend(backend)
+        import anypool
+
+        def once() -> list[int]:
+            with anypool.Pool(backend, workers=workers) as pool:
+                return [pool.submit(w.sq, 3).result()]
+
+        yield once
+
+    return run
+
+
+def bench_x(cfg: argparse.Namespace) -> Table:
+    n = cfg.n_x
+    loops, per_call = w.calibrate_burn(0.001)
+    print(f"  calibrated: burn({loops}) takes {per_call * 1e3:.3f} ms", file=sys.stderr)
+    data = [loops] * n
+    exp = [w.burn_expected(loops)] * n
+    specs: list[tuple[str, Any]] = [
+        ("serial loop", r_serial(w.burn, data)),
+        (f"anypool Pool('process', {W}).imap (auto chunks)", r_anypool("process", w.burn, data, W)),
+        (f"anypool Pool('dask', {W}).imap (auto chunks)", r_anypool("dask", w.burn, data, W)),
+        (
+            f"anypool Pool('dask', {W}).imap chunksize=1 (a Dask task per item)",
+            r_anypool("dask", w.burn, data, W, chunksize=1),
+        ),
+        (
+            f"distributed client.map + gather ({W} workers, a task per item)",
+            r_dask_client(w.burn, data, W),
+        ),
+    ]
+    ms = h.measure_all(
+        [h.Case(name, r, n, check_equal(exp)) for name, r in specs],
+        reps=cfg.reps,
+        timeout=cfg.timeout,
+    )
+    starts = h.measure_all(
+        [
+            h.Case(f"start-up: Pool('{b}', {W}) create + first result + shutdown", r, 1)
+            for b, r in (("process", r_startup("process", W)), ("dask", r_startup("dask", W)))
+        ],
+        reps=cfg.reps,
+        timeout=cfg.timeout,
+    )
+    serial = find(ms, "serial loop")
+    ser = serial.median if serial else None
+    cols = ["runner", "median s", "min–max s", "speed-up vs serial", "overhead per task"]
+    t = Table(
+        f"(x) {n} tasks x ~{per_call * 1e3:.2f} ms pure-Python CPU (`burn({loops})`) on Dask: "
+        f"a LocalCluster of {W} single-threaded worker processes vs the process backend "
+        f"({W} workers), warm",
+        cols,
+    )
+    for m in ms:
+        if not m.ok:
+            t.add(*h.failed_row(m, len(cols)))
+            continue
+        sp = ser / m.median if ser else None
+        over = ""
+        if ser is not None and m.name != "serial loop":
+            # worker time per task beyond the work itself: (wall - ideal wall) x workers / n
+            over = us(max(0.0, (m.median - ser / W) * W / n))
+        t.add(m.name, fmt(m.median), minmax(m), fmt(sp), over)
+    for m in starts:
+        if not m.ok:
+            t.add(*h.failed_row(m, len(cols)))
+            continue
+        t.add(m.name, fmt(m.median), minmax(m), "", "")
+    t.note(
+        "overhead per task = (median − serial / workers) × workers / tasks: the worker time each "
+        "task costs beyond its own 1 ms, with start-up excluded (the pools are warm). The "
+        "start-up rows are timed apart: a LocalCluster starts its scheduler and worker "
+        "processes (spawned, importing distributed) for every pool."
+    )
+    t.note(
+        "anypool sends chunks of about 0.2 s of work as one Dask task (target_chunk_seconds), "
+        "so its scheduler round trips are few; a Dask task per item shows Dask's own cost per "
+        "task."
+    )
+    return t
 
 
 # -- (p) pipelines -----------------------------------------------------------------------------
@@ -1664,6 +1776,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], Table]] = {
     "f": bench_f,
     "k": bench_k,
     "h": bench_h,
+    "x": bench_x,
     "p": bench_p,
 }
 
@@ -1747,6 +1860,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     cfg.n_k = 20_000 if q else 100_000
     cfg.mb_h = 10 if q else 50
     cfg.tasks_h = 40 if q else 200
+    cfg.n_x = 200 if q else 2_000
     return cfg
 
 

@@ -119,3 +119,21 @@ def test_share_runners_see_the_whole_object(kind: str, shared: bool) -> None:
     import sync_bench as sb
 
     assert _run_once(sb.r_share("process", kind, 1, 4, shared, 2)) == [1_000_000] * 4
+
+
+def test_dask_section_runs_in_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    dask = pytest.importorskip("dask")
+    import run
+
+    cfg = run.parse(["--only", "x", "--quick"])
+    cfg.n_x = 40  # a smoke run: every runner once, results checked, no timing claims
+    run.AVAILABLE.update(run.anypool_backends())
+    # the benchmark's own LocalCluster, not the test session's (whose workers cannot import
+    # benchmarks/workloads.py)
+    with dask.config.set({"scheduler-address": None}):
+        table = run.bench_x(cfg)
+    text = table.render()
+    assert "Pool('dask', 2).imap (auto chunks)" in text
+    assert "start-up: Pool('dask', 2)" in text
+    assert "error" not in text.lower()
+    assert "TIMEOUT" not in text

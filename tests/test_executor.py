@@ -203,6 +203,11 @@ class TestWorkerContext:
     def test_max_tasks_per_worker_recycles_workers(self, backend: str) -> None:
         if backend == "asyncio":
             pytest.skip("asyncio has one event loop, nothing to recycle")
+        if backend == "dask":
+            # Dask workers are long-lived processes anypool does not own: a clear error
+            with pytest.raises(ValueError, match="not supported on the dask backend.*lifetime"):
+                anypool.Pool(backend, workers=1, max_tasks_per_worker=2)
+            return
         with anypool.Pool(backend, workers=1, max_tasks_per_worker=2) as pool:
             ids = [
                 pool.submit(adapt(backend, worker_id)).result(timeout=SHORT_TIMEOUT)

@@ -100,8 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--backends",
-        default=",".join(get_available_backends()),
-        help="comma-separated backends (default: every available one)",
+        default=",".join(b for b in get_available_backends() if b != "dask"),
+        help=(
+            "comma-separated backends (default: every available one except dask, which starts "
+            "a LocalCluster: add it with --backends thread,process,dask)"
+        ),
     )
     parser.add_argument("--tasks", type=int, default=200, help="tasks per workload (default: 200)")
     parser.add_argument(

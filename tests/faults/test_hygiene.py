@@ -12,7 +12,7 @@ import pytest
 import anypool
 from conftest import adapt
 
-CYCLES = {"serial": 1000, "thread": 1000, "process": 200, "asyncio": 1000}
+CYCLES = {"serial": 1000, "thread": 1000, "process": 200, "asyncio": 1000, "dask": 20}
 
 
 def test_create_use_close_cycles_leave_nothing_behind(backend: str) -> None:
@@ -27,6 +27,10 @@ def test_create_use_close_cycles_leave_nothing_behind(backend: str) -> None:
     for _ in range(CYCLES[backend]):
         cycle()
     after = fk.resources()
+    if backend == "dask" and after["fds"] < before["fds"]:
+        # Dask closes its comms to the session's cluster lazily, so the count may fall;
+        # a leak shows as growth
+        after["fds"] = before["fds"]
     assert after == before, fk.resource_diff(before, after)
 
 

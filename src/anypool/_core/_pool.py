@@ -166,8 +166,8 @@ class Pool(cf.Executor):
 
     Args:
         backend: where tasks run: ``"auto"`` (default: measure the work and choose),
-            ``"serial"`` (in the caller, for debugging), ``"thread"``, ``"process"`` or
-            ``"asyncio"``.
+            ``"serial"`` (in the caller, for debugging), ``"thread"``, ``"process"``,
+            ``"asyncio"`` or ``"dask"`` (a Dask cluster; ``pip install anypool[dask]``).
         workers: how many workers (asyncio: tasks in flight). Default: threads
             ``min(32, CPUs + 4)``, processes the CPUs this process may use, asyncio 100.
         max_workers: another name for ``workers`` (the ``concurrent.futures`` word).
@@ -196,7 +196,8 @@ class Pool(cf.Executor):
             ending in ``.html`` (a timeline page) or ``.json`` (Chrome-trace JSON), written
             when the pool shuts down, or an :class:`~anypool.Trace` to record into.
             ``with anypool.trace(path):`` records every pool used inside it instead.
-        **options: backend options (processes: ``start_method``).
+        **options: backend options (processes: ``start_method``; dask: ``address``, a
+            scheduler address, or ``client``, a ``distributed.Client``).
 
     Use it with ``with`` (or ``async with``) so its workers are always stopped and joined.
 

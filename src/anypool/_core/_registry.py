@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
 from collections.abc import Callable
 
@@ -16,9 +17,11 @@ _BUILTIN: dict[str, str] = {
     "asyncio": "anypool._backends._asyncio",
     "auto": "anypool._backends._auto",
 }
-_EXTRAS: dict[str, str] = {}
+_EXTRAS: dict[str, str] = {"dask": "anypool._backends._dask"}
 #: the pip extra that provides a backend's dependencies
 _EXTRA_NAMES: dict[str, str] = {"dask": "dask"}
+#: the modules an extra's backend imports (checked without importing them)
+_EXTRA_REQUIRES: dict[str, tuple[str, ...]] = {"dask": ("dask", "distributed")}
 _registered: dict[str, Callable[[], type[Backend]]] = {}
 _lock = threading.Lock()
 
@@ -59,12 +62,26 @@ def get_available_backends() -> tuple[str, ...]:
     """
     out = []
     for name in get_all_backends():
+        needs = _EXTRA_REQUIRES.get(name)
+        if needs is not None:
+            # an extra's backend is not imported just to ask: importing distributed, for
+            # one, changes how every exception class pickles (it installs tblib's support)
+            if all(_importable(mod) for mod in needs):
+                out.append(name)
+            continue
         try:
             get_backend(name)
         except LookupError:
             continue
         out.append(name)
     return tuple(out)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def get_backend(name: str) -> type[Backend]:
@@ -95,8 +112,7 @@ def get_backend(name: str) -> type[Backend]:
     except ImportError as exc:
         extra = _EXTRA_NAMES.get(name, name)
         raise LookupError(
-            f"Backend {name!r} is not available ({exc}). Install it with: "
-            f"pip install anypool[{extra}]"
+            f"Backend {name!r} is not available. Install it with: pip install anypool[{extra}]"
         ) from exc
     cls: type[Backend] = mod.backend_class
     return cls

@@ -1,0 +1,752 @@
+"""The Dask backend: tasks run on a ``dask.distributed`` cluster, local or remote.
+
+``Pool("dask")`` connects to the scheduler named by Dask's own configuration
+(``dask.config.get("scheduler-address")``, which ``distributed.Client()`` honours too, for
+example from the ``DASK_SCHEDULER_ADDRESS`` environment variable); without one it starts a
+``distributed.LocalCluster`` of worker *processes* (``workers`` of them, one thread each: the
+work is assumed to be CPU-bound Python, which threads would run one at a time) for the lifetime
+of the pool and closes it, with its worker processes, at shutdown. ``Pool("dask",
+address="tcp://host:8786")`` or ``Pool("dask", client=my_client)`` runs on that cluster and
+leaves it running (only a client the pool created itself is closed).
+
+What Dask can and cannot do, and how anypool maps it:
+
+* Each chunk of a map is one Dask task (``client.submit(..., pure=False)``), wrapped in a real
+  ``concurrent.futures.Future``. Chunks are sized to hold about :attr:`target_chunk_seconds`
+  (0.2 s) of work, since each Dask task costs milliseconds of round trips, and the map
+  engine keeps only a bounded number in flight.
+* Errors raised by the function travel inside the chunk's result (as on the process backend):
+  they come back as their own type with the worker's traceback as ``__cause__``. anypool's
+  ``retries=`` retry them on the worker, so Dask's own ``retries=`` (which only re-runs tasks
+  that *raised*) has nothing left to do.
+* A worker process that dies mid-task (``os._exit``, a signal, out of memory): the scheduler
+  runs the task again on another worker, up to ``distributed.scheduler.allowed-failures``
+  times (3 by default; a cluster-wide setting). After that Dask gives up with ``KilledWorker``,
+  which anypool raises as :class:`~anypool.WorkerCrashed`; with ``retries=N`` anypool submits
+  the chunk again up to N more times first.
+* ``task_timeout``: Dask cannot interrupt a running task. The task's future fails with
+  :class:`~anypool.TaskTimeoutError` once the task has *run* (from the moment the worker
+  reports that it started it) longer than the timeout, and the Dask task is released; the
+  worker thread finishes the call in the background and its result is dropped.
+* Cancelling a future, or ``shutdown(cancel_futures=True)``, releases the Dask tasks: queued
+  ones never run; a running one finishes on its worker and its result is dropped.
+* ``initializer`` runs once per worker process and pool, before that worker's first task of
+  the pool; :func:`anypool.current_worker` gives a per-worker ``state`` dict (shared by the
+  threads of a multi-threaded Dask worker). ``max_tasks_per_worker`` is not supported (Dask
+  workers are long-lived; use Dask's ``--lifetime`` to restart them).
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import logging
+import pickle
+import queue
+import reprlib
+import threading
+import uuid
+import weakref
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cloudpickle
+import dask
+import distributed
+
+from .._core._abc import Backend, WorkerSpec
+from .._core._exceptions import (
+    BrokenPoolError,
+    ClosedPoolError,
+    ExceptionCarrier,
+    InitializerError,
+    PicklingError,
+    TaskTimeoutError,
+    WorkerCrashed,
+)
+from .._core._tasks import (
+    ChunkResult,
+    Retry,
+    WorkerContext,
+    available_cpus,
+    call_sync,
+    item_args,
+    reset_current_worker,
+    run_chunk,
+    set_current_worker,
+)
+from .._core._timeouts import DeadlineWatcher
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_live: weakref.WeakSet[DaskBackend] = weakref.WeakSet()
+
+
+def _shutdown_all_at_exit() -> None:
+    for b in list(_live):
+        b.shutdown(wait=True, cancel_pending=True)
+
+
+atexit.register(_shutdown_all_at_exit)
+_log = logging.getLogger("anypool")
+
+# -- what runs on a Dask worker ------------------------------------------------------------
+
+#: per pool (its token) in this worker process: its WorkerContext, or the initializer's error
+_contexts: dict[str, WorkerContext | _Failure] = {}
+_contexts_lock = threading.Lock()
+
+
+class _Failure:
+    """A call's exception, carried inside a successful Dask result (private)."""
+
+    __slots__ = ("carrier", "initializer")
+
+    def __init__(self, exc: BaseException, initializer: bool = False) -> None:
+        self.carrier = exc if isinstance(exc, ExceptionCarrier) else ExceptionCarrier(exc)
+        self.initializer = initializer
+
+    def __getstate__(self) -> tuple[ExceptionCarrier, bool]:
+        return (self.carrier, self.initializer)
+
+    def __setstate__(self, state: tuple[ExceptionCarrier, bool]) -> None:
+        self.carrier, self.initializer = state
+
+
+def _worker_number(worker: Any) -> int:
+    """The Dask worker's name as a number: LocalCluster names its workers 0, 1, 2..."""
+    name = worker.name
+    if isinstance(name, int):
+        return name
+    try:
+        return int(str(name))
+    except ValueError:
+        return zlib.crc32(str(name).encode()) & 0x7FFFFFFF
+
+
+def _context(
+    token: str, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+) -> WorkerContext | _Failure:
+    ctx = _contexts.get(token)
+    if ctx is not None:
+        return ctx
+    with _contexts_lock:
+        ctx = _contexts.get(token)
+        if ctx is not None:
+            return ctx
+        worker = distributed.get_worker()
+        new = WorkerContext(id=_worker_number(worker), backend="dask")
+        if initializer is not None:
+            tok = set_current_worker(new)
+            try:
+                initializer(*initargs)
+            except BaseException as exc:  # the pool breaks; every later task here says so
+                _contexts[token] = failure = _Failure(exc, initializer=True)
+                return failure
+            finally:
+                reset_current_worker(tok)
+        _contexts[token] = new
+        return new
+
+
+def _run_task(token: str, topic: str, init_blob: bytes | None, payload: bytes) -> Any:
+    """Run one call (or one chunk) on a Dask worker (private).
+
+    ``payload`` is the call pickled by the client (the function with cloudpickle), so the
+    scheduler, which unpickles task graphs, never needs the user's modules. The worker first
+    tells the pool that the task started (for ``task_timeout`` and ``Future.running()``),
+    then runs it in the pool's :class:`WorkerContext`.
+    """
+    worker = distributed.get_worker()
+    try:
+        worker.log_event(topic, worker.get_current_task())
+    except Exception:  # pragma: no cover - the timeout then counts from submission
+        pass
+    chunk, fn_blob, args, kwargs = pickle.loads(payload)
+    fn = pickle.loads(fn_blob)
+    ctx = _contexts.get(token)
+    if ctx is None:
+        initializer, initargs = pickle.loads(init_blob) if init_blob is not None else (None, ())
+        ctx = _context(token, initializer, initargs)
+    if isinstance(ctx, _Failure):
+        return ctx
+    tok = set_current_worker(ctx)
+    try:
+        out: Any
+        if chunk:
+            out = run_chunk(fn, *args, **kwargs)
+        else:
+            try:
+                out = call_sync(fn, args, kwargs)
+            except (Exception, SystemExit) as exc:  # sys.exit() in a task is an error
+                out = _Failure(exc)
+        ctx.tasks_done += 1
+        return out
+    finally:
+        reset_current_worker(tok)
+
+
+async def _forget(token: str) -> None:
+    """Drop a finished pool's worker context and state on a worker (private)."""
+    _contexts.pop(token, None)
+
+
+# -- the client side ------------------------------------------------------------------------
+
+
+def _describe(fn: Callable[..., Any], args: Sequence[Any]) -> str:
+    if fn is run_chunk:
+        user_fn, items = args[0], args[1]
+        name = getattr(user_fn, "__qualname__", repr(user_fn))
+        shown = [
+            a[0] if len(a) == 1 else a
+            for a in (item_args(items, i) for i in range(min(3, len(items))))
+        ]
+        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        return f"{name} on input(s) {_short.repr(shown)[1:-1]}{more}"
+    name = getattr(fn, "__qualname__", repr(fn))
+    return f"{name}{_short.repr(tuple(args))}"
+
+
+class _Task:
+    """One submitted call: our future, the Dask future behind it, what to resubmit."""
+
+    __slots__ = (
+        "fut",
+        "dfut",
+        "fn",
+        "args",
+        "kwargs",
+        "timeout",
+        "crash_retries",
+        "attempt",
+        "payload",
+    )
+
+    def __init__(
+        self,
+        fut: cf.Future[Any],
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        crash_retries: int,
+    ) -> None:
+        self.fut = fut
+        self.dfut: Any = None
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.timeout = timeout
+        self.crash_retries = crash_retries
+        self.attempt = 1
+        self.payload = b""
+
+
+class DaskBackend(Backend):
+    """Tasks run on a ``dask.distributed`` cluster (a LocalCluster or a remote scheduler)."""
+
+    name = "dask"
+    option_names = ("address", "client")
+    requires_pickle = True
+    shares_memory = False
+    supports_cancel_running = False
+    # a Dask task costs about 5 ms of round trips on a loaded 2-core machine (client.submit +
+    # gather, measured in benchmarks/run.py --only x): 0.2 s chunks keep that near 2 %, and
+    # few enough futures exist at a time
+    target_chunk_seconds = 0.2
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        super().__init__(spec)
+        opts = dict(spec.options)
+        self._address: str | None = opts.pop("address", None)
+        self._given_client: Any = opts.pop("client", None)
+        if opts:  # pragma: no cover - the Pool checks option names first
+            raise TypeError("unknown option(s) for the dask backend: " + ", ".join(sorted(opts)))
+        if self._address is not None and not isinstance(self._address, str):
+            raise TypeError(
+                f"address must be a scheduler address such as 'tcp://host:8786', "
+                f"got {self._address!r}"
+            )
+        if self._given_client is not None and not isinstance(
+            self._given_client, distributed.Client
+        ):
+            raise TypeError(
+                f"client must be a distributed.Client, got {type(self._given_client).__name__}"
+            )
+        if self._address is not None and self._given_client is not None:
+            raise ValueError("pass either address= or client=, not both")
+        if spec.max_tasks_per_worker is not None:
+            raise ValueError(
+                "max_tasks_per_worker is not supported on the dask backend: Dask workers are "
+                "long-lived processes shared by every task; restart them by time with Dask's "
+                "own worker lifetime (`dask worker --lifetime 1h --lifetime-restart`)"
+            )
+        self._token = uuid.uuid4().hex
+        self._topic = f"anypool-start-{self._token}"
+        self._client: Any = None
+        self._cluster: Any = None
+        self._own_client = False
+        self._workers_given = True
+        self._workers = spec.workers
+        self._lock = threading.Lock()
+        self._tasks: dict[str, _Task] = {}  # by Dask key, while in flight
+        self._abandoned: dict[str, _Task] = {}  # timed out, still running on a worker
+        self._idle = threading.Condition(self._lock)
+        self._closed = False
+        self._stopped = False
+        self._broken: BaseException | None = None
+        self._watcher: DeadlineWatcher | None = None
+        self._fn_cache: tuple[Callable[..., Any], bytes] | None = None
+        self._init_blob: bytes | None = None
+        if spec.initializer is not None:
+            self._init_blob = self._dumps((spec.initializer, spec.initargs), "the initializer")
+        self._closer: threading.Thread | None = None
+        self._results: queue.SimpleQueue[tuple[Any, Any, BaseException | None] | None] = (
+            queue.SimpleQueue()
+        )
+        self._results_thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def configure(self, workers_given: bool) -> None:
+        """Told by the Pool whether ``workers=`` was given (else: the cluster's size)."""
+        self._workers_given = workers_given
+
+    @classmethod
+    def default_workers(cls) -> int:
+        """A LocalCluster gets one single-threaded worker process per CPU."""
+        return available_cpus()
+
+    def start(self) -> None:
+        """Connect to the cluster (or start a LocalCluster) now, so a bad address fails here."""
+        if self._given_client is not None:
+            self._client = self._given_client
+        else:
+            address = self._address or dask.config.get("scheduler-address", None)
+            if address:
+                try:
+                    self._client = distributed.Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+                except OSError as exc:
+                    raise ConnectionError(
+                        f"cannot connect to the Dask scheduler at {address!r}: {exc}. Start one "
+                        "with `dask scheduler` (and workers with `dask worker ADDRESS`), or "
+                        "leave out address= to run on a LocalCluster"
+                    ) from exc
+            else:
+                # one task per worker at a time (no prefetch): a worker that dies takes only
+                # the task it was running with it, and cancelled tasks are still queued; no
+                # statistical profiler in the workers (it samples every thread every 10 ms,
+                # taking the GIL from the task; on a loaded 2-core machine turning it off
+                # looked worth 0-15 % on the 1 ms CPU workload, within the noise)
+                settings = {
+                    "distributed.scheduler.worker-saturation": 1.0,
+                    "distributed.worker.profile.enabled": False,
+                }
+                with dask.config.set(settings):
+                    self._cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
+                        n_workers=self.spec.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        scheduler_port=0,
+                        dashboard_address=":0",  # a free port: never clashes on 8787
+                        silence_logs=logging.ERROR,
+                    )
+                try:
+                    self._client = distributed.Client(  # type: ignore[no-untyped-call]
+                        self._cluster, set_as_default=False
+                    )
+                except BaseException:
+                    self._cluster.close()
+                    raise
+            self._own_client = True
+        if self._cluster is None and not self._workers_given:
+            threads = sum(self._client.nthreads().values())
+            self._workers = max(1, threads)
+        self._results_thread = threading.Thread(
+            target=self._results_loop, name="anypool-dask-results", daemon=True
+        )
+        self._results_thread.start()
+        self._client.subscribe_topic(self._topic, self._on_started)
+        _live.add(self)
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` this pool uses."""
+        return self._client
+
+    @property
+    def max_chunks_in_flight(self) -> int:
+        """Four tasks per worker thread: a Dask round trip costs milliseconds, so tasks wait
+        at the scheduler (not on the workers: one at a time each) ready to go."""
+        return max(4, 4 * self._workers)
+
+    def effective_workers(self) -> int:
+        """``workers=``; on a cluster the pool did not start, its total threads by default."""
+        return self._workers
+
+    def check_callable(self, fn: Callable[..., Any]) -> None:
+        """The function must be picklable (cloudpickle handles lambdas and closures)."""
+        self._fn_blob(fn)
+
+    def owns_current_thread(self) -> bool:
+        """True on the pool's results thread, where the futures' done-callbacks run."""
+        return self._results_thread is threading.current_thread()
+
+    # -- submitting -----------------------------------------------------------------------
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> cf.Future[Any]:
+        """Run ``fn(*args, **kwargs)`` as one Dask task."""
+        return self._submit(fn, args, kwargs, timeout, 0)
+
+    def submit_chunk(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        retry: Retry,
+        *,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> cf.Future[ChunkResult]:
+        """A chunk is one Dask task running ``run_chunk``; crashed chunks are resubmitted."""
+        return self._submit(run_chunk, (fn, items, retry), extra, timeout, retry.attempts)
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        crash_retries: int,
+    ) -> cf.Future[Any]:
+        fut: cf.Future[Any] = cf.Future()
+        task = _Task(fut, fn, args, kwargs, timeout, crash_retries)
+        if self._broken is None and not self._closed:
+            task.payload = self._payload(task)  # pickling errors surface here, in the caller
+        with self._lock:
+            if self._broken is not None:
+                raise BrokenPoolError(str(self._broken)) from self._broken
+            if self._closed:
+                raise ClosedPoolError("cannot submit to a pool that was shut down")
+            self._send(task)
+        fut.add_done_callback(self._on_our_future_done)
+        return fut
+
+    # -- pickling with clear errors -----------------------------------------------------
+    def _dumps(self, obj: Any, what: str) -> bytes:
+        try:
+            return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as exc:
+            raise PicklingError(
+                f"cannot send {what} {_short.repr(obj)} to Dask workers: it cannot be "
+                f"pickled ({type(exc).__name__}: {exc}). Use a module-level function and "
+                "plain-data arguments, or backend='thread', which needs no pickling"
+            ) from exc
+
+    def _fn_blob(self, fn: Callable[..., Any]) -> bytes:
+        """cloudpickle ``fn`` once per distinct function (a one-entry cache)."""
+        cached = self._fn_cache
+        if cached is not None and cached[0] is fn:
+            return cached[1]
+        blob = self._dumps(fn, "the function")
+        self._fn_cache = (fn, blob)
+        return blob
+
+    def _payload(self, task: _Task) -> bytes:
+        """The call as bytes: plain pickle around the cloudpickled function."""
+        if task.fn is run_chunk:
+            user_fn, *rest = task.args
+            body: tuple[Any, ...] = (True, self._fn_blob(user_fn), tuple(rest), task.kwargs)
+        else:
+            body = (False, self._fn_blob(task.fn), tuple(task.args), task.kwargs)
+        try:
+            return pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pass
+        # arguments only cloudpickle handles (a lambda argument, a class from __main__)
+        return self._dumps(body, "the task's arguments")
+
+    def _send(self, task: _Task) -> None:
+        """Submit ``task`` to Dask (called with ``self._lock`` held)."""
+        user_fn = task.args[0] if task.fn is run_chunk else task.fn
+        name = getattr(user_fn, "__name__", "task")
+        key = f"anypool-{name}-{uuid.uuid4().hex}"
+        dfut = self._client.submit(
+            _run_task,
+            self._token,
+            self._topic,
+            self._init_blob,
+            task.payload,
+            key=key,
+            pure=False,
+        )
+        task.dfut = dfut
+        self._tasks[key] = task
+        self._client.loop.add_callback(self._fetch, dfut)
+
+    async def _fetch(self, dfut: Any) -> None:
+        """Wait for a Dask future and fetch its result on the client's event loop.
+
+        Many fetches run at once there (one blocking ``result()`` per future on one thread
+        cost a round trip each, one after the other); the outcome goes to the pool's results
+        thread, where futures are completed and their callbacks run.
+        """
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = await self._client.gather(dfut, asynchronous=True)
+        except BaseException as exc:  # the task's error, KilledWorker, or cancelled
+            error = exc
+        self._results.put((dfut, value, error))
+
+    # -- events from Dask -----------------------------------------------------------------
+    def _on_started(self, event: tuple[float, Any]) -> None:
+        """A worker started a task (runs on the client's event loop: quick, never blocks)."""
+        key = event[1]
+        task = self._tasks.get(key)
+        if task is None:
+            return
+        fut = task.fut
+        with self._lock:
+            if fut.done() or fut.running():
+                return
+            if not fut.set_running_or_notify_cancel():
+                return
+        if task.timeout is not None:
+            self._watch(task, key)
+
+    def _watch(self, task: _Task, key: str) -> None:
+        if self._watcher is None:
+            with self._lock:
+                if self._watcher is None:
+                    self._watcher = DeadlineWatcher("anypool-dask-timeouts")
+        timeout = task.timeout
+        assert timeout is not None
+
+        def expire() -> None:
+            with self._lock:
+                if task.fut.done() or self._tasks.get(key) is not task:
+                    return
+                # the Dask task keeps running on its worker: keep wanting it, so that the
+                # scheduler knows that worker is busy and sends other tasks elsewhere (a
+                # released task would still hold the worker's thread, unseen); it is dropped
+                # when it ends, or when the pool closes
+                del self._tasks[key]
+                self._abandoned[key] = task
+                if not self._tasks:
+                    self._idle.notify_all()
+            try:
+                task.fut.set_exception(
+                    TaskTimeoutError(
+                        f"task {_describe(task.fn, task.args)} ran longer than "
+                        f"task_timeout={timeout}s; Dask cannot stop a running task: its worker "
+                        "finishes the call in the background and the result is dropped"
+                    )
+                )
+            except cf.InvalidStateError:
+                pass
+
+        self._watcher.add(timeout, expire)
+
+    def _results_loop(self) -> None:
+        """The results thread: complete our futures as Dask's finish (their callbacks run here)."""
+        while True:
+            item = self._results.get()
+            if item is None:
+                return
+            try:
+                self._on_dask_done(*item)
+            except BaseException:  # pragma: no cover - a bug: never leave a future hanging
+                _log.exception("anypool: the dask backend failed to complete a task")
+
+    def _on_dask_done(self, dfut: Any, value: Any, error: BaseException | None) -> None:
+        """A Dask future finished (runs on the results thread)."""
+        key = dfut.key
+        task = self._tasks.get(key)
+        if task is None or task.dfut is not dfut:
+            with self._lock:
+                abandoned = self._abandoned.pop(key, None)
+            if abandoned is not None:  # a timed-out task ended at last: forget its result
+                abandoned.dfut.release()
+            return
+        fut = task.fut
+        if error is not None and dfut.status == "cancelled":
+            error = cf.CancelledError()
+        if error is not None and isinstance(error, distributed.KilledWorker):
+            with self._lock:
+                if task.crash_retries > 0 and not self._closed and not fut.done():
+                    task.crash_retries -= 1
+                    task.attempt += 1
+                    del self._tasks[key]
+                    self._send(task)
+                    return
+            error = self._crashed(task, error)
+        with self._lock:
+            self._tasks.pop(key, None)
+            if not self._tasks:
+                self._idle.notify_all()
+        if fut.done():
+            return
+        if isinstance(error, cf.CancelledError):
+            fut.cancel()
+            return
+        if isinstance(value, _Failure):
+            original = value.carrier.rebuild()
+            if value.initializer:
+                err = InitializerError(
+                    f"the pool's initializer {self.spec.initializer!r} raised "
+                    f"{type(original).__name__}: {original}"
+                )
+                err.__cause__ = original
+                self._break(err)
+                original = err
+            self._finish(fut, error=original)
+        elif error is not None:
+            if isinstance(error, ImportError | AttributeError) and not isinstance(
+                error, WorkerCrashed
+            ):
+                error.add_note(
+                    "anypool: on Dask, the function's module (and everything it imports) must "
+                    "be importable on the workers; functions defined in __main__ travel by value"
+                )
+            self._finish(fut, error=error)
+        else:
+            self._finish(fut, value=value)
+
+    def _crashed(self, task: _Task, killed: BaseException) -> WorkerCrashed:
+        last = getattr(killed, "last_worker", None)
+        addr = getattr(last, "address", "?")
+        tries = getattr(killed, "allowed_failures", 0) + 1
+        err = WorkerCrashed(
+            f"Dask worker {addr} died while running task {_describe(task.fn, task.args)}; the "
+            f"scheduler ran it on {tries} worker(s) and each died (its allowed-failures "
+            "setting)" + (f"; anypool attempt {task.attempt}" if task.attempt > 1 else ""),
+            task=_describe(task.fn, task.args),
+        )
+        err.__cause__ = killed
+        return err
+
+    @staticmethod
+    def _finish(fut: cf.Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+        try:
+            if fut.running() or fut.set_running_or_notify_cancel():
+                if error is not None:
+                    fut.set_exception(error)
+                else:
+                    fut.set_result(value)
+        except (cf.InvalidStateError, RuntimeError):
+            pass  # cancelled or timed out meanwhile
+
+    def _on_our_future_done(self, fut: cf.Future[Any]) -> None:
+        """Our future was cancelled (or timed out): release its Dask task."""
+        if not fut.cancelled():
+            return
+        with self._lock:
+            for key, task in list(self._tasks.items()):
+                if task.fut is fut:
+                    del self._tasks[key]
+                    task.dfut.release()
+            if not self._tasks:
+                self._idle.notify_all()
+
+    def _break(self, err: BaseException) -> None:
+        with self._lock:
+            if self._broken is None:
+                self._broken = err
+            tasks = list(self._tasks.values())
+        for t in tasks:
+            self._finish(t.fut, error=err)
+
+    # -- shutdown -------------------------------------------------------------------------
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
+        """Stop accepting work; cancel or finish what is in flight; close what we started."""
+        with self._lock:
+            self._closed = True
+            tasks = list(self._tasks.values())
+        if cancel_pending:
+            for t in tasks:
+                t.fut.cancel()
+        if wait:
+            self._wait_idle()
+            self._close()
+            return
+        with self._lock:
+            if self._closer is None and not self._stopped:
+                self._closer = threading.Thread(
+                    target=self._close_when_idle, name="anypool-dask-closer", daemon=True
+                )
+                self._closer.start()
+
+    def _wait_idle(self) -> None:
+        with self._lock:
+            while self._tasks:
+                self._idle.wait()
+
+    def _close_when_idle(self) -> None:
+        self._wait_idle()
+        self._close()
+
+    def terminate(self) -> None:
+        """Cancel everything now and close the client (and the LocalCluster we started)."""
+        with self._lock:
+            self._closed = True
+            tasks = list(self._tasks.values())
+        for t in tasks:
+            t.fut.cancel()
+        self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._stopped:
+                closer = self._closer
+                stopped = True
+            else:
+                self._stopped = True
+                closer = None
+                stopped = False
+        if stopped:
+            if closer is not None and closer is not threading.current_thread():
+                closer.join()
+            return
+        _live.discard(self)
+        if self._watcher is not None:
+            self._watcher.close()
+        client = self._client
+        if client is None:
+            return
+        with self._lock:
+            abandoned = list(self._abandoned.values())
+            self._abandoned.clear()
+        for t in abandoned:
+            t.dfut.release()
+        try:
+            client.unsubscribe_topic(self._topic)
+        except Exception:
+            pass
+        if self._cluster is None:
+            try:  # drop this pool's worker state on a cluster that lives on
+                client.run(_forget, self._token, wait=False)
+            except Exception:
+                pass
+        if self._own_client:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._results.put(None)
+        rt = self._results_thread
+        if rt is not None and rt is not threading.current_thread():
+            rt.join()
+        closer = self._closer
+        if closer is not None and closer is not threading.current_thread():
+            closer.join()
+
+
+backend_class = DaskBackend

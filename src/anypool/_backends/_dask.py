@@ -175,13 +175,14 @@ def _run_task(token: str, topic: str, init_blob: bytes | None, payload: bytes) -
     tok = set_current_worker(ctx)
     try:
         out: Any
-        if chunk:
-            out = run_chunk(fn, *args, **kwargs)
-        else:
-            try:
+        try:
+            if chunk:
+                out = run_chunk(fn, *args, **kwargs)
+            else:
                 out = call_sync(fn, args, kwargs)
-            except (Exception, SystemExit) as exc:  # sys.exit() in a task is an error
-                out = _Failure(exc)
+        except BaseException as exc:  # sys.exit() or KeyboardInterrupt raised by the task:
+            # an error of this task, sent back; escaping here would kill the Dask worker
+            out = _Failure(exc)
         ctx.tasks_done += 1
         return out
     finally:

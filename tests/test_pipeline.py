@@ -254,9 +254,9 @@ def test_a_slow_consumer_holds_an_endless_source_back(backend: str) -> None:
         .map(adapt(backend, add_one), backend=backend, workers=2, chunksize=1)
     )
     # what the pipeline may hold: the source's item in hand, three queues, the consumer's
-    # read-ahead, and per stage its read-ahead from its queue, a window of 2 chunks per
-    # worker, and a result in hand
-    bound = 1 + 3 * buffer + buffer + 2 * (buffer + 2 * 2 + 2)
+    # read-ahead, and per stage its read-ahead from its queue, its window (2 chunks per worker
+    # here; up to 4 on some backends) and a result in hand
+    bound = 1 + 3 * buffer + buffer + 2 * (buffer + 4 * 2 + 2)
     # the pipeline always runs at least this far ahead of a consumer that waits
     ahead = 3 * buffer - 2
     consumed = 0

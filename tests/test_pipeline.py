@@ -699,3 +699,51 @@ def test_pipeline_is_public() -> None:
     assert "Pipeline" in anypool.__all__
     assert anypool.Pipeline is Pipeline
     assert os.path.basename(__file__) == "test_pipeline.py"
+
+
+# -- tracing: one timeline for every stage ----------------------------------------------------
+def test_trace_records_every_stage_on_one_timeline(backend: str, tmp_path: Any) -> None:
+    path = tmp_path / "pipe.json"
+    pipe = (
+        Pipeline(range(30), trace=path)
+        .map(add_one, backend="thread", workers=2)
+        .map(adapt(backend, square), backend=backend, workers=2)
+    )
+    assert pipe.run() == [(x + 1) ** 2 for x in range(30)]
+    assert path.exists()  # written when the run ended
+    t = anypool.Trace.load(path)
+    by_fn: dict[str, list[int]] = {}
+    for r in t.tasks:
+        assert r.outcome == "ok"
+        by_fn.setdefault(r.fn, []).append(r.position)
+    assert sorted(by_fn["add_one"]) == list(range(30))
+    assert sorted(by_fn["square"]) == list(range(30))
+    assert {r.backend for r in t.tasks if r.fn == "square"} == {backend}
+
+
+def test_trace_into_a_trace_object_keeps_the_records_and_writes_nothing(tmp_path: Any) -> None:
+    t = anypool.trace()  # in memory; not started: only the pipeline records into it
+    pipe = Pipeline(range(10), trace=t).map(add_one, backend="thread", workers=2)
+    assert list(pipe) == list(range(1, 11))
+    assert sorted(r.position for r in t.tasks) == list(range(10))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_trace_is_written_when_the_pipeline_fails(tmp_path: Any) -> None:
+    path = tmp_path / "failed.json"
+    pipe = Pipeline(range(20), trace=path).map(fail_on_7, backend="thread", workers=1)
+    with pytest.raises(ValueError, match="seven"):
+        pipe.run()
+    outcomes = {r.outcome for r in anypool.Trace.load(path).tasks}
+    assert "error" in outcomes
+
+
+def test_trace_with_a_bad_path_fails_when_the_pipeline_is_built() -> None:
+    with pytest.raises(ValueError, match=r"\.html|\.json"):
+        Pipeline(range(3), trace="run.txt")
+
+
+def fail_on_7(x: int) -> int:
+    if x == 7:
+        raise ValueError("seven")
+    return x

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import inspect
 import itertools
+import os
 import threading
 import weakref
 from collections import deque
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, final, overload
 
+from . import _tracing
 from ._options import MAP_KEYS, ApiKwargs, Errors, split_options
 from ._registry import get_backend
 from ._result import Result
@@ -45,6 +47,7 @@ from ._tasks import is_async_callable
 
 if TYPE_CHECKING:
     from ._pool import Pool
+    from ._tracing import Trace
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -408,13 +411,27 @@ class Pipeline(Generic[T]):
         progress: show one tqdm bar per stage (``True``, or a dict of tqdm options given to
             every bar). A stage's own ``progress=`` wins.
         buffer: how many items each queue between two stages holds (default 128).
+        trace: record every task of every stage on one timeline: a path ending in ``.html``
+            (the timeline page) or ``.json`` (Chrome-trace JSON), written when the run ends,
+            or an :class:`~anypool.Trace` to record into. Stages on your own ``pool=`` are
+            recorded when that pool has ``trace=`` or inside ``with anypool.trace(...)``,
+            which also records a whole pipeline.
 
     A pipeline can be iterated once: its source is read as it runs.
 
     .. versionadded:: 0.2
     """
 
-    __slots__ = ("_source", "_stages", "_errors", "_progress", "_buffer", "_token")
+    __slots__ = (
+        "_source",
+        "_stages",
+        "_errors",
+        "_progress",
+        "_buffer",
+        "_token",
+        "_trace",
+        "_trace_owned",
+    )
 
     def __init__(
         self,
@@ -423,6 +440,7 @@ class Pipeline(Generic[T]):
         errors: Errors = "raise",
         progress: bool | dict[str, Any] = False,
         buffer: int = DEFAULT_BUFFER,
+        trace: str | os.PathLike[str] | Trace | None = None,
     ) -> None:
         if not (
             hasattr(source, "__iter__")
@@ -445,6 +463,8 @@ class Pipeline(Generic[T]):
         self._stages: tuple[_Stage, ...] = ()
         self._errors: Errors = errors
         self._progress = progress
+        self._trace = _tracing.as_trace(trace)  # a bad path fails here, not after the run
+        self._trace_owned = self._trace is not None and not isinstance(trace, _tracing.Trace)
         self._buffer = buffer
         self._token = _Token()
 
@@ -461,6 +481,8 @@ class Pipeline(Generic[T]):
         new._errors = self._errors
         new._progress = self._progress
         new._buffer = self._buffer
+        new._trace = self._trace
+        new._trace_owned = self._trace_owned
         new._token = self._token
         return new
 
@@ -778,6 +800,8 @@ class _Run:
         self.totals = self._totals()
         #: each pool stage's ``Pool.explain()``, recorded before its pool shuts down
         self.explained: dict[int, str] = pipe._token.explained
+        self.trace = pipe._trace
+        self.trace_owned = pipe._trace_owned
 
     def _totals(self) -> list[int | None]:
         """The known number of items each stage sees (for progress bars), or None."""
@@ -876,6 +900,15 @@ class _Run:
             # a source blocked inside its own __next__ cannot be woken; it ends when it
             # returns (its next put raises) — do not hang the caller on it
             src.join(SOURCE_JOIN_TIMEOUT)
+        self._save_trace()
+
+    def _save_trace(self) -> None:
+        """``Pipeline(trace="run.html")``: write the timeline once every stage has ended."""
+        with self._lock:
+            owned, self.trace_owned = self.trace_owned, False
+        if owned and self.trace is not None:
+            self.trace.stop()
+            self.trace.save()
 
     def ours(self) -> bool:
         me = threading.current_thread()
@@ -980,6 +1013,8 @@ class _Run:
             options["progress"] = self._progress_option(i, stage)
         # the pipeline's errors= is the truth, whatever a pool=...'s own default says
         options["errors"] = "collect" if self.collect else "raise"
+        if self.trace is not None and stage.pool is None and "trace" not in options:
+            options["trace"] = self.trace  # every stage records into the pipeline's trace
         return options
 
     def _progress_option(self, i: int, stage: _Stage) -> bool | dict[str, Any]:

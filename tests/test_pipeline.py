@@ -747,3 +747,24 @@ def fail_on_7(x: int) -> int:
     if x == 7:
         raise ValueError("seven")
     return x
+
+
+# -- rate= per stage ---------------------------------------------------------------------------
+def test_rate_on_a_stage_paces_that_stage_only() -> None:
+    from test_rate import CountingLimiter
+
+    paced = CountingLimiter("500/s")
+    pipe = (
+        Pipeline(range(15))
+        .map(add_one, backend="thread", workers=4)
+        .map(square, backend="thread", workers=4, rate=paced)
+    )
+    assert pipe.run() == [(x + 1) ** 2 for x in range(15)]
+    assert len(paced.granted) == 15  # one token per input of the paced stage
+    gaps = [b - a for a, b in itertools.pairwise(paced.granted)]
+    assert min(gaps) >= 1 / 500 - 1e-9
+
+
+def test_a_bad_rate_on_a_stage_fails_when_the_pipeline_is_built_or_run() -> None:
+    with pytest.raises((ValueError, TypeError), match="rate"):
+        Pipeline(range(3)).map(add_one, backend="thread", rate="fast").run()

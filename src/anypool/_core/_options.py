@@ -56,6 +56,8 @@ class ApiKwargs(MapKwargs, total=False):
         debug: warn about blocked event loops and CPU-bound work on threads.
         trace: record every task: a path ending in ``.html`` (timeline page) or ``.json``
             (Chrome-trace JSON), written when the run ends, or an :class:`~anypool.Trace`.
+        address: dask backend: the scheduler to run on (``"tcp://host:8786"``).
+        client: dask backend: an existing ``distributed.Client`` to run on.
 
     .. versionadded:: 0.1
     """
@@ -67,6 +69,8 @@ class ApiKwargs(MapKwargs, total=False):
     uvloop: bool
     debug: bool
     trace: str | os.PathLike[str] | Trace | None
+    address: str | None
+    client: Any
 
 
 MAP_KEYS: frozenset[str] = frozenset(MapKwargs.__optional_keys__)

@@ -6,7 +6,7 @@ import concurrent.futures as cf
 from collections.abc import AsyncIterator, Iterator
 from typing import assert_type
 
-from anypool import Pool, Result
+from anypool import MapKwargs, Pool, Result
 
 
 def square(x: int) -> int:
@@ -41,6 +41,14 @@ def lazy(pool: Pool) -> None:
     assert_type(pool.imap_unordered(square, range(10)), Iterator[int])
     assert_type(pool.imap_unordered(fetch, ["a"], errors="raise"), Iterator[bytes])
     assert_type(pool.imap_unordered(square, [1], errors="collect"), Iterator[Result[int]])
+
+
+def forwarded(pool: Pool, opts: MapKwargs) -> None:
+    # errors= not known statically: either kind
+    assert_type(pool.imap(square, [1], **opts), Iterator[int] | Iterator[Result[int]])
+    assert_type(
+        pool.aimap(add, [1], [2.0], **opts), AsyncIterator[float] | AsyncIterator[Result[float]]
+    )
 
 
 async def asynchronous(pool: Pool) -> None:

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINT_DIRS := $(wildcard src tests benchmarks examples)
+LINT_DIRS := $(wildcard src tests benchmarks examples typing_tests)
 
 .PHONY: demo test lint typecheck unit bench test-all clean browser
 
@@ -20,10 +20,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
-	$(BIN)/anypool check src examples
+	$(BIN)/anypool check src examples typing_tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src typing_tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest

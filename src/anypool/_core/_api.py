@@ -6,15 +6,90 @@ Options are declared once, in :class:`~anypool.MapKwargs` and :class:`~anypool.A
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar, Unpack
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from typing import Any, Literal, TypeVar, Unpack, overload
 
-from ._options import ApiKwargs, split_options
+from ._options import ApiKwargs, _ApiKwargsNoErrors, split_options
 from ._pool import Pool
+from ._result import Result
 
 T = TypeVar("T")
 
 DEFAULT_BACKEND = "auto"
+
+# The overloads type the results (the implementations carry the docstrings). In order:
+#   1. a coroutine function comes first: it would also match ``Callable[..., T]`` with T the
+#      coroutine, but every backend awaits it (asyncio) or runs it to completion
+#      (thread, process), so its items are what it returns;
+#   2. ``errors="collect"`` (required keyword) gives ``Result[T]`` items, ``errors="raise"``
+#      or no ``errors=`` gives T items; the other options then come from a TypedDict without
+#      the ``errors`` key;
+#   3. ``errors=`` not known statically (a forwarded ``**ApiKwargs`` dict): either kind.
+# typing_tests/ checks all of this with assert_type (``make typecheck``).
+
+
+@overload
+def map(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["collect"],
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> list[Result[T]]: ...
+
+
+@overload
+def map(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["raise"] = ...,
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> list[T]: ...
+
+
+@overload
+def map(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["collect"],
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> list[Result[T]]: ...
+
+
+@overload
+def map(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["raise"] = ...,
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> list[T]: ...
+
+
+@overload
+def map(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    **options: Unpack[ApiKwargs],
+) -> list[T] | list[Result[T]]: ...
+
+
+@overload
+def map(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    **options: Unpack[ApiKwargs],
+) -> list[T] | list[Result[T]]: ...
 
 
 def map(
@@ -111,6 +186,70 @@ def _owned(
     return _OwnedIterator(pool, it)
 
 
+@overload
+def imap(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["collect"],
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> Iterator[Result[T]]: ...
+
+
+@overload
+def imap(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["raise"] = ...,
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> Iterator[T]: ...
+
+
+@overload
+def imap(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["collect"],
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> Iterator[Result[T]]: ...
+
+
+@overload
+def imap(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["raise"] = ...,
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> Iterator[T]: ...
+
+
+@overload
+def imap(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    **options: Unpack[ApiKwargs],
+) -> Iterator[T] | Iterator[Result[T]]: ...
+
+
+@overload
+def imap(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    **options: Unpack[ApiKwargs],
+) -> Iterator[T] | Iterator[Result[T]]: ...
+
+
 def imap(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
@@ -128,6 +267,70 @@ def imap(
     return _owned(True, fn, iterables, backend, workers, dict(options))
 
 
+@overload
+def imap_unordered(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["collect"],
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> Iterator[Result[T]]: ...
+
+
+@overload
+def imap_unordered(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["raise"] = ...,
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> Iterator[T]: ...
+
+
+@overload
+def imap_unordered(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["collect"],
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> Iterator[Result[T]]: ...
+
+
+@overload
+def imap_unordered(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    errors: Literal["raise"] = ...,
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> Iterator[T]: ...
+
+
+@overload
+def imap_unordered(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    **options: Unpack[ApiKwargs],
+) -> Iterator[T] | Iterator[Result[T]]: ...
+
+
+@overload
+def imap_unordered(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    **options: Unpack[ApiKwargs],
+) -> Iterator[T] | Iterator[Result[T]]: ...
+
+
 def imap_unordered(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
@@ -140,6 +343,76 @@ def imap_unordered(
     .. versionadded:: 0.1
     """
     return _owned(False, fn, iterables, backend, workers, dict(options))
+
+
+@overload
+async def amap(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    ordered: bool = ...,
+    errors: Literal["collect"],
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> list[Result[T]]: ...
+
+
+@overload
+async def amap(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    ordered: bool = ...,
+    errors: Literal["raise"] = ...,
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> list[T]: ...
+
+
+@overload
+async def amap(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    ordered: bool = ...,
+    errors: Literal["collect"],
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> list[Result[T]]: ...
+
+
+@overload
+async def amap(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    ordered: bool = ...,
+    errors: Literal["raise"] = ...,
+    **options: Unpack[_ApiKwargsNoErrors],
+) -> list[T]: ...
+
+
+@overload
+async def amap(
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    ordered: bool = ...,
+    **options: Unpack[ApiKwargs],
+) -> list[T] | list[Result[T]]: ...
+
+
+@overload
+async def amap(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    backend: str = ...,
+    workers: int | None = ...,
+    ordered: bool = ...,
+    **options: Unpack[ApiKwargs],
+) -> list[T] | list[Result[T]]: ...
 
 
 async def amap(
@@ -159,4 +432,5 @@ async def amap(
     """
     per_call, pool_options = split_options(dict(options))
     async with Pool(backend, workers, **pool_options) as pool:
-        return await pool.amap(fn, *iterables, ordered=ordered, **per_call)
+        out: list[Any] = await pool.amap(fn, *iterables, ordered=ordered, **per_call)
+        return out

@@ -14,7 +14,22 @@ from ._rate import RateLimiter
 Errors = Literal["raise", "collect"]
 
 
-class MapKwargs(TypedDict, total=False):
+class _MapKwargsNoErrors(TypedDict, total=False):
+    """:class:`MapKwargs` without ``errors``: the typed overloads take ``errors`` separately.
+
+    Overloads on ``errors=`` (``"collect"`` gives :class:`~anypool.Result` items) need the
+    other options in a TypedDict of their own; :class:`MapKwargs` adds ``errors`` back.
+    """
+
+    chunksize: int | None
+    progress: bool | dict[str, Any]
+    task_timeout: float | None
+    retries: int
+    retry_on: tuple[type[BaseException], ...] | type[BaseException]
+    rate: str | float | RateLimiter | None
+
+
+class MapKwargs(_MapKwargsNoErrors, total=False):
     """Per-call options of ``map``, ``imap``, ``imap_unordered``, ``amap`` and ``aimap``.
 
     Any option not given takes the pool's setting (for the one-call functions: the default).
@@ -35,16 +50,28 @@ class MapKwargs(TypedDict, total=False):
     .. versionadded:: 0.1
     """
 
-    chunksize: int | None
-    progress: bool | dict[str, Any]
     errors: Errors
-    task_timeout: float | None
-    retries: int
-    retry_on: tuple[type[BaseException], ...] | type[BaseException]
-    rate: str | float | RateLimiter | None
 
 
-class ApiKwargs(MapKwargs, total=False):
+class _PoolKwargs(TypedDict, total=False):
+    """The pool options the one-call functions take (see :class:`ApiKwargs`)."""
+
+    initializer: Callable[..., object] | None
+    initargs: tuple[Any, ...]
+    max_tasks_per_worker: int | None
+    start_method: str
+    uvloop: bool
+    debug: bool
+    trace: str | os.PathLike[str] | Trace | None
+    address: str | None
+    client: Any
+
+
+class _ApiKwargsNoErrors(_MapKwargsNoErrors, _PoolKwargs, total=False):
+    """:class:`ApiKwargs` without ``errors`` (for the overloads on ``errors=``)."""
+
+
+class ApiKwargs(MapKwargs, _PoolKwargs, total=False):
     """Options of the one-call functions: the map options plus the pool's.
 
     Keys (besides :class:`MapKwargs`'s):
@@ -61,16 +88,6 @@ class ApiKwargs(MapKwargs, total=False):
 
     .. versionadded:: 0.1
     """
-
-    initializer: Callable[..., object] | None
-    initargs: tuple[Any, ...]
-    max_tasks_per_worker: int | None
-    start_method: str
-    uvloop: bool
-    debug: bool
-    trace: str | os.PathLike[str] | Trace | None
-    address: str | None
-    client: Any
 
 
 MAP_KEYS: frozenset[str] = frozenset(MapKwargs.__optional_keys__)

@@ -10,17 +10,18 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 from . import _tracing
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
-from ._options import Errors, MapKwargs
+from ._options import Errors, MapKwargs, _MapKwargsNoErrors
 from ._rate import RateLimiter, make_limiter
 from ._registry import get_backend
+from ._result import Result
 from ._tasks import ChunkResult, Retry
 
 if TYPE_CHECKING:
@@ -506,8 +507,22 @@ class Pool(cf.Executor):
         return self._factory().share(obj)
 
     # -- Executor ---------------------------------------------------------------------
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
-        """Schedule ``fn(*args, **kwargs)``; return a ``concurrent.futures.Future``."""
+    # Overloads type the results; see the note in _api.py (coroutine functions first, then
+    # errors="collect" -> Result[T], then errors= unknown). Docstrings are on the implementations.
+    @overload
+    def submit(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, **kwargs: Any
+    ) -> cf.Future[T]: ...
+
+    @overload
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        """Schedule ``fn(*args, **kwargs)``; return a ``concurrent.futures.Future``.
+
+        A coroutine function is awaited (asyncio backend) or run to completion in the worker
+        (the others): the future holds what it returns, never a coroutine.
+        """
         _check_callable(fn)
         if self._closed:
             raise ClosedPoolError("cannot submit to a pool that was shut down")
@@ -542,6 +557,24 @@ class Pool(cf.Executor):
         rec.watch(inner, rec.next_position(), items, fn=_tracing.fn_name(fn))
         return _unwrap_single(inner)
 
+    @overload
+    def map(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        timeout: float | None = ...,
+        chunksize: int | None = ...,
+    ) -> Iterator[T]: ...
+
+    @overload
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = ...,
+        chunksize: int | None = ...,
+    ) -> Iterator[T]: ...
+
     def map(
         self,
         fn: Callable[..., T],
@@ -557,6 +590,58 @@ class Pool(cf.Executor):
         over: dict[str, Any] = {} if chunksize is None else {"chunksize": chunksize}
         return self._imap(fn, iterables, ordered=True, timeout=timeout, **over)
 
+    @overload
+    def imap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        errors: Literal["collect"],
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> Iterator[Result[T]]: ...
+
+    @overload
+    def imap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        errors: Literal["raise"] = ...,
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> Iterator[T]: ...
+
+    @overload
+    def imap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        errors: Literal["collect"],
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> Iterator[Result[T]]: ...
+
+    @overload
+    def imap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        errors: Literal["raise"] = ...,
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> Iterator[T]: ...
+
+    @overload
+    def imap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        **options: Unpack[MapKwargs],
+    ) -> Iterator[T] | Iterator[Result[T]]: ...
+
+    @overload
+    def imap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        **options: Unpack[MapKwargs],
+    ) -> Iterator[T] | Iterator[Result[T]]: ...
+
     def imap(
         self,
         fn: Callable[..., T],
@@ -570,6 +655,58 @@ class Pool(cf.Executor):
             ordered=True,
             **options,
         )
+
+    @overload
+    def imap_unordered(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        errors: Literal["collect"],
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> Iterator[Result[T]]: ...
+
+    @overload
+    def imap_unordered(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        errors: Literal["raise"] = ...,
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> Iterator[T]: ...
+
+    @overload
+    def imap_unordered(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        errors: Literal["collect"],
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> Iterator[Result[T]]: ...
+
+    @overload
+    def imap_unordered(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        errors: Literal["raise"] = ...,
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> Iterator[T]: ...
+
+    @overload
+    def imap_unordered(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        **options: Unpack[MapKwargs],
+    ) -> Iterator[T] | Iterator[Result[T]]: ...
+
+    @overload
+    def imap_unordered(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        **options: Unpack[MapKwargs],
+    ) -> Iterator[T] | Iterator[Result[T]]: ...
 
     def imap_unordered(
         self,
@@ -646,6 +783,64 @@ class Pool(cf.Executor):
             out.extend(chunk)
         return out
 
+    @overload
+    async def amap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        errors: Literal["collect"],
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> list[Result[T]]: ...
+
+    @overload
+    async def amap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        errors: Literal["raise"] = ...,
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> list[T]: ...
+
+    @overload
+    async def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        errors: Literal["collect"],
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> list[Result[T]]: ...
+
+    @overload
+    async def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        errors: Literal["raise"] = ...,
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> list[T]: ...
+
+    @overload
+    async def amap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        **options: Unpack[MapKwargs],
+    ) -> list[T] | list[Result[T]]: ...
+
+    @overload
+    async def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        **options: Unpack[MapKwargs],
+    ) -> list[T] | list[Result[T]]: ...
+
     async def amap(
         self,
         fn: Callable[..., Any],
@@ -664,6 +859,64 @@ class Pool(cf.Executor):
         async for chunk in run_async(run):
             out.extend(chunk)
         return out
+
+    @overload
+    def aimap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        errors: Literal["collect"],
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> AsyncIterator[Result[T]]: ...
+
+    @overload
+    def aimap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        errors: Literal["raise"] = ...,
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> AsyncIterator[T]: ...
+
+    @overload
+    def aimap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        errors: Literal["collect"],
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> AsyncIterator[Result[T]]: ...
+
+    @overload
+    def aimap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        errors: Literal["raise"] = ...,
+        **options: Unpack[_MapKwargsNoErrors],
+    ) -> AsyncIterator[T]: ...
+
+    @overload
+    def aimap(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        **options: Unpack[MapKwargs],
+    ) -> AsyncIterator[T] | AsyncIterator[Result[T]]: ...
+
+    @overload
+    def aimap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        ordered: bool = ...,
+        **options: Unpack[MapKwargs],
+    ) -> AsyncIterator[T] | AsyncIterator[Result[T]]: ...
 
     def aimap(
         self,

@@ -16,6 +16,7 @@ Workloads (see /work/shared/baselines.md for the peers' reference figures):
   w  cost of the runtime checks: Pool(debug=True) and `with anypool.watch():` vs off
   f  fault soak: crashes, timeouts, retries and errors over 10,000 process tasks; and 1,000
      pool create/use/close cycles per backend (threads, processes, descriptors, /dev/shm)
+  t  tracing's cost: the ~1 ms CPU tasks on warm process and thread pools, trace off vs on
   k  pool.Counter against pool.Lock + pool.Value and a Manager dict + lock, per backend
   h  pool.share: a 50 MB object to 200 process tasks, shared against passed every time
   x  the 1 ms CPU tasks on Dask (a LocalCluster of 2 single-threaded worker processes) vs

@@ -16,6 +16,8 @@ import anypool
 from conftest import SHORT_TIMEOUT
 
 N_ADDS = 100_000
+#: on Dask every lock, read and write is a round trip to the scheduler: fewer, still exact
+DASK_ADDS = 150
 SHORT = 0.01  # a timeout that must expire: the wait itself is what is tested
 
 
@@ -39,12 +41,13 @@ def _fn(backend: str, sync: Any, async_: Any) -> Any:
 
 
 def test_two_workers_adding_under_the_pools_lock_end_at_exactly_200000(backend: str) -> None:
+    n = DASK_ADDS if backend == "dask" else N_ADDS
     with anypool.Pool(backend, workers=2) as pool:
         lock = pool.Lock()
         value = pool.Value("i", 0)
         fn = _fn(backend, add_under_lock, aadd_under_lock)
-        assert list(pool.map(fn, [lock, lock], [value, value], [N_ADDS, N_ADDS])) == [N_ADDS] * 2
-        assert value.value == 2 * N_ADDS
+        assert list(pool.map(fn, [lock, lock], [value, value], [n, n], chunksize=1)) == [n] * 2
+        assert value.value == 2 * n
 
 
 def add_with_value_lock(value: Any, n: int) -> int:
@@ -57,7 +60,7 @@ def add_with_value_lock(value: Any, n: int) -> int:
 def test_value_get_lock_makes_read_modify_write_atomic(backend: str) -> None:
     if backend == "asyncio":
         pytest.skip("asyncio's get_lock() is an asyncio.Lock: covered by the lock check")
-    n = 20_000
+    n = DASK_ADDS if backend == "dask" else 20_000
     with anypool.Pool(backend, workers=2) as pool:
         value = pool.Value("q", 0)
         assert list(pool.map(add_with_value_lock, [value] * 2, [n] * 2)) == [n, n]
@@ -76,15 +79,16 @@ async def acount_up(counter: Any, n: int) -> int:
 
 
 def test_counter_increments_atomically(backend: str) -> None:
+    n = DASK_ADDS if backend == "dask" else N_ADDS
     with anypool.Pool(backend, workers=2) as pool:
         c = pool.Counter(5)
         assert isinstance(c, anypool.Counter)
         fn = _fn(backend, count_up, acount_up)
-        lasts = list(pool.map(fn, [c, c], [N_ADDS, N_ADDS]))
-        assert c.value == 5 + 2 * N_ADDS
+        lasts = list(pool.map(fn, [c, c], [n, n], chunksize=1))
+        assert c.value == 5 + 2 * n
         assert max(lasts) == c.value
-        assert c.increment(-5) == 2 * N_ADDS
-    assert c.value == 2 * N_ADDS
+        assert c.increment(-5) == 2 * n
+    assert c.value == 2 * n
 
 
 # -- the guide's semaphore check ----------------------------------------------------------
@@ -110,14 +114,34 @@ async def aguarded(sem: Any, lock: Any, inside: Any, most: Any, barrier: Any) ->
     return 1
 
 
+def dask_guarded(sem: Any, lock: Any, inside: Any, most: Any, two_inside: Any) -> int:
+    """``guarded`` for Dask, which has no barrier: the first holder waits for a second."""
+    import distributed
+
+    distributed.secede()  # the worker starts its next task: only the semaphore limits them
+    with sem:
+        with lock:
+            inside.value += 1
+            most.value = max(most.value, inside.value)
+            if inside.value == 2:
+                two_inside.set()
+        two_inside.wait(SHORT_TIMEOUT)  # the first pair meets: a third would be counted
+        with lock:
+            inside.value -= 1
+    return 1
+
+
 def test_semaphore_2_never_admits_a_third_task(backend: str) -> None:
     holders = 1 if backend == "serial" else 2  # serial runs one task at a time
     with anypool.Pool(backend, workers=4) as pool:
         sem = pool.Semaphore(2)
         lock = pool.Lock()
         inside, most = pool.Value("i", 0), pool.Value("i", 0)
-        barrier = pool.Barrier(holders)
-        fn = _fn(backend, guarded, aguarded)
+        if backend == "dask":
+            barrier, fn = pool.Event(), dask_guarded
+        else:
+            barrier = pool.Barrier(holders)
+            fn = _fn(backend, guarded, aguarded)
         n = 8
         assert sum(pool.map(fn, *([x] * n for x in (sem, lock, inside, most, barrier)))) == n
         assert most.value == holders
@@ -226,8 +250,56 @@ async def async_behaviour(lock: Any, bsem: Any, ev: Any, cond: Any, q: Any, b: A
     return out
 
 
+def dask_behaviour(lock: Any, bsem: Any, ev: Any, q: Any) -> Any:
+    """``sync_behaviour`` without the kinds Dask lacks (RLock, Condition, Barrier)."""
+    out = sync_behaviour(lock, _Nop(), bsem, ev, _Nop(), q, _Nop())
+    for key in ("rlock", "cond_timeout", "cond_pred", "barrier"):
+        out.pop(key, None)
+    return out
+
+
+class _Nop:
+    """Stands in for a kind Dask lacks in ``sync_behaviour``."""
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return False
+
+    def wait_for(self, predicate: Any, timeout: float | None = None) -> bool:
+        return False
+
+    def notify_all(self) -> None:
+        pass
+
+
 def test_primitives_behave_as_the_stdlib_types_inside_tasks(backend: str) -> None:
     with anypool.Pool(backend, workers=2) as pool:
+        if backend == "dask":
+            for make, what in [
+                (pool.RLock, "re-entrant lock"),
+                (pool.Condition, "condition variable"),
+                (lambda: pool.Barrier(2), "barrier"),
+            ]:
+                with pytest.raises(NotImplementedError, match=f"Dask has no distributed {what}"):
+                    make()
+            args = (pool.Lock(), pool.BoundedSemaphore(1), pool.Event(), pool.Queue(2))
+            got = pool.submit(dask_behaviour, *args).result(timeout=SHORT_TIMEOUT)
+            expected = {
+                k: v
+                for k, v in EXPECTED.items()
+                if k not in ("rlock", "cond_timeout", "cond_pred", "barrier")
+            }
+            assert got == expected
+            # and in the caller, on the same objects (the task set the event)
+            args[2].clear()
+            assert not args[2].is_set()
+            assert dask_behaviour(*args) == expected
+            return
         if backend == "asyncio":
             with pytest.raises(NotImplementedError, match="re-entrant"):
                 pool.RLock()
@@ -266,6 +338,11 @@ async def afill(d: Any, lst: Any, i: int) -> int:
 
 def test_dict_and_list_are_shared_by_the_tasks(backend: str) -> None:
     with anypool.Pool(backend, workers=2) as pool:
+        if backend == "dask":
+            for make in (pool.dict, pool.list):
+                with pytest.raises(NotImplementedError, match=r"pool\.Queue\(\)"):
+                    make()
+            return
         d, lst = pool.dict(), pool.list()
         n = 20
         list(pool.map(_fn(backend, fill, afill), [d] * n, [lst] * n, range(n)))
@@ -453,8 +530,8 @@ async def aidentity_of(obj: Any) -> int:
 
 
 def test_share_on_in_process_backends_is_the_object_itself(backend: str) -> None:
-    if backend == "process":
-        pytest.skip("covered above")
+    if backend in ("process", "dask"):
+        pytest.skip("process and dask pools give a handle: covered by their own tests")
     obj = {"big": list(range(10))}
     with anypool.Pool(backend, workers=2) as pool:
         shared = pool.share(obj)
@@ -585,6 +662,10 @@ def test_a_condition_wakes_a_task_in_another_worker(backend: str) -> None:
     if backend in ("serial", "asyncio"):
         pytest.skip("serial runs the task in the caller; asyncio: covered inside a task")
     with anypool.Pool(backend, workers=1) as pool:
+        if backend == "dask":
+            with pytest.raises(NotImplementedError, match=r"pool\.Event\(\)"):
+                pool.Condition()
+            return
         cond, count = pool.Condition(), pool.Value("i", 0)
         fut = pool.submit(wait_for_count, cond, count, 3)
         for _ in range(3):
@@ -592,3 +673,100 @@ def test_a_condition_wakes_a_task_in_another_worker(backend: str) -> None:
                 count.value += 1
                 cond.notify_all()
         assert fut.result(timeout=SHORT_TIMEOUT) is True
+
+
+# -- dask -----------------------------------------------------------------------------------
+def _scheduler_state(dask_scheduler: Any, prefix: str) -> list[str]:
+    """Names on the scheduler that start with ``prefix`` (run there by run_on_scheduler)."""
+    ext = dask_scheduler.extensions
+    names = [
+        *ext["semaphores"].max_leases,
+        *ext["events"]._events,
+        *ext["queues"].queues,
+        *ext["variables"].variables,
+    ]
+    return sorted(str(n) for n in names if str(n).startswith(prefix))
+
+
+def test_dask_gives_distributed_kinds_and_leaves_nothing_on_the_scheduler(
+    dask_cluster: str,
+) -> None:
+    import distributed
+
+    from anypool._backends import _dask_sync
+
+    with anypool.Pool("dask", workers=2) as pool:
+        lock, sem, ev = pool.Lock(), pool.Semaphore(3), pool.Event()
+        q, v, c = pool.Queue(), pool.Value("i", 1), pool.Counter()
+        handle = pool.share(b"payload")
+        assert isinstance(lock, _dask_sync.DaskLock)
+        assert isinstance(lock._sem, distributed.Lock)
+        assert isinstance(sem._sem, distributed.Semaphore)
+        assert isinstance(handle, anypool.Shared)
+        assert handle.value == b"payload"
+        ev.set()
+        q.put(1)
+        assert c.increment(2) == 2
+        prefix = pool._sync["dask"]._prefix  # type: ignore[attr-defined]
+        key = handle._meta  # type: ignore[attr-defined]
+        assert pool.submit(len, handle).result(timeout=SHORT_TIMEOUT) == 7
+        with distributed.Client(dask_cluster, set_as_default=False) as other:
+            made = other.run_on_scheduler(_scheduler_state, prefix=prefix)
+            # two locks (for the value and the counter) besides the lock itself
+            assert len(made) == 9, made
+            assert key in other.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+    with distributed.Client(dask_cluster, set_as_default=False) as other:
+        assert other.run_on_scheduler(_scheduler_state, prefix=prefix) == []
+        assert key not in other.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+    assert (v.value, c.value) == (1, 2)  # their last values, read at shutdown
+
+
+def test_dask_share_sends_the_object_once_per_worker_not_once_per_task(
+    dask_cluster: str,
+) -> None:
+    global REDUCED
+    REDUCED = 0
+    big = Big(b"x" * 100_000)
+    with anypool.Pool("dask", workers=2) as pool:
+        handle = pool.share(big)
+        assert isinstance(handle, anypool.Shared)
+        assert handle.value is big
+        assert REDUCED == 1
+        seen = list(pool.map(peek, [handle] * 40, range(40), chunksize=1))
+        assert {size for _, _, size in seen} == {100_000}
+        counts: dict[int, set[int]] = {}
+        for pid, n, _ in seen:
+            counts.setdefault(pid, set()).add(n)
+        # each worker rebuilt it once, before its first task, whatever the number of tasks
+        assert all(len(ns) == 1 for ns in counts.values()), counts
+        assert REDUCED == 1  # pickled once, here
+        # the same object without share(): rebuilt for every task
+        plain = list(pool.map(peek, [big] * 40, range(40), chunksize=1))
+        assert REDUCED == 41
+        grown = {pid: max(n for p, n, _ in plain if p == pid) - min(counts[pid]) for pid in counts}
+        assert sum(grown.values()) >= 40 - len(counts), grown
+
+
+def test_dask_primitives_work_in_a_pool_on_its_own_local_cluster(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import dask
+
+    with dask.config.set({"scheduler-address": None}), anypool.Pool("dask", workers=1) as pool:
+        sem = pool.Semaphore(2)
+        sem.acquire()
+        sem.release()
+        with pytest.raises(ValueError, match="released too many times"):
+            sem.release()  # a Dask semaphore cannot grow above its value
+        lock, c = pool.Lock(), pool.Counter()
+        assert pool.submit(count_up, c, 3).result(timeout=SHORT_TIMEOUT) == 3
+        assert pool.submit(use_lock, lock).result(timeout=SHORT_TIMEOUT) is True
+        q = pool.Queue(1)
+        q.put("x")
+        with pytest.raises(queue.Full):
+            q.put("y", timeout=SHORT)
+        assert q.get_nowait() == "x"
+        with pytest.raises(queue.Empty):
+            q.get_nowait()
+    # its scheduler runs here: the timeouts the caller asked for are not logged as errors
+    assert not [r for r in caplog.records if "Exception while handling op" in r.getMessage()]

@@ -65,6 +65,7 @@ from .._core._exceptions import (
     TaskTimeoutError,
     WorkerCrashed,
 )
+from .._core._sync import SyncFactory, register_sync_kind
 from .._core._tasks import (
     ChunkResult,
     Retry,
@@ -253,6 +254,7 @@ class DaskBackend(Backend):
     option_names = ("address", "client")
     requires_pickle = True
     shares_memory = False
+    sync_kind = "dask"  # Dask's distributed Lock, Semaphore, Event, Queue, Variable
     supports_cancel_running = False
     # a Dask task costs about 5 ms of round trips on a loaded 2-core machine (client.submit +
     # gather, measured in benchmarks/run.py --only x): 0.2 s chunks keep that near 2 %, and
@@ -305,6 +307,7 @@ class DaskBackend(Backend):
         if spec.initializer is not None:
             self._init_blob = self._dumps((spec.initializer, spec.initargs), "the initializer")
         self._closer: threading.Thread | None = None
+        self._close_hooks: list[Callable[[], None]] = []
         self._results: queue.SimpleQueue[tuple[Any, Any, BaseException | None] | None] = (
             queue.SimpleQueue()
         )
@@ -372,6 +375,12 @@ class DaskBackend(Backend):
         self._results_thread.start()
         self._client.subscribe_topic(self._topic, self._on_started)
         _live.add(self)
+
+    def add_close_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` at shutdown, once the pool's tasks are done, while the client is
+        still open (the pool's primitives remove their state from the scheduler there)."""
+        with self._lock:
+            self._close_hooks.append(hook)
 
     @property
     def client(self) -> Any:
@@ -728,6 +737,12 @@ class DaskBackend(Backend):
             self._abandoned.clear()
         for t in abandoned:
             t.dfut.release()
+        for hook in self._close_hooks:  # leave nothing of ours on a cluster that lives on
+            try:
+                hook()
+            except Exception:  # pragma: no cover - never keep the pool from closing
+                _log.exception("anypool: a dask clean-up step failed")
+        self._close_hooks.clear()
         try:
             client.unsubscribe_topic(self._topic)
         except Exception:
@@ -750,4 +765,11 @@ class DaskBackend(Backend):
             closer.join()
 
 
+def _dask_sync(backend: Backend) -> SyncFactory:
+    from ._dask_sync import DaskSync
+
+    return DaskSync(backend)
+
+
+register_sync_kind("dask", _dask_sync)
 backend_class = DaskBackend

@@ -412,7 +412,7 @@ class Pool(cf.Executor):
         """A re-entrant lock (``threading.RLock``; processes: ``multiprocessing.RLock``).
 
         Raises:
-            NotImplementedError: on asyncio, which has no re-entrant lock.
+            NotImplementedError: on asyncio and Dask, which have no re-entrant lock.
 
         .. versionadded:: 0.2
         """
@@ -442,12 +442,19 @@ class Pool(cf.Executor):
     def Condition(self) -> Any:
         """A condition variable with its own lock (``with cond: cond.wait_for(...)``).
 
+        Raises:
+            NotImplementedError: on Dask, which has none (use an :meth:`Event` or a
+                :meth:`Queue`).
+
         .. versionadded:: 0.2
         """
         return self._factory().Condition()
 
     def Barrier(self, parties: int) -> Any:
         """A barrier that lets ``parties`` waiters through together.
+
+        Raises:
+            NotImplementedError: on Dask, which has none.
 
         .. versionadded:: 0.2
         """
@@ -499,6 +506,7 @@ class Pool(cf.Executor):
         read-only ``memoryview`` / array in the worker). The shared memory is freed when the
         pool shuts down. Do not modify the object after sharing it: workers see the copy
         made here. ``backend="auto"`` returns ``obj`` itself until it has chosen a backend.
+        Dask pools scatter the object to the cluster once; each worker fetches it once.
 
         .. versionadded:: 0.2
         """
@@ -1056,12 +1064,18 @@ class Pool(cf.Executor):
     def dict(self) -> Any:
         """A dict the tasks share (process pools: a manager proxy, usable until shutdown).
 
+        Raises:
+            NotImplementedError: on Dask, which has none (return results from the tasks).
+
         .. versionadded:: 0.2
         """
         return self._factory().dict()
 
     def list(self) -> Any:
         """A list the tasks share (process pools: a manager proxy, usable until shutdown).
+
+        Raises:
+            NotImplementedError: on Dask, which has none (return results from the tasks).
 
         .. versionadded:: 0.2
         """

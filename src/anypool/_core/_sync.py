@@ -18,8 +18,9 @@ factory (a :class:`SyncFactory` subclass); the :class:`~anypool.Pool` makes one 
   ``with`` block), manager objects do not (copy a ``dict`` out before the pool closes).
 
 The process kinds live in ``_sync_process`` (imported on first use, and by workers that
-receive one). A Dask backend adds its kind with ``register_sync_kind("dask", DaskSync)`` and
-sets ``sync_kind = "dask"``; the Pool needs no change.
+receive one). The Dask backend adds its kind, Dask's distributed primitives
+(``anypool._backends._dask_sync``), with ``register_sync_kind("dask", ...)`` and sets
+``sync_kind = "dask"``; the Pool needs no change.
 """
 
 from __future__ import annotations

@@ -719,6 +719,19 @@ def test_dask_gives_distributed_kinds_and_leaves_nothing_on_the_scheduler(
         assert other.run_on_scheduler(_scheduler_state, prefix=prefix) == []
         assert key not in other.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
     assert (v.value, c.value) == (1, 2)  # their last values, read at shutdown
+    # using them now says so clearly (not Dask's "IOLoop is closed", nor a re-created lock)
+    for use in (
+        lambda: lock.acquire(timeout=1),
+        lambda: sem.release(),
+        ev.is_set,
+        lambda: q.put(2),
+        lambda: c.increment(),
+        lambda: setattr(v, "value", 5),
+    ):
+        with pytest.raises(anypool.ClosedPoolError, match="was shut down"):
+            use()
+    with distributed.Client(dask_cluster, set_as_default=False) as other:
+        assert other.run_on_scheduler(_scheduler_state, prefix=prefix) == []
 
 
 def test_dask_share_sends_the_object_once_per_worker_not_once_per_task(

@@ -38,6 +38,7 @@ import struct
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import cloudpickle
@@ -413,6 +414,37 @@ def _load_shared(token: str, key: str) -> Any:
 
 
 # -- the factory ----------------------------------------------------------------------------
+class _Gone:
+    """Stands in, in the caller, for the Dask object of a primitive whose pool shut down.
+
+    The pool removed the object from the scheduler (or the scheduler went with the pool's
+    own cluster), so any use raises a clear :class:`~anypool.ClosedPoolError` instead of
+    Dask's "IOLoop is closed" or a silently re-created object.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, attr: str) -> Any:
+        raise ClosedPoolError(
+            f"this {self._what} belongs to a Dask pool that was shut down, and its state was "
+            "removed from the scheduler; use primitives only while their pool is open (a "
+            "Value or Counter still reads its last value)"
+        )
+
+
+#: the attribute that holds each caller-side primitive's Dask object
+_INNER = {
+    "DaskLock": "_sem",
+    "DaskSemaphore": "_sem",
+    "DaskBoundedSemaphore": "_sem",
+    "DaskEvent": "_ev",
+    "DaskQueue": "_q",
+    "DaskValue": "_var",
+    "DaskCounter": "_var",
+}
+
+
 def _unsupported(what: str, instead: str) -> NotImplementedError:
     return NotImplementedError(f"Dask has no distributed {what}; on backend='dask' {instead}")
 
@@ -430,6 +462,7 @@ class DaskSync(SyncFactory):
         self._lock = threading.Lock()
         self._made: list[Any] = []  # what to remove from the scheduler at shutdown
         self._tokens: list[str] = []  # share() handles, cached by the workers
+        self._handed_out: list[Any] = []  # the caller-side primitives, closed at shutdown
         self._released = False
         backend.add_close_hook(self._release)  # type: ignore[attr-defined]
 
@@ -445,11 +478,23 @@ class DaskSync(SyncFactory):
             self._made.append(obj)
         return obj
 
+    def _hand_out(self, obj: T) -> T:
+        with self._lock:
+            self._handed_out.append(obj)
+        return obj
+
+    def _close_handed_out(self) -> None:
+        with self._lock:
+            handed, self._handed_out = self._handed_out, []
+        for obj in handed:
+            name = type(obj).__name__
+            setattr(obj, _INNER[name], _Gone(name[4:]))
+
     def _dask_lock(self, name: str) -> DaskLock:
         c = self._client
         dlock = self._keep(_dd.Lock(name=name, scheduler_rpc=c.scheduler, loop=c.loop))
         dlock.register()
-        return DaskLock(name, 1, dlock)
+        return self._hand_out(DaskLock(name, 1, dlock))
 
     def _dask_sem(self, cls: type[DaskSemaphore], value: int) -> DaskSemaphore:
         name = self._name(cls.__name__[4:].lower())
@@ -458,7 +503,7 @@ class DaskSync(SyncFactory):
             _dd.Semaphore(max_leases=value, name=name, scheduler_rpc=c.scheduler, loop=c.loop)
         )
         dsem.register()
-        return cls(name, value, dsem)
+        return self._hand_out(cls(name, value, dsem))
 
     def Lock(self) -> Any:
         """A :class:`DaskLock` (``distributed.Lock``)."""
@@ -483,7 +528,7 @@ class DaskSync(SyncFactory):
     def Event(self) -> Any:
         """A :class:`DaskEvent` (``distributed.Event``)."""
         ev = DaskEvent(self._name("event"), client=self._client)
-        return self._keep(ev)
+        return self._hand_out(self._keep(ev))
 
     def Condition(self) -> Any:
         """Dask has no condition variable: raises with what to use instead."""
@@ -505,7 +550,7 @@ class DaskSync(SyncFactory):
         """A :class:`DaskQueue` (``distributed.Queue(maxsize=maxsize)``)."""
         name = self._name("queue")
         dq = self._keep(_dd.Queue(name, client=self._client, maxsize=maxsize))
-        return DaskQueue(name, maxsize, dq)
+        return self._hand_out(DaskQueue(name, maxsize, dq))
 
     def Value(self, typecode: str, initial: Any) -> Any:
         """A :class:`DaskValue`: a ``distributed.Variable`` and a ``distributed.Lock``."""
@@ -516,7 +561,7 @@ class DaskSync(SyncFactory):
         name = self._name("value")
         var = self._keep(_dd.Variable(name, client=self._client))
         var.set(v0)
-        return self._keep(DaskValue(typecode, name, lock, client=self._client))
+        return self._hand_out(self._keep(DaskValue(typecode, name, lock, client=self._client)))
 
     def Counter(self, initial: int) -> Counter:
         """A :class:`DaskCounter` (correct across workers; four round trips per increment)."""
@@ -525,7 +570,7 @@ class DaskSync(SyncFactory):
         name = self._name("counter")
         var = self._keep(_dd.Variable(name, client=self._client))
         var.set(initial)
-        return self._keep(DaskCounter(name, lock, client=self._client))
+        return self._hand_out(self._keep(DaskCounter(name, lock, client=self._client)))
 
     def dict(self) -> Any:
         """Dask has no shared dict: raises with what to use instead."""
@@ -559,6 +604,12 @@ class DaskSync(SyncFactory):
                 return
             self._released = True
             made, self._made = self._made, []
+        try:
+            self._remove(made)
+        finally:
+            self._close_handed_out()
+
+    def _remove(self, made: Sequence[Any]) -> None:
         client = self._client
         if getattr(client, "status", None) != "running":
             return

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 import traceback
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -211,3 +213,55 @@ def test_keyboard_interrupt_raised_by_a_task_reaches_the_caller_as_itself(backen
     for t in set(threading.enumerate()) - before:
         t.join(timeout=SHORT_TIMEOUT)
         assert not t.is_alive(), t
+
+
+# -- retries= covers task_timeout too ------------------------------------------------------
+RELEASE = threading.Event()  # frees abandoned thread tasks at the end of a test
+
+
+def hang_the_first_time(marker: str) -> str:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        RELEASE.wait(SHORT_TIMEOUT)  # "hangs" until the task times out
+    return "done"
+
+
+SEEN: set[str] = set()  # the asyncio tasks run in this process: no marker files needed
+
+
+async def ahang_the_first_time(marker: str) -> str:
+    if marker not in SEEN:
+        SEEN.add(marker)
+        await asyncio.Event().wait()  # hangs until the timeout cancels it
+    return "done"
+
+
+@pytest.mark.parametrize("backend", ["thread", "process", "asyncio"])
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_timed_out_task_is_retried_when_retries_allow(
+    backend: str, ordered: bool, tmp_path: Any
+) -> None:
+    fn = ahang_the_first_time if backend == "asyncio" else hang_the_first_time
+    markers = [str(tmp_path / f"m{i}") for i in range(4)]
+    # a fresh process worker imports this test module (and pytest) before it runs the task:
+    # that must fit in the timeout on a loaded machine
+    timeout = 5.0 if backend == "process" else 0.5
+    RELEASE.clear()
+    try:
+        with anypool.Pool(backend, workers=4) as pool:
+            imap = pool.imap if ordered else pool.imap_unordered
+            out = list(imap(fn, markers, task_timeout=timeout, retries=1))
+            assert out == ["done"] * 4  # every input timed out once, then succeeded
+            # without retries the timeout is the result, as before
+            fresh = [str(tmp_path / "again")]
+            with pytest.raises(anypool.TaskTimeoutError):
+                list(pool.imap(fn, fresh, task_timeout=timeout))
+            # retry_on that excludes timeouts keeps them failures
+            other = [str(tmp_path / "other")]
+            with pytest.raises(anypool.TaskTimeoutError):
+                list(pool.imap(fn, other, task_timeout=timeout, retries=2, retry_on=ValueError))
+    finally:
+        RELEASE.set()
+        for t in threading.enumerate():
+            if t.name.startswith("anypool-thread"):
+                t.join(SHORT_TIMEOUT)

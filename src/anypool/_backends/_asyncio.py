@@ -35,7 +35,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import CoroutineType
 from typing import Any, ClassVar
 
@@ -544,10 +544,15 @@ class AsyncioBackend(Backend):
         item = chunk.items[i]
         log = chunk.trace
         try:
+            seconds = chunk.timeout
             if log is not None:
-                value = await _traced(chunk, i, log)
-            elif chunk.timeout is not None:
-                value = await _with_timeout(chunk.fn, item, chunk.retry, chunk.timeout, None)
+                trace_log = log
+                value = await _retry_timeouts(chunk.retry, lambda: _traced(chunk, i, trace_log))
+            elif seconds is not None:
+                value = await _retry_timeouts(
+                    chunk.retry,
+                    lambda: _with_timeout(chunk.fn, item, chunk.retry, seconds, None),
+                )
             else:
                 value = await arun_one(chunk.fn, item, chunk.retry)
         except asyncio.CancelledError as exc:
@@ -750,6 +755,19 @@ async def _await_result(r: Any) -> Any:
     if inspect.isawaitable(r):
         return await r
     return r
+
+
+async def _retry_timeouts(retry: Retry, attempt: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``attempt`` again after a :class:`TaskTimeoutError` while ``retries=`` allows (and
+    ``retry_on`` matches it), as the engine does for the other backends."""
+    timeouts = 0
+    while True:
+        try:
+            return await attempt()
+        except TaskTimeoutError as err:
+            if timeouts >= retry.attempts or not isinstance(err, retry.retry_on):
+                raise
+            timeouts += 1
 
 
 async def _with_timeout(

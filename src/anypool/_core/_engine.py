@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._abc import Backend
+from ._exceptions import TaskTimeoutError
 from ._rate import RateLimiter
 from ._result import Result
 from ._tasks import ChunkResult, FlatItems, Retry, item_args
@@ -106,7 +107,7 @@ def _describe(args: tuple[Any, ...]) -> str:
 
 
 class _Entry:
-    __slots__ = ("fut", "items", "base", "counted")
+    __slots__ = ("fut", "items", "base", "counted", "timeouts")
 
     def __init__(self, fut: cf.Future[ChunkResult], items: list[tuple[Any, ...]], base: int):
         self.fut = fut
@@ -114,6 +115,8 @@ class _Entry:
         self.base = base
         #: the CPU-bound-in-threads check counts this chunk
         self.counted = False
+        #: how many times this chunk timed out and was submitted again
+        self.timeouts = 0
 
 
 class CPUProbe(Protocol):
@@ -231,23 +234,48 @@ class MapRun:
                     self.held = (items, size)
                     self.gate_wait = wait
                     return
-            fut = self.backend.submit_chunk(
-                self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
-            )
-            entry = _Entry(fut, items, self.next_index)
+            entry = _Entry(self._submit(items), items, self.next_index)
             if self.cpu_probe is not None:  # asked after submitting: auto may just have chosen
                 entry.counted = self.cpu_probe.submitted()
             self.next_index += len(items)
             self.inflight.append(entry)
             self.inflight_items += len(items)
-            if self.bar is not None:
-                fut.add_done_callback(functools.partial(_count, self.bar, len(items)))
-            if self.on_done is not None:
-                fut.add_done_callback(functools.partial(_notify, self.on_done, entry))
-            if self.recorder is not None:
-                self.recorder.watch(fut, entry.base, items)
+            self._watch(entry)
             if len(items) < size:
                 self.exhausted = True
+
+    def _submit(self, items: list[tuple[Any, ...]]) -> cf.Future[ChunkResult]:
+        return self.backend.submit_chunk(
+            self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
+        )
+
+    def _watch(self, entry: _Entry) -> None:
+        fut, items = entry.fut, entry.items
+        if self.bar is not None:
+            fut.add_done_callback(functools.partial(_count, self.bar, len(items)))
+        if self.on_done is not None:
+            fut.add_done_callback(functools.partial(_notify, self.on_done, entry))
+        if self.recorder is not None:
+            self.recorder.watch(fut, entry.base, items)
+
+    def _retry_timeout(self, entry: _Entry, exc: BaseException) -> bool:
+        """Submit a timed-out chunk again when ``retries=`` allows it (and ``retry_on``
+        matches :class:`TaskTimeoutError`); it keeps its place in line."""
+        retry = self.opts.retry
+        if (
+            not isinstance(exc, TaskTimeoutError)
+            or entry.timeouts >= retry.attempts
+            or not isinstance(exc, retry.retry_on)
+        ):
+            return False
+        entry.timeouts += 1
+        if self.bar is not None:  # the failed attempt was counted as done: it is not
+            self.bar.update(-len(entry.items))
+        entry.fut = self._submit(entry.items)
+        self.inflight.appendleft(entry)  # an ordered map waits for it first, as before
+        self.inflight_items += len(entry.items)
+        self._watch(entry)
+        return True
 
     @property
     def finished(self) -> bool:
@@ -270,6 +298,8 @@ class MapRun:
             raise
         except BaseException as exc:
             # the whole chunk failed (worker crashed, timed out, pool broken...)
+            if self._retry_timeout(entry, exc):
+                return []
             if collect:
                 return [Result(error=exc, index=entry.base + i) for i in range(len(entry.items))]
             self._annotate(exc, entry, 0)

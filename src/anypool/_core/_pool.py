@@ -180,7 +180,7 @@ class Pool(cf.Executor):
         errors: ``"raise"`` (the first error stops the map) or ``"collect"`` (each input
             gives a :class:`~anypool.Result`).
         task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
-        retries: how many more times a failing task is tried.
+        retries: how many more times a failing task is tried (a timed-out one too).
         retry_on: which exception types are retried (default: ``Exception``).
         rate: the default ``rate=`` of this pool's maps: at most this many task starts
             (``"50/s"``, ``"300/min"``, ``"1000/h"``, a number per second, or a

@@ -147,6 +147,14 @@ def test_ini_setting_narrows_the_set(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*SEEN=thread"])
 
 
+def test_pyproject_list_setting(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\nanypool_backends = ["thread", "serial"]\n'
+    )
+    pytester.makepyfile(USER_TEST)
+    _run(pytester).stdout.fnmatch_lines(["*SEEN=thread,serial"])
+
+
 @pytest.mark.parametrize("value", ["thread,bogus", ","])
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
     pytester.makepyfile(USER_TEST)

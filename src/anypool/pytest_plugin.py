@@ -71,7 +71,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         _INI,
         "comma- or space-separated backends for the anypool_backend fixture "
         f"(the {_OPTION} option overrides it)",
-        default="",
+        type="args",
+        default=[],
     )
 
 
@@ -80,7 +81,7 @@ def _chosen(config: pytest.Config) -> list[str] | None:
     raw = config.getoption("anypool_backends")
     source = _OPTION
     if raw is None:
-        raw = str(config.getini(_INI))
+        raw = " ".join(config.getini(_INI))  # a string, or a list in pyproject.toml
         source = f"the ini setting {_INI}"
     names = [n for n in raw.replace(",", " ").split() if n]
     if not names:

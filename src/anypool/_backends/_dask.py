@@ -424,10 +424,9 @@ class DaskBackend(Backend):
         retry: Retry,
         *,
         timeout: float | None = None,
-        **extra: Any,
     ) -> cf.Future[ChunkResult]:
         """A chunk is one Dask task running ``run_chunk``; crashed chunks are resubmitted."""
-        return self._submit(run_chunk, (fn, items, retry), extra, timeout, retry.attempts)
+        return self._submit(run_chunk, (fn, items, retry), {}, timeout, retry.attempts)
 
     def _submit(
         self,

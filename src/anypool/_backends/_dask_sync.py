@@ -39,7 +39,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import cloudpickle
 import distributed
@@ -127,6 +127,9 @@ def _timeout(block: bool, timeout: float | None) -> float | None:
 class DaskSemaphore:
     """A ``distributed.Semaphore`` with the stdlib's interface (see the module docstring)."""
 
+    #: the attribute holding the Dask object (replaced when the pool shuts down)
+    _inner: ClassVar[str] = "_sem"
+
     def __init__(self, name: str, value: int, dsem: Any = None) -> None:
         self.name = name
         self._value = value
@@ -208,6 +211,8 @@ class DaskBoundedSemaphore(DaskSemaphore):
 class DaskEvent:
     """A ``distributed.Event`` (``set``/``clear``/``is_set``/``wait``)."""
 
+    _inner: ClassVar[str] = "_ev"
+
     def __init__(self, name: str, client: Any = None) -> None:
         self.name = name
         self._ev = _dd.Event(name, client=client)
@@ -246,6 +251,8 @@ class _ExistingQueue(distributed.Queue):
 
 class DaskQueue:
     """A ``distributed.Queue`` with ``queue.Queue``'s interface; items travel pickled."""
+
+    _inner: ClassVar[str] = "_q"
 
     def __init__(self, name: str, maxsize: int, dq: Any = None) -> None:
         self.name = name
@@ -306,6 +313,8 @@ class DaskValue:
     :class:`DaskLock` (not re-entrant) to hold around read-modify-write.
     """
 
+    _inner: ClassVar[str] = "_var"
+
     def __init__(self, typecode: str, name: str, lock: DaskLock, client: Any = None) -> None:
         self._typecode = typecode
         self._fmt = struct.Struct(typecode)
@@ -341,6 +350,7 @@ class DaskCounter(Counter):
     and writes (four scheduler round trips)."""
 
     __slots__ = ("_var", "_name", "_final")
+    _inner: ClassVar[str] = "_var"
 
     def __init__(self, name: str, lock: DaskLock, client: Any = None) -> None:
         self._name = name
@@ -433,18 +443,6 @@ class _Gone:
         )
 
 
-#: the attribute that holds each caller-side primitive's Dask object
-_INNER = {
-    "DaskLock": "_sem",
-    "DaskSemaphore": "_sem",
-    "DaskBoundedSemaphore": "_sem",
-    "DaskEvent": "_ev",
-    "DaskQueue": "_q",
-    "DaskValue": "_var",
-    "DaskCounter": "_var",
-}
-
-
 def _unsupported(what: str, instead: str) -> NotImplementedError:
     return NotImplementedError(f"Dask has no distributed {what}; on backend='dask' {instead}")
 
@@ -487,8 +485,7 @@ class DaskSync(SyncFactory):
         with self._lock:
             handed, self._handed_out = self._handed_out, []
         for obj in handed:
-            name = type(obj).__name__
-            setattr(obj, _INNER[name], _Gone(name[4:]))
+            setattr(obj, obj._inner, _Gone(type(obj).__name__[4:]))
 
     def _dask_lock(self, name: str) -> DaskLock:
         c = self._client

@@ -201,6 +201,46 @@ def resources() -> dict[str, Any]:
     }
 
 
+def _mapped_by_others(names: set[str]) -> set[str]:
+    """Those of ``names`` (entries of /dev/shm) that a process outside this one's tree maps.
+
+    /dev/shm is machine-wide: another program (a second test run, say) creates and removes
+    its own semaphores and segments there while we count. An entry that another process holds
+    mapped is that process's, not a leak of ours.
+    """
+    import psutil
+
+    if not names:
+        return set()
+    me = psutil.Process()
+    ours = {me.pid} | {c.pid for c in me.children(recursive=True)}
+    found: set[str] = set()
+    for proc in psutil.process_iter():
+        if proc.pid in ours:
+            continue
+        try:
+            for m in proc.memory_maps(grouped=True):
+                base = os.path.basename(m.path)
+                if m.path.startswith("/dev/shm/") and base in names:
+                    found.add(base)
+        except psutil.Error:
+            continue
+    return found
+
+
+def same_resources(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """``after == before``, except /dev/shm entries that other programs came and went with.
+
+    Entries that disappeared are someone else's (ours are only ever added by a leak), and a
+    new entry that another process maps is that process's.
+    """
+    new_shm = after["shm"] - before["shm"]
+    new_shm -= _mapped_by_others(new_shm)
+    if new_shm:
+        return False
+    return all(after[k] == before[k] for k in before if k != "shm")
+
+
 def resource_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {before[k]!r} -> {after[k]!r}" for k in before if before[k] != after[k])
 

@@ -7,6 +7,7 @@ Options are declared once, in :class:`~anypool.MapKwargs` and :class:`~anypool.A
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable, Iterator
+from concurrent.futures import Executor
 from typing import Any, Literal, TypeVar, Unpack, overload
 
 from ._options import ApiKwargs, _ApiKwargsNoErrors, split_options
@@ -32,7 +33,7 @@ DEFAULT_BACKEND = "auto"
 def map(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["collect"],
     **options: Unpack[_ApiKwargsNoErrors],
@@ -43,7 +44,7 @@ def map(
 def map(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["raise"] = ...,
     **options: Unpack[_ApiKwargsNoErrors],
@@ -54,7 +55,7 @@ def map(
 def map(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["collect"],
     **options: Unpack[_ApiKwargsNoErrors],
@@ -65,7 +66,7 @@ def map(
 def map(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["raise"] = ...,
     **options: Unpack[_ApiKwargsNoErrors],
@@ -76,7 +77,7 @@ def map(
 def map(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> list[T] | list[Result[T]]: ...
@@ -86,7 +87,7 @@ def map(
 def map(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> list[T] | list[Result[T]]: ...
@@ -95,7 +96,7 @@ def map(
 def map(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = DEFAULT_BACKEND,
+    backend: str | Executor = DEFAULT_BACKEND,
     workers: int | None = None,
     **options: Unpack[ApiKwargs],
 ) -> list[Any]:
@@ -169,7 +170,7 @@ def _owned(
     ordered: bool,
     fn: Callable[..., Any],
     iterables: tuple[Iterable[Any], ...],
-    backend: str,
+    backend: str | Executor,
     workers: int | None,
     options: dict[str, Any],
 ) -> Iterator[Any]:
@@ -190,7 +191,7 @@ def _owned(
 def imap(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["collect"],
     **options: Unpack[_ApiKwargsNoErrors],
@@ -201,7 +202,7 @@ def imap(
 def imap(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["raise"] = ...,
     **options: Unpack[_ApiKwargsNoErrors],
@@ -212,7 +213,7 @@ def imap(
 def imap(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["collect"],
     **options: Unpack[_ApiKwargsNoErrors],
@@ -223,7 +224,7 @@ def imap(
 def imap(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["raise"] = ...,
     **options: Unpack[_ApiKwargsNoErrors],
@@ -234,7 +235,7 @@ def imap(
 def imap(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> Iterator[T] | Iterator[Result[T]]: ...
@@ -244,7 +245,7 @@ def imap(
 def imap(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> Iterator[T] | Iterator[Result[T]]: ...
@@ -253,7 +254,7 @@ def imap(
 def imap(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = DEFAULT_BACKEND,
+    backend: str | Executor = DEFAULT_BACKEND,
     workers: int | None = None,
     **options: Unpack[ApiKwargs],
 ) -> Iterator[Any]:
@@ -271,7 +272,7 @@ def imap(
 def imap_unordered(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["collect"],
     **options: Unpack[_ApiKwargsNoErrors],
@@ -282,7 +283,7 @@ def imap_unordered(
 def imap_unordered(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["raise"] = ...,
     **options: Unpack[_ApiKwargsNoErrors],
@@ -293,7 +294,7 @@ def imap_unordered(
 def imap_unordered(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["collect"],
     **options: Unpack[_ApiKwargsNoErrors],
@@ -304,7 +305,7 @@ def imap_unordered(
 def imap_unordered(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     errors: Literal["raise"] = ...,
     **options: Unpack[_ApiKwargsNoErrors],
@@ -315,7 +316,7 @@ def imap_unordered(
 def imap_unordered(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> Iterator[T] | Iterator[Result[T]]: ...
@@ -325,7 +326,7 @@ def imap_unordered(
 def imap_unordered(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> Iterator[T] | Iterator[Result[T]]: ...
@@ -334,7 +335,7 @@ def imap_unordered(
 def imap_unordered(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = DEFAULT_BACKEND,
+    backend: str | Executor = DEFAULT_BACKEND,
     workers: int | None = None,
     **options: Unpack[ApiKwargs],
 ) -> Iterator[Any]:
@@ -349,7 +350,7 @@ def imap_unordered(
 async def amap(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     ordered: bool = ...,
     errors: Literal["collect"],
@@ -361,7 +362,7 @@ async def amap(
 async def amap(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     ordered: bool = ...,
     errors: Literal["raise"] = ...,
@@ -373,7 +374,7 @@ async def amap(
 async def amap(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     ordered: bool = ...,
     errors: Literal["collect"],
@@ -385,7 +386,7 @@ async def amap(
 async def amap(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     ordered: bool = ...,
     errors: Literal["raise"] = ...,
@@ -397,7 +398,7 @@ async def amap(
 async def amap(
     fn: Callable[..., Coroutine[Any, Any, T]],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     ordered: bool = ...,
     **options: Unpack[ApiKwargs],
@@ -408,7 +409,7 @@ async def amap(
 async def amap(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    backend: str = ...,
+    backend: str | Executor = ...,
     workers: int | None = ...,
     ordered: bool = ...,
     **options: Unpack[ApiKwargs],
@@ -418,7 +419,7 @@ async def amap(
 async def amap(
     fn: Callable[..., Any],
     *iterables: Iterable[Any],
-    backend: str = DEFAULT_BACKEND,
+    backend: str | Executor = DEFAULT_BACKEND,
     workers: int | None = None,
     ordered: bool = True,
     **options: Unpack[ApiKwargs],

@@ -162,6 +162,24 @@ def _items(state: _MapState) -> Iterator[Any]:
         state.close()
 
 
+def _executor_backend(
+    executor: cf.Executor, workers: int | None, options: dict[str, Any]
+) -> tuple[type[Backend], int | None, dict[str, Any]]:
+    """``backend=`` an Executor: the backend class, the worker count and the options."""
+    if isinstance(executor, Pool):
+        raise TypeError(
+            "backend= got an anypool.Pool; a Pool is already anypool's policy over a backend. "
+            "Call its methods (pool.map(...)), or pass it as pool= where a function takes one"
+        )
+    if "executor" in options:
+        raise TypeError("pass the executor once, as backend=, not also as executor=")
+    from .._backends._executor import backend_for, executor_workers
+
+    if workers is None:
+        workers = executor_workers(executor)
+    return backend_for(executor), workers, {**options, "executor": executor}
+
+
 class Pool(cf.Executor):
     """A pool of workers of one backend, and a real ``concurrent.futures.Executor``.
 
@@ -211,7 +229,7 @@ class Pool(cf.Executor):
 
     def __init__(
         self,
-        backend: str = "auto",
+        backend: str | cf.Executor = "auto",
         workers: int | None = None,
         *,
         max_workers: int | None = None,
@@ -246,7 +264,11 @@ class Pool(cf.Executor):
             _check_callable(initializer)
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
-        cls = get_backend(backend)
+        cls: type[Backend]
+        if isinstance(backend, cf.Executor):
+            cls, n, options = _executor_backend(backend, n, options)
+        else:
+            cls = get_backend(backend)
         self._backend_cls = cls
         unknown = sorted(set(options) - set(cls.option_names))
         if unknown:

@@ -186,7 +186,9 @@ class Pool(cf.Executor):
     Args:
         backend: where tasks run: ``"auto"`` (default: measure the work and choose),
             ``"serial"`` (in the caller, for debugging), ``"thread"``, ``"process"``,
-            ``"asyncio"`` or ``"dask"`` (a Dask cluster; ``pip install anypool[dask]``).
+            ``"asyncio"`` or ``"dask"`` (a Dask cluster; ``pip install anypool[dask]``); or
+            any ``concurrent.futures.Executor`` you made, which anypool drives and leaves
+            running (a Pool on an executor cannot stop running tasks or run an initializer).
         workers: how many workers (asyncio: tasks in flight). Default: threads
             ``min(32, CPUs + 4)``, processes the CPUs this process may use, asyncio 100.
         max_workers: another name for ``workers`` (the ``concurrent.futures`` word).

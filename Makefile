@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard src tests benchmarks examples typing_tests)
 
-.PHONY: demo test lint typecheck unit bench test-all clean browser
+.PHONY: demo test lint typecheck unit bench test-all clean browser engines
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anypool needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,uvloop,bench,browser,dask]'
+	$(BIN)/python -m pip install -q -e '.[dev,uvloop,bench,browser,dask,engines]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -36,6 +36,13 @@ browser:
 	@if [ -x $(CHROMIUM) ]; then echo "chromium: $(CHROMIUM)"; else \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
+	fi
+
+# Open MPI for the mpi4py.futures test (tests/test_executor_engines.py), from Debian's packages
+engines:
+	@if command -v mpiexec >/dev/null; then echo "mpiexec: $$(command -v mpiexec)"; else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q openmpi-bin; \
 	fi
 
 bench: $(STAMP)

@@ -84,6 +84,16 @@ def test_lambdas_and_closures_travel(executor: cf.Executor) -> None:
     assert anypool.map(lambda x: x + k, range(6), backend=executor) == [5, 6, 7, 8, 9, 10]
 
 
+async def _async_square(x: int) -> int:
+    return x * x
+
+
+def test_coroutine_functions_run_to_completion(executor: cf.Executor) -> None:
+    assert anypool.map(_async_square, range(5), backend=executor) == [0, 1, 4, 9, 16]
+    with anypool.Pool(executor) as pool:
+        assert pool.submit(_async_square, 6).result(timeout=30) == 36
+
+
 def test_errors_raise_and_collect(executor: cf.Executor) -> None:
     with pytest.raises(ValueError, match="bad input 3"):
         anypool.map(fail_on_three, range(6), backend=executor, chunksize=2)

@@ -37,7 +37,7 @@ import cloudpickle
 from .._core._abc import Backend, WorkerSpec
 from .._core._exceptions import ClosedPoolError, PicklingError, TaskTimeoutError
 from .._core._sync import SyncFactory, register_sync_kind
-from .._core._tasks import ChunkResult, Retry, available_cpus, run_chunk
+from .._core._tasks import ChunkResult, Retry, available_cpus, call_sync, run_chunk
 from .._core._timeouts import DeadlineWatcher
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def _run_shipped(fn_blob: bytes, args: Sequence[Any], kwargs: dict[str, Any]) ->
     if fn_blob != _last[0]:
         _last[1] = pickle.loads(fn_blob)
         _last[0] = fn_blob
-    return _last[1](*args, **kwargs)
+    return call_sync(_last[1], args, kwargs)
 
 
 def _run_chunk_shipped(fn_blob: bytes, items: Sequence[Any], retry: Retry | bytes) -> ChunkResult:
@@ -246,7 +246,7 @@ class ExecutorBackend(Backend):
         """Submit the call to the executor; the returned future is this pool's own."""
         if self._in_process:
             return self._submit_inner(
-                fn, lambda: self.executor.submit(fn, *args, **kwargs), timeout
+                fn, lambda: self.executor.submit(call_sync, fn, args, kwargs), timeout
             )
         blob = self._fn_blob(fn)
         return self._submit_inner(

@@ -100,3 +100,14 @@ def mistakes() -> None:
 async def async_mistakes() -> None:
     await anypool.amap(fetch, ["a"], errors="bogus")  # type: ignore[call-overload]
     await anypool.amap(fetch, ["a"], ordered="yes")  # type: ignore[call-overload]
+
+
+def executor_backend() -> None:
+    # any concurrent.futures.Executor is a backend; the result type does not change
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as ex:
+        assert_type(anypool.map(square, range(10), backend=ex), list[int])
+        assert_type(anypool.imap(square, range(10), backend=ex), Iterator[int])
+        with anypool.Pool(ex) as pool:
+            assert_type(list(pool.imap(square, range(3))), list[int])

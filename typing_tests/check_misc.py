@@ -56,3 +56,10 @@ def tracing(path: Path) -> None:
     assert_type(anypool.map(str, range(3), trace=tr), list[str])
     assert_type(anypool.map(str, range(3), trace="run.html"), list[str])
     anypool.map(str, range(3), trace=3)  # type: ignore[call-overload]
+
+
+def testing_helpers() -> None:
+    from anypool.testing import CHECKS, check_backend
+
+    assert_type(CHECKS, tuple[str, ...])
+    assert_type(check_backend("thread", skip=("retries",)), None)

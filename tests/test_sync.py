@@ -385,14 +385,14 @@ def test_each_backend_gives_its_own_kind() -> None:
     with anypool.Pool("asyncio", workers=1) as pool:
         assert isinstance(pool.Lock(), asyncio.Lock)
         assert isinstance(pool.Queue(), asyncio.Queue)
-    import multiprocessing.synchronize as mps
+    from anypool._core import _sync_process as sp
 
     with anypool.Pool("process", workers=1) as pool:
-        assert isinstance(pool.Lock(), mps.Lock)
-        assert isinstance(pool.Semaphore(3), mps.Semaphore)
-        assert isinstance(pool.Event(), mps.Event)
-        assert isinstance(pool.Condition(), mps.Condition)
-        assert isinstance(pool.Barrier(2), mps.Barrier)
+        assert isinstance(pool.Lock(), sp.ProcessLock)
+        assert isinstance(pool.Semaphore(3), sp.ProcessSemaphore)
+        assert isinstance(pool.Event(), sp.ProcessEvent)
+        assert isinstance(pool.Condition(), sp.ProcessCondition)
+        assert isinstance(pool.Barrier(2), sp.ProcessBarrier)
         assert pool._sync["process"]._manager is None  # type: ignore[attr-defined]  # none yet
 
 
@@ -443,9 +443,9 @@ def test_auto_gives_process_safe_kinds_before_choosing_and_they_work_on_threads(
     with anypool.Pool("auto") as pool:
         lock = pool.Lock()
         value = pool.Value("i", 0)
-        import multiprocessing.synchronize as mps
+        from anypool._core._sync_process import ProcessLock
 
-        assert isinstance(lock, mps.Lock)
+        assert isinstance(lock, ProcessLock)
         obj = [1, 2, 3]
         assert pool.share(obj) is obj  # not chosen yet: the object itself
         assert list(pool.map(add_under_lock, [lock] * 4, [value] * 4, [500] * 4)) == [500] * 4

@@ -38,7 +38,7 @@ import struct
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import cloudpickle
@@ -140,16 +140,24 @@ class DaskSemaphore:
         return _dd.Semaphore(max_leases=self._value, name=self.name)
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        """Take a lease; ``False`` if ``timeout`` (or ``blocking=False``) ran out first."""
-        t = 0 if not blocking else (None if timeout is None or timeout < 0 else timeout)
+        """Take a lease; ``False`` if ``timeout`` (or ``blocking=False``) ran out first.
+
+        Raises:
+            ValueError: ``timeout`` with ``blocking=False`` (as ``threading.Semaphore``).
+        """
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        t = 0 if not blocking else (None if timeout is None else max(timeout, 0))
         return bool(self._sem.acquire(timeout=t))
 
     def release(self, n: int = 1) -> None:
         """Give back ``n`` leases (taken in this process).
 
         Raises:
-            ValueError: released more often than acquired.
+            ValueError: released more often than acquired, or ``n`` < 1.
         """
+        if n < 1:
+            raise ValueError("n must be one or more")
         for _ in range(n):
             try:
                 self._sem.release()
@@ -183,6 +191,21 @@ class DaskLock(DaskSemaphore):
 
     def _make(self) -> Any:
         return _dd.Lock(name=self.name)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:  # type: ignore[override]
+        """Take the lock; ``False`` if ``timeout`` (or ``blocking=False``) ran out first.
+
+        Raises:
+            ValueError: ``timeout`` with ``blocking=False``, or a negative ``timeout`` other
+                than -1 (as ``threading.Lock``).
+        """
+        if timeout == -1:
+            return bool(self._sem.acquire(timeout=None if blocking else 0))
+        if not blocking:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        if timeout < 0:
+            raise ValueError("timeout value must be a non-negative number (or -1: no timeout)")
+        return bool(self._sem.acquire(timeout=timeout))
 
     def release(self, n: int = 1) -> None:
         """Release the lock.
@@ -527,7 +550,7 @@ class DaskSync(SyncFactory):
         ev = DaskEvent(self._name("event"), client=self._client)
         return self._hand_out(self._keep(ev))
 
-    def Condition(self) -> Any:
+    def Condition(self, lock: Any = None) -> Any:
         """Dask has no condition variable: raises with what to use instead."""
         raise _unsupported(
             "condition variable",
@@ -535,7 +558,9 @@ class DaskSync(SyncFactory):
             "with a pool.Queue()",
         )
 
-    def Barrier(self, parties: int) -> Any:
+    def Barrier(
+        self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
+    ) -> Any:
         """Dask has no barrier: raises with what to use instead."""
         raise _unsupported(
             "barrier",

@@ -463,8 +463,12 @@ class Pool(cf.Executor):
         """
         return self._factory().Event()
 
-    def Condition(self) -> Any:
-        """A condition variable with its own lock (``with cond: cond.wait_for(...)``).
+    def Condition(self, lock: Any = None) -> Any:
+        """A condition variable (``with cond: cond.wait_for(...)``), as ``threading.Condition``.
+
+        Args:
+            lock: the lock it uses (one of this pool's, or for thread pools any lock);
+                default a new re-entrant lock (a plain lock on asyncio).
 
         Raises:
             NotImplementedError: on Dask, which has none (use an :meth:`Event` or a
@@ -472,17 +476,26 @@ class Pool(cf.Executor):
 
         .. versionadded:: 0.2
         """
-        return self._factory().Condition()
+        return self._factory().Condition(lock)
 
-    def Barrier(self, parties: int) -> Any:
-        """A barrier that lets ``parties`` waiters through together.
+    def Barrier(
+        self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
+    ) -> Any:
+        """A barrier that lets ``parties`` waiters through together, as ``threading.Barrier``.
+
+        Args:
+            parties: how many must wait.
+            action: called by the last to arrive before all are let through (in a worker
+                process on process pools: it is pickled with the barrier).
+            timeout: the default timeout of ``wait()``.
 
         Raises:
-            NotImplementedError: on Dask, which has none.
+            NotImplementedError: on Dask, which has none; on asyncio with ``action`` or
+                ``timeout`` (``asyncio.Barrier`` takes neither).
 
         .. versionadded:: 0.2
         """
-        return self._factory().Barrier(_validate("parties", parties, 1))
+        return self._factory().Barrier(_validate("parties", parties, 1), action, timeout)
 
     def Queue(self, maxsize: int = 0) -> Any:
         """A FIFO queue (``queue.Queue``, ``asyncio.Queue`` or a manager queue).

@@ -154,13 +154,16 @@ class SyncFactory:
         """An event."""
         return threading.Event()
 
-    def Condition(self) -> Any:
-        """A condition variable (with its own re-entrant lock)."""
-        return threading.Condition()
+    def Condition(self, lock: Any = None) -> Any:
+        """A condition variable on ``lock`` (default: its own re-entrant lock)."""
+        return threading.Condition(lock)
 
-    def Barrier(self, parties: int) -> Any:
-        """A barrier for ``parties`` waiters."""
-        return threading.Barrier(parties)
+    def Barrier(
+        self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
+    ) -> Any:
+        """A barrier for ``parties`` waiters; ``action`` runs when they are all there."""
+        act: Any = action  # the stubs want Callable[[], None]; any result is ignored
+        return threading.Barrier(parties, act, timeout)
 
     def Queue(self, maxsize: int) -> Any:
         """A FIFO queue (``maxsize`` 0: unbounded)."""
@@ -222,12 +225,20 @@ class AsyncioSync(SyncFactory):
         """``asyncio.Event``."""
         return asyncio.Event()
 
-    def Condition(self) -> Any:
-        """``asyncio.Condition``."""
-        return asyncio.Condition()
+    def Condition(self, lock: Any = None) -> Any:
+        """``asyncio.Condition`` (on ``lock``, an ``asyncio.Lock``, if given)."""
+        return asyncio.Condition(lock)
 
-    def Barrier(self, parties: int) -> Any:
-        """``asyncio.Barrier``."""
+    def Barrier(
+        self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
+    ) -> Any:
+        """``asyncio.Barrier``; it takes neither ``action`` nor ``timeout``."""
+        if action is not None or timeout is not None:
+            raise NotImplementedError(
+                "asyncio.Barrier takes no action= or timeout=; on an asyncio pool run the "
+                "action where `await barrier.wait()` returned 0, and bound the wait with "
+                "`async with asyncio.timeout(seconds):`"
+            )
         return asyncio.Barrier(parties)
 
     def Queue(self, maxsize: int) -> Any:

@@ -18,7 +18,10 @@ import secrets
 import struct
 import sys
 import threading
+import time
+from _thread import TIMEOUT_MAX
 from collections import OrderedDict
+from collections.abc import Callable
 from multiprocessing import shared_memory
 from multiprocessing import synchronize as _mps
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -44,53 +47,64 @@ def _numpy() -> Any:
 
 
 # -- process kinds: named semaphores -----------------------------------------------------
-_SEMS: dict[str, Any] = {}  # name -> rebuilt lock, in a worker (one sem_open per name)
+# The locks wrap ``_multiprocessing.SemLock`` (the C type under ``multiprocessing.Lock``) on a
+# *named* POSIX semaphore, so they pickle as the name and a running worker reopens it. The
+# Python layer adds what ``multiprocessing`` lacks: ``threading``'s signatures, its argument
+# checks and its exception types (``RuntimeError`` for a lock released by a non-owner).
+_SEMLOCKS: dict[str, Any] = {}  # name -> SemLock, in a process that unpickled one
+_SEMS: dict[str, Any] = {}  # name -> rebuilt Lock/RLock/Semaphore, in such a process
 
 
-def _new_semlock(cls: type[Any], kind: int, value: int, maxvalue: int) -> Any:
-    """A ``multiprocessing.synchronize`` lock on a named semaphore that this pool owns."""
+def _c() -> Any:
+    return importlib.import_module("_multiprocessing")
+
+
+def _new_semlock(kind: int, value: int, maxvalue: int) -> Any:
+    """A ``SemLock`` on a new named semaphore (registered to be unlinked if we die)."""
     if sys.platform == "win32":  # pragma: no cover - the process backend forks on POSIX
         raise NotImplementedError("process-safe pool locks need POSIX named semaphores")
-    _multiprocessing: Any = importlib.import_module("_multiprocessing")
     from multiprocessing import resource_tracker
 
     for _ in range(100):
         name = f"/anypool-{secrets.token_hex(8)}"
         try:
-            sl = _multiprocessing.SemLock(kind, value, maxvalue, name, False)
+            sl = _c().SemLock(kind, value, maxvalue, name, False)
         except FileExistsError:  # pragma: no cover - 64 random bits
             continue
         break
     else:  # pragma: no cover
         raise FileExistsError("cannot find a free name for a semaphore")
     resource_tracker.register(name, "semaphore")  # unlinked even if we die
-    obj = object.__new__(cls)
-    obj._semlock = sl
-    obj._is_fork_ctx = False
-    obj._make_methods()
-    return obj
+    return sl
 
 
 def _unlink_sem(name: str) -> None:
-    _multiprocessing: Any = importlib.import_module("_multiprocessing")
     from multiprocessing import resource_tracker
 
     try:
-        _multiprocessing.sem_unlink(name)
+        _c().sem_unlink(name)
     except OSError:  # pragma: no cover - already gone
         pass
     resource_tracker.unregister(name, "semaphore")
 
 
+def _open_semlock(kind: int, maxvalue: int, name: str, what: str) -> Any:
+    """The process's one ``SemLock`` for ``name`` (an RLock's owner is tracked per object)."""
+    sl = _SEMLOCKS.get(name)
+    if sl is None:
+        try:
+            sl = _c().SemLock._rebuild(0, kind, maxvalue, name)
+        except FileNotFoundError:
+            raise _gone(what) from None
+        sl = _SEMLOCKS.setdefault(name, sl)
+    return sl
+
+
 def _rebuild_sem(cls: type[Any], kind: int, maxvalue: int, name: str) -> Any:
     obj = _SEMS.get(name)
     if obj is None:
-        obj = object.__new__(cls)
-        try:
-            mps.SemLock.__setstate__(obj, (0, kind, maxvalue, name))
-        except FileNotFoundError:
-            raise _gone(cls.__name__.removeprefix("Process")) from None
-        _SEMS[name] = obj
+        sl = _open_semlock(kind, maxvalue, name, cls.__name__.removeprefix("Process"))
+        obj = _SEMS.setdefault(name, cls(sl))
     return obj
 
 
@@ -101,101 +115,497 @@ def _gone(what: str) -> ClosedPoolError:
     )
 
 
-class _Named:
-    """Pickles by semaphore name, so a running worker reopens the same semaphore."""
+def _lock_timeout(blocking: bool, timeout: float) -> float:
+    """``threading.Lock.acquire``'s checks of a timeout other than -1; the timeout to use."""
+    if not blocking:
+        raise ValueError("can't specify a timeout for a non-blocking call")
+    if timeout < 0:
+        raise ValueError("timeout value must be a non-negative number (or -1: no timeout)")
+    if timeout > TIMEOUT_MAX:
+        raise OverflowError("timeout value is too large (at most threading.TIMEOUT_MAX)")
+    return timeout
+
+
+class _SemPrimitive:
+    """Holds a ``SemLock``; pickles as its name, so a running worker reopens the semaphore."""
 
     _semlock: Any
+
+    def __init__(self, semlock: Any) -> None:
+        self._semlock = semlock
 
     def __reduce__(self) -> tuple[Any, ...]:
         sl = self._semlock
         return (_rebuild_sem, (type(self), sl.kind, sl.maxvalue, sl.name))
 
 
-class ProcessLock(_Named, _mps.Lock):
-    """``multiprocessing.Lock`` that can be passed to running workers."""
+class ProcessLock(_SemPrimitive):
+    """A lock that works across processes with ``threading.Lock``'s interface.
 
-
-class ProcessRLock(_Named, _mps.RLock):
-    """``multiprocessing.RLock`` that can be passed to running workers."""
-
-
-class ProcessSemaphore(_Named, _mps.Semaphore):
-    """``multiprocessing.Semaphore`` that can be passed to running workers."""
-
-
-class ProcessBoundedSemaphore(_Named, _mps.BoundedSemaphore):
-    """``multiprocessing.BoundedSemaphore`` that can be passed to running workers."""
-
-
-class ProcessCondition(_mps.Condition):
-    """``multiprocessing.Condition`` whose four semaphores are named: passes to running workers."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        me: Any = self  # the stubs lack the semaphores' attributes
-        state = (me._lock, me._sleeping_count, me._woken_count, me._wait_semaphore)
-        return (_rebuild_condition, (type(self), state))
-
-
-def _rebuild_condition(cls: type[Any], state: tuple[Any, ...]) -> Any:
-    obj = object.__new__(cls)
-    obj.__setstate__(state)
-    return obj
-
-
-class ProcessEvent(_mps.Event):
-    """``multiprocessing.Event`` on a named condition and semaphore: passes to running workers.
-
-    (It pickles as its two parts, which pickle by name.)
+    Any thread of any process may release it (as ``threading.Lock``); releasing it while
+    unlocked raises ``RuntimeError``.
     """
 
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock; ``False`` if ``blocking=False`` or ``timeout`` s ran out first."""
+        if timeout == -1:
+            return bool(self._semlock.acquire(blocking))
+        return bool(self._semlock.acquire(True, _lock_timeout(blocking, timeout)))
 
-class _SharedInts:
-    """Stands in for ``multiprocessing.heap.BufferWrapper``: memory in a shared segment.
+    def release(self) -> None:
+        """Release the lock.
 
-    Mapped with mmap, not through ``SharedMemory``, whose close() fails while the barrier's
-    view of it exists.
+        Raises:
+            RuntimeError: it was not locked.
+        """
+        try:
+            self._semlock.release()
+        except ValueError:
+            raise RuntimeError("release unlocked lock") from None
+
+    def locked(self) -> bool:
+        """Whether the lock is held (by anyone)."""
+        return bool(self._semlock._is_zero())
+
+    def __enter__(self) -> bool:
+        return bool(self._semlock.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._semlock.release()
+        except ValueError:
+            raise RuntimeError("release unlocked lock") from None
+
+    def __repr__(self) -> str:
+        state = "locked" if self.locked() else "unlocked"
+        return f"<{state} anypool process Lock object {self._semlock.name} at {id(self):#x}>"
+
+
+class ProcessRLock(_SemPrimitive):
+    """A re-entrant lock that works across processes with ``threading.RLock``'s interface.
+
+    The owner is a thread of one process; only it may release the lock (``RuntimeError``
+    otherwise, as ``threading.RLock``, where ``multiprocessing.RLock`` raises
+    ``AssertionError``).
     """
 
-    def __init__(self, name: str, size: int) -> None:
-        self._name = name
-        self._size = size
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock (again, if this thread holds it); ``False`` if the wait ran out."""
+        if timeout == -1:
+            return bool(self._semlock.acquire(blocking))
+        return bool(self._semlock.acquire(True, _lock_timeout(blocking, timeout)))
 
-    def create_memoryview(self) -> memoryview:
-        return memoryview(_map_segment(self._name, self._size, writable=True))
+    def release(self) -> None:
+        """Release the lock once.
+
+        Raises:
+            RuntimeError: this thread does not hold it.
+        """
+        try:
+            self._semlock.release()
+        except AssertionError:
+            raise RuntimeError("cannot release un-acquired lock") from None
+
+    def __enter__(self) -> bool:
+        return bool(self._semlock.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        sl = self._semlock
+        state = "locked" if sl._is_zero() else "unlocked"
+        mine = sl._count() if sl._is_mine() else 0
+        return (
+            f"<{state} anypool process RLock object {sl.name} count_here={mine} at {id(self):#x}>"
+        )
+
+
+class ProcessSemaphore(_SemPrimitive):
+    """A semaphore that works across processes with ``threading.Semaphore``'s interface."""
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take one; ``False`` if ``blocking=False`` or ``timeout`` s ran out first."""
+        if timeout is None:
+            return bool(self._semlock.acquire(blocking))
+        if not blocking:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        return bool(self._semlock.acquire(True, timeout))
+
+    def release(self, n: int = 1) -> None:
+        """Give back ``n`` (waking up to ``n`` waiters)."""
+        if n < 1:
+            raise ValueError("n must be one or more")
+        release = self._semlock.release
+        for _ in range(n):
+            release()
+
+    def __enter__(self) -> bool:
+        return bool(self._semlock.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        self._semlock.release()
+
+    def __repr__(self) -> str:
+        sl = self._semlock
+        return (
+            f"<anypool process {type(self).__name__.removeprefix('Process')} {sl.name} at "
+            f"{id(self):#x}: value={sl._get_value()}>"
+        )
+
+
+class ProcessBoundedSemaphore(ProcessSemaphore):
+    """A semaphore that raises ``ValueError`` when released above its initial value."""
+
+    def release(self, n: int = 1) -> None:
+        """Give back ``n``.
+
+        Raises:
+            ValueError: that would take it above its initial value.
+        """
+        if n < 1:
+            raise ValueError("n must be one or more")
+        sl = self._semlock
+        if sl._get_value() + n > sl.maxvalue:
+            raise ValueError("Semaphore released too many times")
+        try:
+            for _ in range(n):
+                sl.release()
+        except ValueError:  # another process released meanwhile
+            raise ValueError("Semaphore released too many times") from None
+
+
+# -- process kinds: condition, event, barrier ---------------------------------------------
+# Their state is a few int64s in a shared-memory segment, guarded by the condition's lock. The
+# condition counts its sleepers in shared memory and wakes them with a semaphore: notify(n)
+# takes n sleepers off the count and posts n tokens; a sleeper wakes on a token. A sleeper
+# whose timeout ran out looks again *with the lock held* (as notify holds it): a token left
+# means a notify chose a sleeper meanwhile, and it takes it and returns True; else it takes
+# itself off the count and returns False. So no wake-up is lost and none is spurious (the
+# race ``multiprocessing.Condition`` has), and notify() never waits for the woken.
+def _int_view(name: str, n: int, cached: bool) -> memoryview:
+    if cached:  # a worker: one mapping per segment
+        return _attach(name, 8 * n).cast("q")
+    return memoryview(_map_segment(name, 8 * n, writable=True)).cast("q")
+
+
+class _LockOps:
+    """How a condition checks, fully releases and restores the lock it was given."""
+
+    is_owned: Callable[[], bool]
+    release_save: Callable[[], Any]
+    acquire_restore: Callable[[Any], None]
+
+    def __init__(self, lock: Any) -> None:
+        sl: Any = getattr(lock, "_semlock", None)
+        if isinstance(lock, ProcessRLock):
+            self.is_owned = sl._is_mine
+            self.release_save = self._release_rlock
+            self.acquire_restore = self._acquire_rlock
+        elif hasattr(lock, "_release_save"):  # threading.RLock
+            self.is_owned = lock._is_owned
+            self.release_save = lock._release_save
+            self.acquire_restore = lock._acquire_restore
+        else:  # a plain lock: held means owned (as threading.Condition assumes)
+            self.is_owned = self._held
+            self.release_save = self._release_once
+            self.acquire_restore = self._acquire_once
+        self._lock = lock
+        self._sl: Any = sl
+
+    def _held(self) -> bool:
+        if self._lock.acquire(False):
+            self._lock.release()
+            return False
+        return True
+
+    def _release_once(self) -> Any:
+        self._lock.release()
+
+    def _acquire_once(self, saved: Any) -> None:
+        self._lock.acquire()
+
+    def _release_rlock(self) -> Any:
+        sl = self._sl
+        n = sl._count()
+        for _ in range(n):
+            sl.release()
+        return n
+
+    def _acquire_rlock(self, n: Any) -> None:
+        sl = self._sl
+        for _ in range(n):
+            sl.acquire()
+
+
+class ProcessCondition:
+    """A condition variable that works across processes with ``threading.Condition``'s
+    interface (see the comment above for how it wakes its sleepers)."""
+
+    def __init__(self, lock: Any, wait_sem: Any, segment: str, nints: int, ints: memoryview):
+        self._lock = lock
+        self._ops = _LockOps(lock)
+        self._sem = wait_sem
+        self._segment = segment
+        self._nints = nints
+        self._ints = ints  # [0]: sleepers not yet chosen by a notify
+        self.acquire = lock.acquire
+        self.release = lock.release
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.__enter__())
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.__exit__(*exc)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Release the lock, sleep until notified or ``timeout`` s passed, retake the lock.
+
+        Returns ``False`` if the timeout ran out (no spurious wake-ups).
+
+        Raises:
+            RuntimeError: the lock is not held.
+        """
+        ops = self._ops
+        if not ops.is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        ints, sem = self._ints, self._sem
+        ints[0] += 1
+        saved = ops.release_save()
+        woken = False
+        try:
+            if timeout is None:
+                woken = sem.acquire()
+            elif timeout > 0:
+                woken = sem.acquire(True, timeout)
+            else:
+                woken = sem.acquire(False)
+        finally:
+            ops.acquire_restore(saved)
+            if not woken:
+                if sem.acquire(False):  # chosen by a notify after the timeout ran out
+                    woken = True
+                else:
+                    ints[0] -= 1
+        return bool(woken)
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
+        """Wait until ``predicate()`` is true (checked with the lock held) or ``timeout`` s
+        passed; return the last value of ``predicate()``."""
+        result = predicate()
+        if result:
+            return result
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not result:
+            if deadline is None:
+                self.wait()
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.wait(left)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` of the waiters.
+
+        Raises:
+            RuntimeError: the lock is not held.
+        """
+        if not self._ops.is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        ints = self._ints
+        k = min(n, ints[0])
+        if k > 0:
+            ints[0] -= k
+            release = self._sem.release
+            for _ in range(k):
+                release()
+
+    def notify_all(self) -> None:
+        """Wake all the waiters.
+
+        Raises:
+            RuntimeError: the lock is not held.
+        """
+        self.notify(sys.maxsize)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_SharedInts, (self._name, self._size))
+        sem = self._sem
+        state = (self._lock, sem.maxvalue, sem.name, self._segment, self._nints)
+        return (_rebuild_condition, state)
+
+    def __repr__(self) -> str:
+        return f"<anypool process Condition({self._lock!r}), {self._ints[0]} waiting>"
 
 
-class ProcessBarrier(_mps.Barrier):
-    """``multiprocessing.Barrier`` on a named condition and shared memory: passes to running
-    workers (its state is pickled by name)."""
-
-    def __init__(self, parties: int, cond: Any, ints: _SharedInts) -> None:
-        me: Any = self  # the stubs lack multiprocessing's own attributes
-        me.__setstate__((parties, None, None, cond, ints))
-        me._state = 0
-        me._count = 0
+def _rebuild_condition(
+    lock: Any, maxvalue: int, sem_name: str, segment: str, nints: int
+) -> ProcessCondition:
+    sem = _open_semlock(mps.SEMAPHORE, maxvalue, sem_name, "Condition")
+    return ProcessCondition(lock, sem, segment, nints, _int_view(segment, nints, cached=True))
 
 
-class _NamedContext:
-    """What ``multiprocessing.synchronize.Condition``/``Event`` ask their ``ctx`` for."""
+class ProcessEvent:
+    """An event that works across processes with ``threading.Event``'s interface.
 
-    def __init__(self, factory: ProcessSync) -> None:
-        self._factory = factory
+    A waiter woken by ``set()`` returns ``True`` even if ``clear()`` follows at once
+    (``multiprocessing.Event`` may return ``False`` then: CPython issue 13502): ``set()``
+    also bumps a generation number, and a waiter returns whether it changed.
+    """
 
-    def Lock(self) -> Any:
-        return self._factory.Lock()
+    def __init__(self, cond: ProcessCondition) -> None:
+        self._cond = cond
+        self._ints = cond._ints  # [1]: the flag, [2]: how many times set() ran
 
-    def RLock(self) -> Any:
-        return self._factory.RLock()
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
+        return self._ints[1] != 0
 
-    def Semaphore(self, value: int = 1) -> Any:
-        return self._factory.Semaphore(value)
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        with self._cond:
+            ints = self._ints
+            ints[1] = 1
+            ints[2] += 1
+            self._cond.notify_all()
 
-    def Condition(self, lock: Any = None) -> Any:
-        ctx: Any = self
-        return ProcessCondition(lock, ctx=ctx)
+    def clear(self) -> None:
+        """Reset the flag."""
+        with self._cond:
+            self._ints[1] = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the flag is set; ``False`` if ``timeout`` s ran out first."""
+        ints = self._ints
+        if ints[1]:
+            return True
+        with self._cond:
+            if ints[1]:
+                return True
+            gen = ints[2]
+            self._cond.wait_for(lambda: ints[2] != gen, timeout)
+            return ints[2] != gen
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ProcessEvent, (self._cond,))
+
+    def __repr__(self) -> str:
+        return f"<anypool process Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
+
+
+_FILLING, _DRAINING, _RESETTING, _BROKEN = 0, 1, -1, -2
+
+
+class ProcessBarrier:
+    """A barrier that works across processes with ``threading.Barrier``'s interface.
+
+    ``action`` runs in the process and thread that arrives last (pickled with the barrier
+    when it is passed to a task); ``timeout`` is the default for :meth:`wait`.
+    """
+
+    def __init__(
+        self,
+        parties: int,
+        action: Callable[[], object] | None,
+        timeout: float | None,
+        cond: ProcessCondition,
+    ) -> None:
+        self._parties = parties
+        self._action = action
+        self._timeout = timeout
+        self._cond = cond
+        self._ints = cond._ints  # [1]: the state, [2]: how many are in wait()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait until all parties wait; return this one's arrival index (0 .. parties-1).
+
+        Raises:
+            threading.BrokenBarrierError: the barrier was broken (by :meth:`abort`, a
+                timeout, a failed action) or reset while waiting.
+        """
+        if timeout is None:
+            timeout = self._timeout
+        ints, cond = self._ints, self._cond
+        with cond:
+            while ints[1] in (_DRAINING, _RESETTING):  # the previous round is leaving
+                cond.wait()
+            if ints[1] < 0:
+                raise threading.BrokenBarrierError
+            index = ints[2]
+            ints[2] += 1
+            try:
+                if index + 1 == self._parties:
+                    self._trip()
+                else:
+                    if not cond.wait_for(lambda: ints[1] != _FILLING, timeout):
+                        self._break()
+                        raise threading.BrokenBarrierError
+                    if ints[1] < 0:
+                        raise threading.BrokenBarrierError
+                return index
+            finally:
+                ints[2] -= 1
+                if ints[2] == 0 and ints[1] in (_DRAINING, _RESETTING):
+                    ints[1] = _FILLING
+                    cond.notify_all()
+
+    def _trip(self) -> None:
+        try:
+            if self._action is not None:
+                self._action()
+            self._ints[1] = _DRAINING
+            self._cond.notify_all()
+        except BaseException:
+            self._break()
+            raise
+
+    def _break(self) -> None:
+        self._ints[1] = _BROKEN
+        self._cond.notify_all()
+
+    def reset(self) -> None:
+        """Back to the empty state; those waiting get ``BrokenBarrierError``."""
+        with self._cond:
+            ints = self._ints
+            if ints[2] > 0:
+                if ints[1] in (_FILLING, _BROKEN):
+                    ints[1] = _RESETTING  # the last to leave sets it back to filling
+            else:
+                ints[1] = _FILLING
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        """Break the barrier: current and future waits raise ``BrokenBarrierError``."""
+        with self._cond:
+            self._break()
+
+    @property
+    def parties(self) -> int:
+        """How many must wait for the barrier to let them through."""
+        return self._parties
+
+    @property
+    def n_waiting(self) -> int:
+        """How many are waiting now."""
+        ints = self._ints
+        return int(ints[2]) if ints[1] == _FILLING else 0
+
+    @property
+    def broken(self) -> bool:
+        """Whether the barrier is broken."""
+        return bool(self._ints[1] == _BROKEN)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ProcessBarrier, (self._parties, self._action, self._timeout, self._cond))
+
+    def __repr__(self) -> str:
+        if self.broken:
+            return f"<anypool process Barrier at {id(self):#x}: broken>"
+        return (
+            f"<anypool process Barrier at {id(self):#x}: waiters={self.n_waiting}/{self._parties}>"
+        )
 
 
 # -- process kinds: shared memory ---------------------------------------------------------
@@ -381,32 +791,32 @@ class ProcessSync(SyncFactory):
         self._closed = False
 
     # named semaphores
-    def _sem(self, cls: type[Any], kind: int, value: int, maxvalue: int) -> Any:
+    def _semlock(self, kind: int, value: int, maxvalue: int) -> Any:
         with self._lock:
             self._check_open()
-            obj = _new_semlock(cls, kind, value, maxvalue)
-            self._sems.append(obj._semlock.name)
-        return obj
+            sl = _new_semlock(kind, value, maxvalue)
+            self._sems.append(sl.name)
+        return sl
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedPoolError("the pool was shut down; it cannot make new primitives")
 
     def Lock(self) -> Any:
-        """``multiprocessing.synchronize.Lock`` on a named semaphore."""
-        return self._sem(ProcessLock, mps.SEMAPHORE, 1, 1)
+        """A :class:`ProcessLock` on a named semaphore."""
+        return ProcessLock(self._semlock(mps.SEMAPHORE, 1, 1))
 
     def RLock(self) -> Any:
-        """``multiprocessing.synchronize.RLock`` on a named semaphore."""
-        return self._sem(ProcessRLock, mps.RECURSIVE_MUTEX, 1, 1)
+        """A :class:`ProcessRLock` on a named semaphore."""
+        return ProcessRLock(self._semlock(mps.RECURSIVE_MUTEX, 1, 1))
 
     def Semaphore(self, value: int) -> Any:
-        """``multiprocessing.synchronize.Semaphore`` on a named semaphore."""
-        return self._sem(ProcessSemaphore, mps.SEMAPHORE, value, mps.SEM_VALUE_MAX)
+        """A :class:`ProcessSemaphore` on a named semaphore."""
+        return ProcessSemaphore(self._semlock(mps.SEMAPHORE, value, mps.SEM_VALUE_MAX))
 
     def BoundedSemaphore(self, value: int) -> Any:
-        """``multiprocessing.synchronize.BoundedSemaphore`` on a named semaphore."""
-        return self._sem(ProcessBoundedSemaphore, mps.SEMAPHORE, value, value)
+        """A :class:`ProcessBoundedSemaphore` on a named semaphore."""
+        return ProcessBoundedSemaphore(self._semlock(mps.SEMAPHORE, value, value))
 
     # shared memory
     def _segment(self, size: int) -> shared_memory.SharedMemory:
@@ -474,21 +884,26 @@ class ProcessSync(SyncFactory):
                 self._manager = self._ctx.Manager()
             return self._manager
 
+    def _condition(self, lock: Any, nints: int) -> ProcessCondition:
+        shm = self._segment(8 * nints)
+        shm.close()  # mapped again below (a SharedMemory cannot close while views exist)
+        ints = _int_view(shm.name, nints, cached=False)
+        sem = self._semlock(mps.SEMAPHORE, 0, mps.SEM_VALUE_MAX)
+        return ProcessCondition(self.RLock() if lock is None else lock, sem, shm.name, nints, ints)
+
     def Event(self) -> Any:
-        """``multiprocessing.synchronize.Event`` on named semaphores (no manager)."""
-        ctx: Any = _NamedContext(self)
-        return ProcessEvent(ctx=ctx)
+        """A :class:`ProcessEvent`: named semaphores and three ints in shared memory."""
+        return ProcessEvent(self._condition(self.Lock(), 3))
 
-    def Condition(self) -> Any:
-        """``multiprocessing.synchronize.Condition`` on named semaphores (no manager)."""
-        ctx: Any = _NamedContext(self)
-        return ProcessCondition(ctx=ctx)
+    def Condition(self, lock: Any = None) -> Any:
+        """A :class:`ProcessCondition` on ``lock`` (default: a new :class:`ProcessRLock`)."""
+        return self._condition(lock, 1)
 
-    def Barrier(self, parties: int) -> Any:
-        """``multiprocessing.synchronize.Barrier`` on named semaphores and shared memory."""
-        shm = self._segment(8)
-        ints = _SharedInts(shm.name, 8)
-        return ProcessBarrier(parties, self.Condition(), ints)
+    def Barrier(
+        self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
+    ) -> Any:
+        """A :class:`ProcessBarrier`: named semaphores and three ints in shared memory."""
+        return ProcessBarrier(parties, action, timeout, self._condition(self.Lock(), 3))
 
     def Queue(self, maxsize: int) -> Any:
         """A manager ``Queue`` proxy (raises ``queue.Empty``/``queue.Full`` on timeouts)."""

@@ -276,13 +276,16 @@ class ProcessBoundedSemaphore(ProcessSemaphore):
 
 
 # -- process kinds: condition, event, barrier ---------------------------------------------
-# Their state is a few int64s in a shared-memory segment, guarded by the condition's lock. The
-# condition counts its sleepers in shared memory and wakes them with a semaphore: notify(n)
-# takes n sleepers off the count and posts n tokens; a sleeper wakes on a token. A sleeper
-# whose timeout ran out looks again *with the lock held* (as notify holds it): a token left
-# means a notify chose a sleeper meanwhile, and it takes it and returns True; else it takes
-# itself off the count and returns False. So no wake-up is lost and none is spurious (the
-# race ``multiprocessing.Condition`` has), and notify() never waits for the woken.
+# Their state is a few int64s in a shared-memory segment, guarded by the condition's lock.
+# The condition wakes its sleepers with three semaphores: ``sem`` (wake-up tokens), ``ack``
+# (posted by every sleeper as it leaves its wait, woken or timed out) and ``woke`` (posted by
+# the woken ones). ints[0] counts the sleepers that have not yet left. notify(n) runs with
+# the lock held, so no new sleeper can come in meanwhile: it counts off those that left since
+# the last notify (timed out), posts k = min(n, sleepers) tokens, then waits for leavers until
+# k of them were woken or none is left asleep, and takes back the tokens nobody could take.
+# So a notify goes to sleepers that were there (a later waiter cannot steal it), and a
+# sleeper that times out as it is chosen does not swallow the wake-up (its token goes to
+# another sleeper): ``multiprocessing.Condition`` can lose that wake-up.
 def _int_view(name: str, n: int, cached: bool) -> memoryview:
     if cached:  # a worker: one mapping per segment
         return _attach(name, 8 * n).cast("q")
@@ -342,13 +345,15 @@ class ProcessCondition:
     """A condition variable that works across processes with ``threading.Condition``'s
     interface (see the comment above for how it wakes its sleepers)."""
 
-    def __init__(self, lock: Any, wait_sem: Any, segment: str, nints: int, ints: memoryview):
+    def __init__(
+        self, lock: Any, sems: tuple[Any, Any, Any], segment: str, nints: int, ints: memoryview
+    ) -> None:
         self._lock = lock
         self._ops = _LockOps(lock)
-        self._sem = wait_sem
+        self._sems = sems  # (tokens, ack, woke)
         self._segment = segment
         self._nints = nints
-        self._ints = ints  # [0]: sleepers not yet chosen by a notify
+        self._ints = ints  # [0]: sleepers that have not left their wait yet
         self.acquire = lock.acquire
         self.release = lock.release
 
@@ -361,7 +366,7 @@ class ProcessCondition:
     def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, sleep until notified or ``timeout`` s passed, retake the lock.
 
-        Returns ``False`` if the timeout ran out (no spurious wake-ups).
+        Returns ``False`` if the timeout ran out.
 
         Raises:
             RuntimeError: the lock is not held.
@@ -369,24 +374,22 @@ class ProcessCondition:
         ops = self._ops
         if not ops.is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
-        ints, sem = self._ints, self._sem
-        ints[0] += 1
+        tokens, ack, woke = self._sems
+        self._ints[0] += 1
         saved = ops.release_save()
         woken = False
         try:
             if timeout is None:
-                woken = sem.acquire()
+                woken = tokens.acquire()
             elif timeout > 0:
-                woken = sem.acquire(True, timeout)
+                woken = tokens.acquire(True, timeout)
             else:
-                woken = sem.acquire(False)
+                woken = tokens.acquire(False)
         finally:
+            if woken:
+                woke.release()
+            ack.release()
             ops.acquire_restore(saved)
-            if not woken:
-                if sem.acquire(False):  # chosen by a notify after the timeout ran out
-                    woken = True
-                else:
-                    ints[0] -= 1
         return bool(woken)
 
     def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
@@ -415,13 +418,25 @@ class ProcessCondition:
         """
         if not self._ops.is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
+        tokens, ack, woke = self._sems
         ints = self._ints
+        while ack.acquire(False):  # sleepers that left (timed out) since the last notify
+            ints[0] -= 1
+        while woke.acquire(False):  # pragma: no cover - counted by the notify that woke them
+            pass
         k = min(n, ints[0])
-        if k > 0:
-            ints[0] -= k
-            release = self._sem.release
-            for _ in range(k):
-                release()
+        if k <= 0:
+            return
+        for _ in range(k):
+            tokens.release()
+        woken = 0
+        while woken < k and ints[0] > 0:
+            ack.acquire()  # the next sleeper to leave, woken or timed out
+            ints[0] -= 1
+            while woke.acquire(False):
+                woken += 1
+        while woken < k and tokens.acquire(False):  # nobody left asleep to take them
+            woken += 1
 
     def notify_all(self) -> None:
         """Wake all the waiters.
@@ -432,19 +447,21 @@ class ProcessCondition:
         self.notify(sys.maxsize)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        sem = self._sem
-        state = (self._lock, sem.maxvalue, sem.name, self._segment, self._nints)
-        return (_rebuild_condition, state)
+        names = tuple(sem.name for sem in self._sems)
+        return (_rebuild_condition, (self._lock, names, self._segment, self._nints))
 
     def __repr__(self) -> str:
         return f"<anypool process Condition({self._lock!r}), {self._ints[0]} waiting>"
 
 
 def _rebuild_condition(
-    lock: Any, maxvalue: int, sem_name: str, segment: str, nints: int
+    lock: Any, names: tuple[str, str, str], segment: str, nints: int
 ) -> ProcessCondition:
-    sem = _open_semlock(mps.SEMAPHORE, maxvalue, sem_name, "Condition")
-    return ProcessCondition(lock, sem, segment, nints, _int_view(segment, nints, cached=True))
+    sems = tuple(
+        _open_semlock(mps.SEMAPHORE, mps.SEM_VALUE_MAX, name, "Condition") for name in names
+    )
+    ints = _int_view(segment, nints, cached=True)
+    return ProcessCondition(lock, sems, segment, nints, ints)
 
 
 class ProcessEvent:
@@ -888,8 +905,9 @@ class ProcessSync(SyncFactory):
         shm = self._segment(8 * nints)
         shm.close()  # mapped again below (a SharedMemory cannot close while views exist)
         ints = _int_view(shm.name, nints, cached=False)
-        sem = self._semlock(mps.SEMAPHORE, 0, mps.SEM_VALUE_MAX)
-        return ProcessCondition(self.RLock() if lock is None else lock, sem, shm.name, nints, ints)
+        sems = tuple(self._semlock(mps.SEMAPHORE, 0, mps.SEM_VALUE_MAX) for _ in range(3))
+        lock = self.RLock() if lock is None else lock
+        return ProcessCondition(lock, sems, shm.name, nints, ints)
 
     def Event(self) -> Any:
         """A :class:`ProcessEvent`: named semaphores and three ints in shared memory."""

@@ -107,6 +107,86 @@ if lock_tests is not None:
     del _kind, _name, _cls
 
 
+# -- the same suites in a worker process, on primitives the parent made ------------------------
+#: what a suite makes, by (args, kwargs), with room to spare: made in the parent beforehand and
+#: handed to the worker, whose suite takes them in turn (the worker has no factory)
+_ANY = {((), ()): 30}
+_SEMS = {((), ()): 6, ((1,), ()): 4, ((2,), ()): 8, ((3,), ()): 2, ((4,), ()): 3, ((7,), ()): 4}
+WORKER_STOCK: dict[str, dict[tuple[Any, ...], int]] = {
+    "LockTests": _ANY,
+    "RLockTests": _ANY,
+    "EventTests": {((), ()): 10},
+    "ConditionTests": {((), ()): 15},
+    "SemaphoreTests": _SEMS,
+    "BoundedSemaphoreTests": _SEMS,
+    "BarrierTests": {
+        ((5,), (("timeout", 2.0),)): 20,
+        ((5,), ()): 3,
+        ((2,), (("timeout", 0.1),)): 2,
+        ((1,), ()): 2,
+        ((3,), ()): 2,
+    },
+}
+#: what cannot run in a worker: the primitive would have to be made there, with what it holds
+_KEPT = {
+    "test_weakref_deleted": "a worker keeps each lock it received (one per semaphore, reused "
+    "by later tasks), so it is not freed when the test lets go of it"
+}
+WORKER_EXCLUDED = {
+    "LockTests": _KEPT,
+    "RLockTests": _KEPT,
+    "ConditionTests": {
+        "test_acquire": "makes a condition on a threading.Lock, which cannot cross processes"
+    },
+    "SemaphoreTests": {"test_constructor": "checks the factory's arguments (in the parent)"},
+    "BoundedSemaphoreTests": {"test_constructor": "checks the factory's arguments (in the parent)"},
+    "BarrierTests": {
+        "test_action": "the action is a closure of the test, which cannot be pickled (a "
+        "picklable action is tested below)"
+    },
+}
+
+
+def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    return (args, tuple(sorted(kwargs.items())))
+
+
+def run_suite_here(suite: str, stock: dict[tuple[Any, ...], list[Any]]) -> tuple[int, list[str]]:
+    """Run one of CPython's suites in this (worker) process on primitives made elsewhere;
+    return how many tests ran and the failures."""
+    attr, _ = SUITES[suite]
+    base: Any = getattr(lock_tests, suite)
+
+    def make(self: Any, *args: Any, **kwargs: Any) -> Any:
+        left = stock.get(_key(args, kwargs))
+        assert left, f"the parent made no {suite} primitive for {args}, {kwargs}"
+        return left.pop()
+
+    body: dict[str, Any] = {attr: make, "__module__": __name__}
+    excluded = {**PROCESS_EXCLUDED, **WORKER_EXCLUDED.get(suite, {})}
+    for name, reason in excluded.items():
+        if hasattr(base, name):
+            body[name] = _excluded(reason)
+    cls = type(f"InWorker{suite}", (base,), body)
+    result = unittest.TestResult()
+    unittest.defaultTestLoader.loadTestsFromTestCase(cls).run(result)
+    return result.testsRun, [f"{t.id()}:\n{tb}" for t, tb in result.failures + result.errors]
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_cpython_suite_in_a_worker_process_on_the_parents_primitives(suite: str) -> None:
+    _, method = SUITES[suite]
+    with anypool.Pool("process", workers=1) as pool:
+        make = getattr(pool, method)
+        stock = {
+            key: [make(*key[0], **dict(key[1])) for _ in range(n)]
+            for key, n in WORKER_STOCK[suite].items()
+        }
+        ran, failures = pool.submit(run_suite_here, suite, stock).result(timeout=55)
+    assert ran > 0
+    assert not failures, "\n".join(failures)
+
+
 # -- the factory signatures on every kind ----------------------------------------------------
 def test_process_kinds_are_not_multiprocessings_own() -> None:
     """The types the suites above accept, not the ones with multiprocessing's gaps."""

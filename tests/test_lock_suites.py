@@ -141,6 +141,7 @@ WORKER_EXCLUDED = {
     "SemaphoreTests": {"test_constructor": "checks the factory's arguments (in the parent)"},
     "BoundedSemaphoreTests": {"test_constructor": "checks the factory's arguments (in the parent)"},
     "BarrierTests": {
+        "test_constructor": "checks the factory's arguments (in the parent)",
         "test_action": "the action is a closure of the test, which cannot be pickled (a "
         "picklable action is tested below)"
     },

@@ -143,7 +143,7 @@ WORKER_EXCLUDED = {
     "BarrierTests": {
         "test_constructor": "checks the factory's arguments (in the parent)",
         "test_action": "the action is a closure of the test, which cannot be pickled (a "
-        "picklable action is tested below)"
+        "picklable action is tested below)",
     },
 }
 

@@ -8,9 +8,10 @@ factory (a :class:`SyncFactory` subclass); the :class:`~anypool.Pool` makes one 
 * ``"asyncio"``: the ``asyncio`` types (they bind to the loop that first waits on them);
 * ``"process"``: kinds that cross into the pool's worker processes as task arguments.
   ``Lock``/``RLock``/``Semaphore``/``BoundedSemaphore``/``Event``/``Condition``/``Barrier``
-  are ``multiprocessing.synchronize`` types on *named* POSIX semaphores (and, for the barrier,
-  two ints in shared memory), so a worker that is already running reopens them by name (a
-  plain ``multiprocessing.Lock`` only crosses at process start). ``Value`` and ``Counter``
+  are anypool's own, with ``threading``'s interface, on *named* POSIX semaphores (and, for
+  the condition, event and barrier, a few ints in shared memory), so a worker that is already
+  running reopens them by name (a plain ``multiprocessing.Lock`` only crosses at process
+  start). ``Value`` and ``Counter``
   keep their number in ``multiprocessing.shared_memory`` guarded by such a lock. ``Queue``,
   ``dict`` and ``list`` live in a ``multiprocessing`` ``SyncManager`` process the pool starts
   on first use and stops at shutdown. Names and segments are unlinked at shutdown; the

@@ -1,10 +1,11 @@
 """The process kinds of the pool's primitives (see ``_sync``): they reach running workers.
 
-Locks, semaphores, events, conditions and barriers are ``multiprocessing.synchronize`` types on
-*named* POSIX semaphores, which pickle as their names; ``Value``, ``Counter`` and a barrier's
-counters live in ``multiprocessing.shared_memory``; ``Queue``, ``dict`` and ``list`` in a
-``SyncManager`` started on first use. ``share()`` puts an object in a segment once; a worker
-loads it once and keeps it. Workers import this module when they unpickle one of these.
+Locks, semaphores, events, conditions and barriers have ``threading``'s interface (signatures,
+exceptions) on *named* POSIX semaphores, which pickle as their names; ``Value``, ``Counter`` and
+the counts of a condition, event or barrier live in ``multiprocessing.shared_memory``;
+``Queue``, ``dict`` and ``list`` in a ``SyncManager`` started on first use. ``share()`` puts an
+object in a segment once; a worker loads it once and keeps it. Workers import this module when
+they unpickle one of these.
 """
 
 from __future__ import annotations

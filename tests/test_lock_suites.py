@@ -31,7 +31,8 @@ try:
 except ImportError:  # pragma: no cover - a Python built without its test package
     lock_tests = None
 
-pytestmark = pytest.mark.skipif(
+#: the suites need the interpreter's test package (the tests of our own below do not)
+needs_suites = pytest.mark.skipif(
     lock_tests is None,
     reason="CPython's test.lock_tests is not importable (this Python has no test package)",
 )
@@ -99,7 +100,14 @@ def _suite(kind: str, suite: str) -> type[unittest.TestCase]:
     return type(name, (base,), body)
 
 
-if lock_tests is not None:
+@needs_suites
+def test_cpython_lock_suites_are_here() -> None:
+    """Without them the suite classes below are not made: this test shows the skip."""
+    assert lock_tests is not None
+    assert all(hasattr(lock_tests, suite) for suite in SUITES)
+
+
+if lock_tests is not None:  # else the suites are not collected: see needs_suites
     for _kind in KINDS:
         for _name in SUITES:
             _cls = _suite(_kind, _name)
@@ -174,6 +182,7 @@ def run_suite_here(suite: str, stock: dict[tuple[Any, ...], list[Any]]) -> tuple
     return result.testsRun, [f"{t.id()}:\n{tb}" for t, tb in result.failures + result.errors]
 
 
+@needs_suites
 @pytest.mark.parametrize("suite", list(SUITES))
 def test_cpython_suite_in_a_worker_process_on_the_parents_primitives(suite: str) -> None:
     _, method = SUITES[suite]

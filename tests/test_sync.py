@@ -424,8 +424,10 @@ def test_process_pool_cleans_up_manager_semaphores_and_shared_memory() -> None:
         d = pool.dict()
         d["x"] = 1
         handle = pool.share(b"payload")
+        ev, cond, barrier = pool.Event(), pool.Condition(), pool.Barrier(2)
         names = [c._name, v._name, handle.token]  # type: ignore[attr-defined]
-        assert len(_sem_names() - before) >= 4
+        names += [x._cond._segment for x in (ev, barrier)] + [cond._segment]
+        assert len(_sem_names() - before) >= 4 + 3 * 4  # a condition: its lock + 3 semaphores
         manager = _manager_process(pool)
         assert manager.is_running()
     # the manager process is gone (the leak check cannot see it: it is forked by the fork

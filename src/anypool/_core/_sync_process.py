@@ -211,7 +211,10 @@ class ProcessRLock(_SemPrimitive):
         return bool(self._semlock.acquire())
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        try:
+            self._semlock.release()
+        except AssertionError:
+            raise RuntimeError("cannot release un-acquired lock") from None
 
     def __repr__(self) -> str:
         sl = self._semlock

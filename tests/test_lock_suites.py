@@ -5,8 +5,11 @@ The suites are the running interpreter's ``test.lock_tests`` (``Lib/test/lock_te
 LockTests, RLockTests, EventTests, ConditionTests, SemaphoreTests, BoundedSemaphoreTests,
 BarrierTests), imported, not copied, and adapted as CPython adapts them to its own types: a
 subclass per suite and kind whose ``locktype``/``eventtype``/... is the pool's factory. They
-differ between 3.11, 3.12 and 3.13; each interpreter runs its own. Their threads run in this
-process; the tests at the end run the process kinds across worker processes.
+differ between 3.11, 3.12 and 3.13; each interpreter runs its own. They run from threads of
+this process, then (on primitives made here) inside a worker process. After them: misuse
+raises what ``threading`` raises, on both kinds; the factory signatures on asyncio and Dask;
+and the process kinds shared by the parent and worker processes (the Event race of CPython
+issue 13502, barriers with timeouts and abort, conditions, a notify racing a timeout).
 
 The asyncio kinds are the ``asyncio`` types themselves (checked below), so asyncio's own lock
 tests (``test.test_asyncio.test_locks``, which construct ``asyncio.Lock()`` directly) already
@@ -195,6 +198,53 @@ def test_cpython_suite_in_a_worker_process_on_the_parents_primitives(suite: str)
         ran, failures = pool.submit(run_suite_here, suite, stock).result(timeout=55)
     assert ran > 0
     assert not failures, "\n".join(failures)
+
+
+# -- misuse raises what threading raises ---------------------------------------------------------
+def _broken(barrier: Any) -> Any:
+    barrier.abort()
+    return barrier.wait()
+
+
+#: (what the pool makes, with what, the misuse, what threading raises)
+MISUSES: list[tuple[str, tuple[Any, ...], Callable[[Any], Any], type[BaseException]]] = [
+    ("Lock", (), lambda lock: lock.acquire(False, 1), ValueError),
+    ("Lock", (), lambda lock: lock.acquire(timeout=-5), ValueError),
+    ("Lock", (), lambda lock: lock.acquire(timeout=1e100), OverflowError),
+    ("Lock", (), lambda lock: lock.release(), RuntimeError),
+    ("RLock", (), lambda lock: lock.acquire(False, 1), ValueError),
+    ("RLock", (), lambda lock: lock.release(), RuntimeError),
+    ("Semaphore", (0,), lambda sem: sem.acquire(False, 1), ValueError),
+    ("Semaphore", (0,), lambda sem: sem.acquire(timeout=1e100), OverflowError),
+    ("Semaphore", (1,), lambda sem: sem.release(0), ValueError),
+    ("BoundedSemaphore", (1,), lambda sem: sem.release(), ValueError),
+    ("BoundedSemaphore", (1,), lambda sem: (sem.acquire(), sem.release(2)), ValueError),
+    ("Condition", (), lambda cond: cond.wait(), RuntimeError),
+    ("Condition", (), lambda cond: cond.wait_for(lambda: False), RuntimeError),
+    ("Condition", (), lambda cond: cond.notify(), RuntimeError),
+    ("Condition", (), lambda cond: cond.notify_all(), RuntimeError),
+    ("Event", (), lambda ev: ev.wait(1e100), OverflowError),
+    ("Barrier", (2,), _broken, threading.BrokenBarrierError),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("method", "args", "misuse", "raises"),
+    MISUSES,
+    ids=[f"{m[0]}-{i}" for i, m in enumerate(MISUSES)],
+)
+def test_misuse_raises_what_threading_raises(
+    kind: str,
+    method: str,
+    args: tuple[Any, ...],
+    misuse: Callable[[Any], Any],
+    raises: type[BaseException],
+) -> None:
+    with anypool.Pool(kind, workers=1) as pool:
+        obj = getattr(pool, method)(*args)
+        with pytest.raises(raises):
+            misuse(obj)
 
 
 # -- the factory signatures on every kind ----------------------------------------------------

@@ -234,6 +234,8 @@ class ProcessSemaphore(_SemPrimitive):
             return bool(self._semlock.acquire(blocking))
         if not blocking:
             raise ValueError("can't specify timeout for non-blocking acquire")
+        if timeout > TIMEOUT_MAX:
+            raise OverflowError("timeout value is too large (at most threading.TIMEOUT_MAX)")
         return bool(self._semlock.acquire(True, timeout))
 
     def release(self, n: int = 1) -> None:
@@ -378,6 +380,8 @@ class ProcessCondition:
         ops = self._ops
         if not ops.is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
+        if timeout is not None and timeout > TIMEOUT_MAX:
+            raise OverflowError("timeout value is too large (at most threading.TIMEOUT_MAX)")
         tokens, ack, woke = self._sems
         self._ints[0] += 1
         saved = ops.release_save()

@@ -19,6 +19,8 @@ cover them; what the pool adds is the factory signatures, tested here.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 import unittest
@@ -490,3 +492,34 @@ def test_a_notify_racing_a_timeout_is_never_lost() -> None:
             assert not long.is_alive(), "a notify was lost"
             assert results["long"] is True
             assert not cond._sems[0].acquire(False)  # type: ignore[attr-defined]  # no stray token
+
+
+def wait_forever_on(cond: Any, pid: Any) -> None:
+    with cond:
+        pid.value = os.getpid()
+        cond.wait()
+
+
+def test_notify_all_does_not_wait_for_a_sleeper_whose_process_died() -> None:
+    """notify() waits for the sleepers it wakes to leave their wait; one whose process was
+    killed never will, and notify counts it off instead of waiting for ever."""
+    with anypool.Pool("process", workers=1) as pool:
+        cond, pid = pool.Condition(), pool.Value("q", 0)
+        fut = pool.submit(wait_forever_on, cond, pid)
+        asleep = cond._ints  # type: ignore[attr-defined]  # [0]: sleepers in wait()
+        _until(lambda: asleep[0] == 1)
+        os.kill(pid.value, signal.SIGKILL)
+        with pytest.raises(anypool.WorkerCrashed):
+            fut.result(timeout=SHORT_TIMEOUT)
+        done = threading.Event()
+
+        def notify_all() -> None:
+            with cond:
+                cond.notify_all()
+            done.set()
+
+        threading.Thread(target=notify_all, daemon=True).start()
+        assert done.wait(SHORT_TIMEOUT), "notify_all() waited for a dead sleeper"
+        assert asleep[0] == 0
+        with cond:  # and the condition works on
+            assert cond.wait(0.01) is False

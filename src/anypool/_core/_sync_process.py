@@ -292,6 +292,31 @@ class ProcessBoundedSemaphore(ProcessSemaphore):
 # So a notify goes to sleepers that were there (a later waiter cannot steal it), and a
 # sleeper that times out as it is chosen does not swallow the wake-up (its token goes to
 # another sleeper): ``multiprocessing.Condition`` can lose that wake-up.
+# A sleeper whose process dies never leaves: each sleeper also writes its pid in a slot, and a
+# notify that has waited a while for leavers counts off the sleepers whose process is gone
+# (all but one that dies in the instant between marking its slot "leaving" and posting ack).
+_SLOTS = 3  # ints[3:]: (pid, state) per sleeper; ints[1:3] are the event's or barrier's
+_NSLOTS = 32  # sleepers tracked at once (more still work: they are just not checked)
+_COND_INTS = _SLOTS + 2 * _NSLOTS
+_ASLEEP, _LEAVING = 1, 2
+_REAP_AFTER = 1.0  # seconds a notify waits for a leaver before it looks for dead sleepers
+
+
+def _dead(pid: int) -> bool:
+    """Whether process ``pid`` has exited (a zombie counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # pragma: no cover - another user's: alive
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):  # pragma: no cover - no /proc (not Linux)
+        return False
+
+
 def _int_view(name: str, n: int, cached: bool) -> memoryview:
     if cached:  # a worker: one mapping per segment
         return _attach(name, 8 * n).cast("q")
@@ -383,7 +408,9 @@ class ProcessCondition:
         if timeout is not None and timeout > TIMEOUT_MAX:
             raise OverflowError("timeout value is too large (at most threading.TIMEOUT_MAX)")
         tokens, ack, woke = self._sems
-        self._ints[0] += 1
+        ints = self._ints
+        ints[0] += 1
+        slot = self._take_slot()
         saved = ops.release_save()
         woken = False
         try:
@@ -394,11 +421,34 @@ class ProcessCondition:
             else:
                 woken = tokens.acquire(False)
         finally:
+            if slot:
+                ints[slot + 1] = _LEAVING  # its own slot: no lock needed
             if woken:
                 woke.release()
             ack.release()
             ops.acquire_restore(saved)
+            if slot:
+                ints[slot] = ints[slot + 1] = 0
         return bool(woken)
+
+    def _take_slot(self) -> int:
+        """A free (pid, state) slot for this sleeper, marked asleep; 0 if all are taken."""
+        ints = self._ints
+        for i in range(_SLOTS, _COND_INTS, 2):
+            if ints[i] == 0:
+                ints[i] = os.getpid()
+                ints[i + 1] = _ASLEEP
+                return i
+        return 0  # pragma: no cover - more than _NSLOTS sleepers at once
+
+    def _count_off_the_dead(self) -> int:
+        """Free the slots of sleepers whose process is gone; how many there were."""
+        ints, n = self._ints, 0
+        for i in range(_SLOTS, _COND_INTS, 2):
+            if ints[i + 1] == _ASLEEP and _dead(ints[i]):
+                ints[i] = ints[i + 1] = 0
+                n += 1
+        return n
 
     def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         """Wait until ``predicate()`` is true (checked with the lock held) or ``timeout`` s
@@ -439,7 +489,9 @@ class ProcessCondition:
             tokens.release()
         woken = 0
         while woken < k and ints[0] > 0:
-            ack.acquire()  # the next sleeper to leave, woken or timed out
+            if not ack.acquire(True, _REAP_AFTER):  # the next sleeper to leave
+                ints[0] -= self._count_off_the_dead()  # or those that never will
+                continue
             ints[0] -= 1
             while woke.acquire(False):
                 woken += 1
@@ -909,7 +961,8 @@ class ProcessSync(SyncFactory):
                 self._manager = self._ctx.Manager()
             return self._manager
 
-    def _condition(self, lock: Any, nints: int) -> ProcessCondition:
+    def _condition(self, lock: Any) -> ProcessCondition:
+        nints = _COND_INTS
         shm = self._segment(8 * nints)
         shm.close()  # mapped again below (a SharedMemory cannot close while views exist)
         ints = _int_view(shm.name, nints, cached=False)
@@ -919,17 +972,17 @@ class ProcessSync(SyncFactory):
 
     def Event(self) -> Any:
         """A :class:`ProcessEvent`: named semaphores and three ints in shared memory."""
-        return ProcessEvent(self._condition(self.Lock(), 3))
+        return ProcessEvent(self._condition(self.Lock()))
 
     def Condition(self, lock: Any = None) -> Any:
         """A :class:`ProcessCondition` on ``lock`` (default: a new :class:`ProcessRLock`)."""
-        return self._condition(lock, 1)
+        return self._condition(lock)
 
     def Barrier(
         self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
     ) -> Any:
         """A :class:`ProcessBarrier`: named semaphores and three ints in shared memory."""
-        return ProcessBarrier(parties, action, timeout, self._condition(self.Lock(), 3))
+        return ProcessBarrier(parties, action, timeout, self._condition(self.Lock()))
 
     def Queue(self, maxsize: int) -> Any:
         """A manager ``Queue`` proxy (raises ``queue.Empty``/``queue.Full`` on timeouts)."""

@@ -16,7 +16,7 @@ import pytest
 
 import anypool
 from anypool._core._tasks import available_cpus
-from conftest import SHORT_TIMEOUT, adapt
+from conftest import HAVE_DASK, SHORT_TIMEOUT, adapt
 
 #: how many workers a broadcast reaches on a pool of 2 (serial and asyncio have one; the
 #: session's Dask cluster has 2)
@@ -361,6 +361,12 @@ class TestInnerThreads:
             anypool.Pool("process", inner_threads=bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif(not HAVE_DASK, reason="needs anypool[dask]")
+def test_dask_refuses_a_number_of_inner_threads(dask_cluster: str) -> None:
+    with pytest.raises(ValueError, match="inner_threads= is not supported on the dask backend"):
+        anypool.Pool("dask", inner_threads=1)
+
+
 class TestBadLifecycleOptions:
     def test_finalizer_must_be_callable(self) -> None:
         with pytest.raises(TypeError, match="must be callable"):
@@ -375,3 +381,15 @@ class TestBadLifecycleOptions:
         fin = functools.partial(mark_stop, str(tmp_path))
         assert anypool.map(worker_id, range(3), backend="serial", finalizer=fin) == [0, 0, 0]
         assert stops(tmp_path) == {0: 1}
+
+
+def bad_init() -> None:
+    raise RuntimeError("no model today")
+
+
+def test_broadcast_with_a_failing_initializer_raises_and_does_not_hang(backend: str) -> None:
+    with (
+        anypool.Pool(backend, workers=2, initializer=bad_init) as pool,
+        pytest.raises((anypool.InitializerError, anypool.BrokenPoolError), match="no model"),
+    ):
+        pool.broadcast(worker_id)

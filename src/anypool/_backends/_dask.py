@@ -349,6 +349,13 @@ class DaskBackend(Backend):
                 "long-lived processes shared by every task; restart them by time with Dask's "
                 "own worker lifetime (`dask worker --lifetime 1h --lifetime-restart`)"
             )
+        if spec.inner_threads not in ("auto", None):
+            raise ValueError(
+                "inner_threads= is not supported on the dask backend: its workers are shared "
+                "by every client. Set OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS "
+                "in the workers' environment (a LocalCluster's nanny sets them to 1), or leave "
+                "inner_threads unset"
+            )
         self._token = uuid.uuid4().hex
         self._topic = f"anypool-start-{self._token}"
         self._client: Any = None

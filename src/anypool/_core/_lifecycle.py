@@ -68,11 +68,28 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
     for var in THREAD_ENV_VARS:
         if override_env or var not in os.environ:
             os.environ[var] = str(n)
+    if not _native_pools_loaded():
+        return None  # importing threadpoolctl costs ~20 ms a worker: only when needed
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a dependency; the variables still apply
         return None
     return threadpool_limits(limits=n)
+
+
+#: parts of the file names of the libraries threadpoolctl controls
+_NATIVE_POOL_LIBS = (b"blas", b"libgomp", b"libomp", b"libiomp", b"mkl_rt", b"libmkl", b"blis")
+
+
+def _native_pools_loaded() -> bool:
+    """Whether a BLAS or OpenMP library is already loaded in this process (Linux: from
+    ``/proc/self/maps``; elsewhere assumed, so threadpoolctl looks)."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            maps = f.read().lower()
+    except OSError:
+        return True
+    return any(name in maps for name in _NATIVE_POOL_LIBS)
 
 
 def limit_in_process(n: int) -> Any:

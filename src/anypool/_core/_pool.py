@@ -648,6 +648,14 @@ class Pool(cf.Executor):
         self._backend.check_blocking_call()
         return self._backend.broadcast(fn, args)
 
+    @overload
+    async def abroadcast(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any
+    ) -> dict[int, T]: ...
+
+    @overload
+    async def abroadcast(self, fn: Callable[..., T], /, *args: Any) -> dict[int, T]: ...
+
     async def abroadcast(self, fn: Callable[..., Any], /, *args: Any) -> dict[int, Any]:
         """:meth:`broadcast` for async code: waits without blocking the event loop.
 

@@ -128,6 +128,19 @@ class TestBroadcast:
         assert len(parts) == 2
         assert {calls for calls, _ in parts.values()} == {1}
 
+    def test_a_worker_on_its_last_task_is_left_to_its_replacement(self) -> None:
+        """A broadcast made while a worker runs the task after which it is recycled goes to
+        the replacement (not to the worker about to exit)."""
+        with anypool.Pool("process", workers=1, max_tasks_per_worker=1) as pool:
+            started, release = pool.Queue(), pool.Event()
+            last = pool.submit(block_until, started, release)
+            started.get(timeout=SHORT_TIMEOUT)
+            with cf.ThreadPoolExecutor(1) as caller:
+                bcast = caller.submit(pool.broadcast, worker_id)
+                release.set()
+                assert bcast.result(timeout=SHORT_TIMEOUT) == {1: 1}
+            assert last.result(timeout=SHORT_TIMEOUT) == "done"
+
     def test_auto_needs_a_chosen_backend(self) -> None:
         with anypool.Pool("auto") as pool, pytest.raises(RuntimeError, match="run a map first"):
             pool.broadcast(worker_id)

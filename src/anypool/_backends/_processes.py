@@ -822,19 +822,33 @@ class ProcessBackend(Backend):
         return self._dumps(body, "the broadcast call")
 
     def _serve_broadcasts(self) -> None:
-        """On the dispatcher: give each waiting broadcast one call per live worker."""
+        """On the dispatcher: give each waiting broadcast one call per live worker.
+
+        A worker running its last task before ``max_tasks_per_worker`` recycles it is not
+        counted (its replacement will be the next broadcast's). When every worker is on its
+        way out and no slot is free, the broadcast waits for a replacement.
+        """
         with self._lock:
             requests = list(self._broadcasts)
             self._broadcasts.clear()
         limit = self.spec.max_tasks_per_worker
+
+        def staying(w: _Worker) -> bool:
+            last = w.task is not None and not isinstance(w.task, _Targeted)
+            return limit is None or w.done + last < limit
+
+        waiting: list[_BroadcastRequest] = []
         for payload, fn, args, request in requests:
             if self._broken is not None:
                 request.set_exception(BrokenPoolError(str(self._broken)))
                 continue
-            live = [w for w in self._workers.values() if limit is None or w.done < limit]
+            live = [w for w in self._workers.values() if staying(w)]
             if not live:
                 while len(self._workers) < self.spec.workers:
                     live.append(self._spawn())
+            if not live:
+                waiting.append((payload, fn, args, request))
+                continue
             futures: dict[int, cf.Future[Any]] = {}
             for w in live:
                 fut: cf.Future[Any] = cf.Future()
@@ -844,6 +858,9 @@ class ProcessBackend(Backend):
                 )
                 futures[w.id] = fut
             request.set_result(futures)
+        if waiting:
+            with self._lock:
+                self._broadcasts.extendleft(reversed(waiting))
 
     def _send_targeted(self, idle: deque[_Worker]) -> int:
         """Send idle workers the broadcast calls meant for them; how many were sent."""

@@ -406,3 +406,17 @@ def test_broadcast_with_a_failing_initializer_raises_and_does_not_hang(backend: 
         pytest.raises((anypool.InitializerError, anypool.BrokenPoolError), match="no model"),
     ):
         pool.broadcast(worker_id)
+
+
+def test_an_executor_backend_says_what_it_cannot_do() -> None:
+    """backend=<a concurrent.futures.Executor>: anypool does not manage its workers."""
+    with cf.ThreadPoolExecutor(1) as ex:
+        with pytest.raises(ValueError, match="finalizer= cannot be used"):
+            anypool.Pool(ex, finalizer=print)
+        with anypool.Pool(ex) as pool, pytest.raises(NotImplementedError, match="cannot reach"):
+            pool.broadcast(worker_id)
+    with (
+        cf.ProcessPoolExecutor(1) as pex,
+        pytest.raises(ValueError, match="inner_threads= cannot be used"),
+    ):
+        anypool.Pool(pex, inner_threads=1)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import anypool
+from anypool._core._lifecycle import THREAD_ENV_VARS
 from anypool._core._tasks import available_cpus
 from conftest import HAVE_DASK, SHORT_TIMEOUT, adapt
 
@@ -323,13 +324,15 @@ class TestInnerThreads:
     def test_process_workers_get_their_share_of_the_cpus(
         self, numpy_blas: list[int], start_method: str
     ) -> None:
+        if any(var in os.environ for var in THREAD_ENV_VARS):
+            pytest.skip("this environment sets OMP_NUM_THREADS & co.: the default steps aside")
         share = max(1, available_cpus() // 2)
         with anypool.Pool("process", workers=2, start_method=start_method) as pool:
             got = pool.broadcast(blas_threads)
         assert len(got) == 2
         for counts, omp in got.values():
             assert counts == [share] * len(numpy_blas)
-            assert omp in (str(share), os.environ.get("OMP_NUM_THREADS"))
+            assert omp == str(share)
 
     @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
     def test_a_library_loaded_before_the_worker_started_is_capped_too(
@@ -356,6 +359,19 @@ class TestInnerThreads:
         for counts, omp in got.values():
             assert counts == numpy_blas  # what numpy picks by itself, as in this process
             assert omp == os.environ.get("OMP_NUM_THREADS")
+
+    def test_variables_you_set_are_yours(
+        self, numpy_blas: list[int], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The default cap steps aside when you set OMP_NUM_THREADS & co. yourself."""
+        for var in THREAD_ENV_VARS:
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        with anypool.Pool("process", workers=2, start_method="spawn") as pool:
+            got = pool.broadcast(blas_threads)
+            untouched = pool.broadcast(os.environ.get, "OPENBLAS_NUM_THREADS")
+        assert [omp for _, omp in got.values()] == ["2", "2"]
+        assert untouched == {0: None, 1: None}
 
     def test_thread_backend_leaves_them_alone_by_default(self, numpy_blas: list[int]) -> None:
         with anypool.Pool("thread", workers=2) as pool:

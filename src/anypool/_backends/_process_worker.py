@@ -66,7 +66,10 @@ def _limit_threads(inner_threads: tuple[int, bool] | None) -> None:
     from .._core._lifecycle import limit_native_threads
 
     n, explicit = inner_threads
-    limit_native_threads(n, override_env=explicit)
+    try:
+        limit_native_threads(n, override_env=explicit)
+    except Exception as exc:  # never keep a worker from starting: say so, run uncapped
+        print(f"anypool: could not cap native thread pools to {n}: {exc!r}", file=sys.stderr)
 
 
 def _finalize(conn: Any, ctx: WorkerContext, fin_blob: bytes | None, timeout: float) -> None:

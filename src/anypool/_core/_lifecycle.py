@@ -61,13 +61,15 @@ def inner_threads_for_processes(value: InnerThreads, workers: int, cpus: int) ->
 def limit_native_threads(n: int, *, override_env: bool) -> Any:
     """Cap BLAS/OpenMP thread pools of this process to ``n`` threads.
 
-    The environment variables cover libraries loaded from now on (with ``override_env`` False
-    a value the user set is kept); :mod:`threadpoolctl` covers those already loaded (a fork
-    server may have imported numpy before this worker started). Returns the limiter.
+    The environment variables cover libraries loaded from now on; :mod:`threadpoolctl` covers
+    those already loaded (a fork server may have imported numpy before this worker started).
+    Without ``override_env`` (the default cap), a user who set any of the variables manages
+    them: nothing is changed. Returns the limiter, if one was needed.
     """
+    if not override_env and any(var in os.environ for var in THREAD_ENV_VARS):
+        return None
     for var in THREAD_ENV_VARS:
-        if override_env or var not in os.environ:
-            os.environ[var] = str(n)
+        os.environ[var] = str(n)
     if not _native_pools_loaded():
         return None  # importing threadpoolctl costs ~20 ms a worker: only when needed
     try:

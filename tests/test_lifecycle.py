@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 
 import anypool
+from anypool._backends._threads import ThreadBackend
+from anypool._core import _registry
 from anypool._core._lifecycle import THREAD_ENV_VARS
 from anypool._core._tasks import available_cpus
+from anypool.testing import check_backend
 from conftest import HAVE_DASK, SHORT_TIMEOUT, adapt
 
 #: how many workers a broadcast reaches on a pool of 2 (serial and asyncio have one; the
@@ -436,3 +439,21 @@ def test_an_executor_backend_says_what_it_cannot_do() -> None:
         pytest.raises(ValueError, match="inner_threads= cannot be used"),
     ):
         anypool.Pool(pex, inner_threads=1)
+
+
+class _BroadcastsTwice(ThreadBackend):
+    """A broken backend: its broadcast runs the call twice on each worker."""
+
+    name = "twice"
+
+    def broadcast(self, fn: Any, args: Any) -> dict[int, Any]:
+        super().broadcast(fn, args)
+        return super().broadcast(fn, args)
+
+
+def test_check_backend_catches_a_broadcast_that_runs_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(_registry._registered, "twice", lambda: _BroadcastsTwice)
+    with pytest.raises(AssertionError, match="check 'broadcast' failed: broadcast ran 2 times"):
+        check_backend("twice", skip=("retries",))

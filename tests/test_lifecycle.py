@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -322,15 +323,41 @@ def numpy_blas() -> list[int]:
     return counts
 
 
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OMP_NUM_THREADS & co. in this process's environment (spawned workers inherit it).
+
+    Dask's nanny sets them in the process that starts a LocalCluster, so an earlier test may
+    have left them here.
+    """
+    for var in THREAD_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+
+def two_cpus_or_skip() -> int:
+    """The share of each of 2 workers; skips on 1 CPU (nothing to tell apart)."""
+    if available_cpus() < 2:
+        pytest.skip("needs 2 CPUs to tell a thread count from the default")
+    return available_cpus() // 2
+
+
+@pytest.fixture
+def parent_blas(numpy_blas: list[int]) -> Iterator[int]:
+    """This process's BLAS set to a count other than a worker's share, for forked workers."""
+    from threadpoolctl import threadpool_limits
+
+    share = two_cpus_or_skip()
+    other = 2 if share == 1 else 1
+    with threadpool_limits(limits=other, user_api="blas"):
+        yield other
+
+
 class TestInnerThreads:
-    @pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
     def test_process_workers_get_their_share_of_the_cpus(
-        self, numpy_blas: list[int], start_method: str
+        self, numpy_blas: list[int], clean_env: None
     ) -> None:
-        if any(var in os.environ for var in THREAD_ENV_VARS):
-            pytest.skip("this environment sets OMP_NUM_THREADS & co.: the default steps aside")
         share = max(1, available_cpus() // 2)
-        with anypool.Pool("process", workers=2, start_method=start_method) as pool:
+        with anypool.Pool("process", workers=2, start_method="spawn") as pool:
             got = pool.broadcast(blas_threads)
         assert len(got) == 2
         for counts, omp in got.values():
@@ -339,29 +366,31 @@ class TestInnerThreads:
 
     @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
     def test_a_library_loaded_before_the_worker_started_is_capped_too(
-        self, numpy_blas: list[int]
+        self, parent_blas: int, clean_env: None
     ) -> None:
-        """With fork the worker inherits a numpy whose BLAS already started: threadpoolctl."""
-        with anypool.Pool("process", workers=2, start_method="fork", inner_threads=1) as pool:
+        """With fork the worker inherits a numpy whose BLAS is set up: threadpoolctl."""
+        share = available_cpus() // 2
+        with anypool.Pool("process", workers=2, start_method="fork") as pool:
             got = pool.broadcast(blas_threads)
-        assert [counts for counts, _ in got.values()] == [[1] * len(numpy_blas)] * 2
+        assert [counts for counts, _ in got.values()] == [[share], [share]]
 
     def test_inner_threads_sets_the_cap(self, numpy_blas: list[int]) -> None:
-        # a number other than the default share (OpenBLAS never goes past the CPU count)
-        if available_cpus() < 2:
-            pytest.skip("needs 2 CPUs to tell the setting from the default")
-        n = 1 if available_cpus() // 2 != 1 else 2
+        n = 1 if two_cpus_or_skip() != 1 else 2  # not the default share
         got = anypool.map(blas_threads, range(2), backend="process", workers=2, inner_threads=n)
         for counts, omp in got:
-            assert counts == [n] * len(numpy_blas)
+            assert counts == [n] * len(numpy_blas)  # (OpenBLAS never exceeds the CPUs)
             assert omp == str(n)
 
-    def test_none_leaves_the_libraries_alone(self, numpy_blas: list[int]) -> None:
-        with anypool.Pool("process", workers=2, inner_threads=None, start_method="spawn") as pool:
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
+    def test_none_leaves_a_loaded_library_alone(self, parent_blas: int, clean_env: None) -> None:
+        with anypool.Pool("process", workers=2, inner_threads=None, start_method="fork") as pool:
             got = pool.broadcast(blas_threads)
-        for counts, omp in got.values():
-            assert counts == numpy_blas  # what numpy picks by itself, as in this process
-            assert omp == os.environ.get("OMP_NUM_THREADS")
+        assert [counts for counts, _ in got.values()] == [[parent_blas], [parent_blas]]
+
+    def test_none_leaves_the_environment_alone(self, clean_env: None) -> None:
+        with anypool.Pool("process", workers=2, inner_threads=None, start_method="spawn") as pool:
+            got = pool.broadcast(lambda: [os.environ.get(v) for v in THREAD_ENV_VARS])
+        assert got == {0: [None] * len(THREAD_ENV_VARS), 1: [None] * len(THREAD_ENV_VARS)}
 
     def test_variables_you_set_are_yours(
         self, numpy_blas: list[int], monkeypatch: pytest.MonkeyPatch
@@ -369,7 +398,7 @@ class TestInnerThreads:
         """The default cap steps aside when you set OMP_NUM_THREADS & co. yourself."""
         for var in THREAD_ENV_VARS:
             monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # (whatever the default cap would be)
         with anypool.Pool("process", workers=2, start_method="spawn") as pool:
             got = pool.broadcast(blas_threads)
             untouched = pool.broadcast(os.environ.get, "OPENBLAS_NUM_THREADS")

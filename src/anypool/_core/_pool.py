@@ -623,7 +623,8 @@ class Pool(cf.Executor):
         Which workers: serial and asyncio have one (one entry); thread and process: every
         worker that is running (none yet: ``workers`` of them are started first, and their
         ``initializer`` runs before ``fn``); dask: every worker of the cluster. A call waits
-        until its worker is free: during a map, it runs between two of that worker's tasks.
+        until its worker is free: during a map, it runs between two of that worker's tasks
+        (threads: behind the tasks already queued). asyncio and dask run it at once.
         Broadcast calls do not count towards ``max_tasks_per_worker``. With
         ``backend="auto"``, a map must have chosen the backend first.
 

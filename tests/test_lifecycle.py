@@ -146,6 +146,19 @@ class TestBroadcast:
                 assert bcast.result(timeout=SHORT_TIMEOUT) == {1: 1}
             assert last.result(timeout=SHORT_TIMEOUT) == "done"
 
+    def test_a_worker_ended_by_task_timeout_fails_its_call_without_a_hang(self) -> None:
+        with anypool.Pool("process", workers=1, task_timeout=2) as pool:
+            started, never = pool.Queue(), pool.Event()
+            stuck = pool.submit(block_until, started, never)
+            started.get(timeout=SHORT_TIMEOUT)
+            with cf.ThreadPoolExecutor(1) as caller:
+                bcast = caller.submit(pool.broadcast, worker_id)
+                with pytest.raises(anypool.WorkerCrashed, match="before it ran the broadcast"):
+                    bcast.result(timeout=SHORT_TIMEOUT)
+            with pytest.raises(anypool.TaskTimeoutError):
+                stuck.result(timeout=SHORT_TIMEOUT)
+            assert pool.broadcast(worker_id) == {1: 1}  # the replacement
+
     def test_auto_needs_a_chosen_backend(self) -> None:
         with anypool.Pool("auto") as pool, pytest.raises(RuntimeError, match="run a map first"):
             pool.broadcast(worker_id)

@@ -570,13 +570,13 @@ class ProcessBackend(Backend):
                     elif w2.task is None:  # recycled: its finalizer may have said something
                         self._read_farewell(w2)
                     self._on_exit(w2, idle)
-            if self._targeted:
-                self._drop_targeted()
             if deadline is not None:
                 now = time.monotonic()
                 for w in list(self._workers.values()):
                     if w.task is not None and w.deadline is not None and w.deadline <= now:
                         self._on_timeout(w, idle)
+            if self._targeted:  # after exits and timeouts: a worker gone takes none along
+                self._drop_targeted()
 
     def _send(self, w: _Worker, task: _Task) -> None:
         w.task = task
@@ -885,7 +885,9 @@ class ProcessBackend(Backend):
                 BrokenPoolError(str(self._broken))
                 if self._broken is not None
                 else WorkerCrashed(
-                    f"worker {wid} exited before it ran the broadcast call", task="broadcast"
+                    f"worker {wid} was ended (it crashed, or its task overran task_timeout) "
+                    "before it ran the broadcast call; its per-worker state is gone",
+                    task="broadcast",
                 )
             )
             for task in self._targeted.pop(wid):

@@ -303,3 +303,31 @@ def handwritten_pipeline(
     q2.close()
     q3.close()
     return out
+
+
+# -- (o) native thread pools: a numpy model per worker -----------------------------------------
+#: the model of workload (o): a MODEL_N x MODEL_N matrix, evaluated in MODEL_STEPS products
+MODEL_N = 300
+MODEL_STEPS = 5
+_model: Any = None  # per process: built once by model_init (or by the first evaluation)
+
+
+def model_init() -> None:
+    """Build this process's model (an initializer; the peers without one build it lazily)."""
+    global _model
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    _model = rng.standard_normal((MODEL_N, MODEL_N)) / MODEL_N**0.5
+
+
+def model_eval(i: int) -> float:
+    """Evaluate the model on input ``i``: MODEL_STEPS matrix products through BLAS."""
+    import numpy as np
+
+    if _model is None:
+        model_init()
+    x = _model * (1.0 + i / 1000.0)
+    for _ in range(MODEL_STEPS):
+        x = np.tanh(x @ _model)
+    return float(x.sum())

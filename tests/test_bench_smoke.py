@@ -137,3 +137,10 @@ def test_dask_section_runs_in_quick_mode(capsys: pytest.CaptureFixture[str]) -> 
     assert "start-up: Pool('dask', 2)" in text
     assert "error" not in text.lower()
     assert "TIMEOUT" not in text
+
+
+def test_model_eval_is_deterministic_per_input() -> None:
+    pytest.importorskip("numpy")
+    a = [w.model_eval(i) for i in range(3)]
+    assert a == [w.model_eval(i) for i in range(3)]
+    assert len(set(a)) == 3

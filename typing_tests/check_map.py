@@ -83,11 +83,19 @@ async def async_map() -> None:
     assert_type(await anypool.amap(add, [1], [2.0], errors="collect"), list[Result[float]])
 
 
+def lifecycle_options() -> None:
+    assert_type(
+        anypool.map(square, range(3), backend="process", inner_threads=2, finalizer=print),
+        list[int],
+    )
+
+
 def mistakes() -> None:
     anypool.map(square, range(3), errors="bogus")  # type: ignore[call-overload]
     anypool.map(square, range(3), chunk_size=4)  # type: ignore[call-overload]
     anypool.map(3, range(3))  # type: ignore[call-overload]
     anypool.map(square, range(3), retries="2")  # type: ignore[call-overload]
+    anypool.map(square, range(3), inner_threads="many")  # type: ignore[call-overload]
     anypool.imap(square, range(3), errors="bogus")  # type: ignore[call-overload]
     anypool.imap_unordered(square, range(3), chunk_size=4)  # type: ignore[call-overload]
     wrong: list[str] = anypool.map(square, range(3))  # type: ignore[arg-type]

@@ -63,6 +63,23 @@ async def asynchronous(pool: Pool) -> None:
         assert_type(apool, Pool)
 
 
+def close_connection() -> None:
+    pass
+
+
+def per_worker(pool: Pool) -> None:
+    assert_type(pool.broadcast(square, 3), dict[int, int])
+    assert_type(pool.broadcast(fetch, "a"), dict[int, bytes])
+    Pool("process", finalizer=close_connection, finalizer_timeout=2.5, inner_threads=1)
+    Pool("process", inner_threads=None)
+    Pool("process", inner_threads="auto")
+
+
+async def per_worker_async(pool: Pool) -> None:
+    assert_type(await pool.abroadcast(fetch, "a"), dict[int, bytes])
+    assert_type(await pool.abroadcast(square, 2), dict[int, int])
+
+
 def mistakes(pool: Pool) -> None:
     pool.map(square, [1], errors="collect")  # type: ignore[call-overload]
     pool.imap(square, [1], errors="bogus")  # type: ignore[call-overload]
@@ -70,5 +87,7 @@ def mistakes(pool: Pool) -> None:
     pool.imap_unordered(3, [1])  # type: ignore[call-overload]
     pool.aimap(square, [1], backend="thread")  # type: ignore[call-overload]
     pool.submit(3)  # type: ignore[call-overload]
+    pool.broadcast(3)  # type: ignore[call-overload]
+    Pool("process", inner_threads="many")  # type: ignore[arg-type]
     n: str = pool.submit(square, 2).result()  # type: ignore[assignment]
     del n

@@ -28,6 +28,7 @@ from typing import Any
 
 from ._core._pool import Pool
 from ._core._registry import get_backend
+from ._core._tasks import current_worker
 
 __all__ = ["CHECKS", "check_backend"]
 
@@ -171,6 +172,25 @@ def _check_coroutines(pool: Pool, kit: _Kit) -> None:
     assert list(got) == [0, 1, 4, 9, 16], f"a coroutine function gave {got}"
 
 
+def _count_broadcast() -> tuple[int, int]:
+    state = current_worker().state
+    state["anypool_check_broadcast"] = state.get("anypool_check_broadcast", 0) + 1
+    return current_worker().id, state["anypool_check_broadcast"]
+
+
+def _check_broadcast(pool: Pool, kit: _Kit) -> None:
+    """Optional: a backend whose ``broadcast`` raises NotImplementedError passes."""
+    try:
+        got = pool.broadcast(_count_broadcast)
+    except NotImplementedError:
+        return
+    assert isinstance(got, dict), f"broadcast returned {got!r}, not {{worker id: result}}"
+    assert got, "broadcast reached no worker"
+    for wid, (ran_on, calls) in got.items():
+        assert wid == ran_on, f"broadcast's entry {wid} ran on worker {ran_on}"
+        assert calls == 1, f"broadcast ran {calls} times on worker {wid}, not once"
+
+
 #: every check by name, in the order they run; ``check_backend(skip=...)`` leaves some out
 CHECKS: tuple[str, ...] = (
     "map_order",
@@ -182,6 +202,7 @@ CHECKS: tuple[str, ...] = (
     "retries",
     "submit",
     "coroutines",
+    "broadcast",
     "shutdown",
 )
 
@@ -195,6 +216,7 @@ _ON_POOL: dict[str, Callable[[Pool, _Kit], None]] = {
     "retries": _check_retries,
     "submit": _check_submit,
     "coroutines": _check_coroutines,
+    "broadcast": _check_broadcast,
 }
 
 

@@ -41,6 +41,11 @@ from typing import Any, ClassVar
 
 from .._core._abc import Backend, WorkerSpec
 from .._core._exceptions import BrokenPoolError, ClosedPoolError, InitializerError, TaskTimeoutError
+from .._core._lifecycle import (
+    log_finalizer_error,
+    log_finalizer_timeout,
+    raise_broadcast_errors,
+)
 from .._core._tasks import (
     NO_RETRY,
     ChunkResult,
@@ -51,6 +56,7 @@ from .._core._tasks import (
     arun_one,
     arun_one_traced,
     is_async_callable,
+    reset_current_worker,
     set_current_worker,
 )
 
@@ -225,6 +231,7 @@ class AsyncioBackend(Backend):
         self._stop_scheduled = False  # the owned loop stops once the workers exit
         self._stop_task: asyncio.Task[None] | None = None
         self._broken: BaseException | None = None
+        self._finalized = False
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -619,6 +626,87 @@ class AsyncioBackend(Backend):
         # a loop: work sent from another thread just before the close may start new workers
         while workers := [w for w in self._workers if w is not me and not w.done()]:
             await asyncio.wait(workers)
+        await self._finalize()
+
+    async def _finalize(self) -> None:
+        """On the loop, once the workers stopped: run the finalizer (once, if they started).
+
+        A coroutine finalizer is bounded by ``finalizer_timeout`` (then cancelled); a plain
+        one runs on the loop like any callback and cannot be interrupted.
+        """
+        spec = self.spec
+        if self._finalized or spec.finalizer is None or self._init_state != 2:
+            return
+        self._finalized = True
+        if self._broken is not None:
+            return
+        ctx = self._ctx
+        assert ctx is not None
+        token = set_current_worker(ctx)
+        try:
+            r = spec.finalizer()
+            if inspect.isawaitable(r):
+                await asyncio.wait_for(r, spec.finalizer_timeout)
+        except TimeoutError:
+            log_finalizer_timeout(self.name, ctx.id, spec.finalizer_timeout, "it was cancelled")
+        except Exception as exc:
+            log_finalizer_error(self.name, ctx.id, exc)
+        finally:
+            reset_current_worker(token)
+
+    # -- broadcast ----------------------------------------------------------------------
+    def broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Run ``fn(*args)`` (awaited if it is a coroutine function) on the pool's loop.
+
+        The loop is the one worker: the result is ``{0: result}``. It runs at once, beside
+        the tasks in flight (the loop runs them concurrently); the initializer runs first if
+        no task has run yet.
+        """
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the asyncio backend was not started")
+        try:
+            fut = asyncio.run_coroutine_threadsafe(self._broadcast(fn, args), loop)
+        except RuntimeError as exc:  # the loop is closed
+            raise ClosedPoolError("cannot broadcast to a pool that was shut down") from exc
+        return fut.result()
+
+    async def abroadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """:meth:`broadcast` from async code: on the pool's loop, or awaited from another."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the asyncio backend was not started")
+        if self._in_loop_thread():
+            return await self._broadcast(fn, args)
+        try:
+            fut = asyncio.run_coroutine_threadsafe(self._broadcast(fn, args), loop)
+        except RuntimeError as exc:  # the loop is closed
+            raise ClosedPoolError("cannot broadcast to a pool that was shut down") from exc
+        return await asyncio.wrap_future(fut)
+
+    async def _broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        if self._broken is not None:
+            raise BrokenPoolError(str(self._broken)) from self._broken
+        if self._closed:
+            raise ClosedPoolError("cannot broadcast to a pool that was shut down")
+        ctx = self._ctx
+        assert ctx is not None
+        token = set_current_worker(ctx)
+        try:
+            if self._init_state != 2:
+                if self._ready is None:
+                    self._ready = asyncio.Event()
+                await self._initialize()
+                if self._broken is not None:
+                    raise BrokenPoolError(str(self._broken)) from self._broken
+            try:
+                value = await _await_result(fn(*args))
+            except Exception as exc:
+                raise_broadcast_errors(self.name, fn, {ctx.id: exc})
+                raise  # pragma: no cover - raise_broadcast_errors raised it
+        finally:
+            reset_current_worker(token)
+        return {ctx.id: value}
 
     async def _aclose_and_stop(self, cancel_pending: bool) -> None:
         try:

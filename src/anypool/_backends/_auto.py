@@ -397,6 +397,24 @@ class AutoBackend(Backend):
             )
         )
 
+    def _chosen_for_broadcast(self) -> Backend:
+        inner = self._inner
+        if inner is None:
+            raise RuntimeError(
+                "backend='auto' has not chosen a backend yet, so it has no workers to "
+                "broadcast to: run a map first (it measures the work and chooses), or name "
+                "the backend (Pool('process'), Pool('thread')...)"
+            )
+        return inner
+
+    def broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Delegated to the chosen backend (a map must have chosen it)."""
+        return self._chosen_for_broadcast().broadcast(fn, args)
+
+    async def abroadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Delegated to the chosen backend (a map must have chosen it)."""
+        return await self._chosen_for_broadcast().abroadcast(fn, args)
+
     def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
         """Shut the chosen backend down (and the sampler)."""
         with self._lock:

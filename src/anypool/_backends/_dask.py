@@ -38,8 +38,10 @@ What Dask can and cannot do, and how anypool maps it:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import concurrent.futures as cf
+import functools
 import logging
 import pickle
 import queue
@@ -64,6 +66,12 @@ from .._core._exceptions import (
     PicklingError,
     TaskTimeoutError,
     WorkerCrashed,
+)
+from .._core._lifecycle import (
+    log_finalizer_error,
+    log_finalizer_timeout,
+    raise_broadcast_errors,
+    run_finalizer,
 )
 from .._core._sync import SyncFactory, register_sync_kind
 from .._core._tasks import (
@@ -128,7 +136,10 @@ def _worker_number(worker: Any) -> int:
 
 
 def _context(
-    token: str, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+    token: str,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    worker: Any = None,
 ) -> WorkerContext | _Failure:
     ctx = _contexts.get(token)
     if ctx is not None:
@@ -137,7 +148,8 @@ def _context(
         ctx = _contexts.get(token)
         if ctx is not None:
             return ctx
-        worker = distributed.get_worker()
+        if worker is None:
+            worker = distributed.get_worker()
         new = WorkerContext(id=_worker_number(worker), backend="dask")
         if initializer is not None:
             tok = set_current_worker(new)
@@ -188,6 +200,56 @@ def _run_task(token: str, topic: str, init_blob: bytes | None, payload: bytes) -
         return out
     finally:
         reset_current_worker(tok)
+
+
+def _broadcast_call(
+    token: str, init_blob: bytes | None, fn_blob: bytes, args: tuple[Any, ...], worker: Any
+) -> tuple[int, bool, Any]:
+    """One broadcast call in a worker's thread pool: (worker id, ok, value or _Failure)."""
+    ctx = _contexts.get(token)
+    if ctx is None:
+        initializer, initargs = pickle.loads(init_blob) if init_blob is not None else (None, ())
+        ctx = _context(token, initializer, initargs, worker)
+    if isinstance(ctx, _Failure):
+        return (-1, False, ctx)
+    tok = set_current_worker(ctx)
+    try:
+        return (ctx.id, True, call_sync(pickle.loads(fn_blob), args, {}))
+    except BaseException as exc:
+        return (ctx.id, False, _Failure(exc))
+    finally:
+        reset_current_worker(tok)
+
+
+async def _broadcast_on_worker(
+    token: str,
+    init_blob: bytes | None,
+    fn_blob: bytes,
+    args: tuple[Any, ...],
+    dask_worker: Any = None,
+) -> tuple[int, bool, Any]:
+    """Run by ``client.run`` on every worker (private): the call goes to a thread, so the
+    worker's event loop keeps serving (and a coroutine function gets a loop of its own)."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(_broadcast_call, token, init_blob, fn_blob, args, dask_worker)
+    return await loop.run_in_executor(None, call)
+
+
+async def _finalize_on_worker(token: str, fin_blob: bytes, seconds: float) -> Any:
+    """Run the pool's finalizer on a worker that ran its tasks (private; ``client.run``).
+
+    Returns None, ``(worker id, _Failure)`` or ``(worker id, "timeout")``.
+    """
+    ctx = _contexts.get(token)
+    if not isinstance(ctx, WorkerContext):
+        return None
+    loop = asyncio.get_running_loop()
+    call = functools.partial(run_finalizer, pickle.loads(fin_blob), ctx)
+    try:
+        err = await asyncio.wait_for(loop.run_in_executor(None, call), seconds)
+    except TimeoutError:
+        return (ctx.id, "timeout")
+    return None if err is None else (ctx.id, _Failure(err))
 
 
 async def _forget(token: str) -> None:
@@ -286,6 +348,13 @@ class DaskBackend(Backend):
                 "max_tasks_per_worker is not supported on the dask backend: Dask workers are "
                 "long-lived processes shared by every task; restart them by time with Dask's "
                 "own worker lifetime (`dask worker --lifetime 1h --lifetime-restart`)"
+            )
+        if spec.inner_threads not in ("auto", None):
+            raise ValueError(
+                "inner_threads= is not supported on the dask backend: its workers are shared "
+                "by every client. Set OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS "
+                "in the workers' environment (a LocalCluster's nanny sets them to 1), or leave "
+                "inner_threads unset"
             )
         self._token = uuid.uuid4().hex
         self._topic = f"anypool-start-{self._token}"
@@ -746,6 +815,8 @@ class DaskBackend(Backend):
             client.unsubscribe_topic(self._topic)
         except Exception:
             pass
+        if self.spec.finalizer is not None:
+            self._run_finalizers(client)
         if self._cluster is None:
             try:  # drop this pool's worker state on a cluster that lives on
                 client.run(_forget, self._token, wait=False)
@@ -762,6 +833,63 @@ class DaskBackend(Backend):
         closer = self._closer
         if closer is not None and closer is not threading.current_thread():
             closer.join()
+
+    def _run_finalizers(self, client: Any) -> None:
+        """At shutdown: the finalizer on every worker that ran this pool's tasks (best effort:
+        a worker that died or left the cluster is not reached)."""
+        blob = self._dumps(self.spec.finalizer, "the finalizer")
+        timeout = self.spec.finalizer_timeout
+        try:
+            replies = client.run(_finalize_on_worker, self._token, blob, timeout)
+        except Exception as exc:
+            _log.warning("anypool: the dask pool could not run its finalizer: %s", exc)
+            return
+        for reply in replies.values():
+            if reply is None:
+                continue
+            wid, outcome = reply
+            if isinstance(outcome, _Failure):
+                log_finalizer_error(self.name, wid, outcome.carrier.rebuild())
+            else:
+                log_finalizer_timeout(
+                    self.name, wid, timeout, "it was left running in the worker's thread"
+                )
+
+    # -- broadcast ------------------------------------------------------------------------
+    def broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Run ``fn(*args)`` once on every worker of the cluster (``client.run``).
+
+        It runs in a thread of each worker beside any running task (Dask's ``Client.run``
+        does not wait for the worker to be free); the pool's initializer runs first on a
+        worker that has not run one of its tasks yet.
+        """
+        with self._lock:
+            if self._broken is not None:
+                raise BrokenPoolError(str(self._broken)) from self._broken
+            if self._closed:
+                raise ClosedPoolError("cannot broadcast to a pool that was shut down")
+        fn_blob = self._fn_blob(fn)
+        for x in args:  # an argument that cannot travel is named here
+            self._dumps(x, "the argument")
+        token, init = self._token, self._init_blob
+        replies = self._client.run(_broadcast_on_worker, token, init, fn_blob, tuple(args))
+        results: dict[int, Any] = {}
+        errors: dict[int, BaseException] = {}
+        for wid, ok, value in replies.values():
+            if ok:
+                results[wid] = value
+            elif isinstance(value, _Failure) and value.initializer:
+                original = value.carrier.rebuild()
+                err = InitializerError(
+                    f"the pool's initializer {self.spec.initializer!r} raised "
+                    f"{type(original).__name__}: {original}"
+                )
+                err.__cause__ = original
+                raise err
+            else:
+                errors[wid] = value.carrier.rebuild()
+        raise_broadcast_errors(self.name, fn, errors)
+        return dict(sorted(results.items()))
 
 
 def _dask_sync(backend: Backend) -> SyncFactory:

@@ -185,6 +185,19 @@ class ExecutorBackend(Backend):
                 "executor's workers. Set it on the executor where it has such an option "
                 "(ProcessPoolExecutor(max_tasks_per_child=...)), or use backend='process'"
             )
+        if spec.finalizer is not None:
+            raise ValueError(
+                f"finalizer= cannot be used with backend={describe_executor(executor)}: "
+                "anypool does not stop that executor's workers, so it cannot run code as each "
+                "one stops. Close per-worker resources in the executor's own way, or use "
+                "backend='process' or 'thread'"
+            )
+        if isinstance(spec.inner_threads, int) and not self._in_process:
+            raise ValueError(
+                f"inner_threads= cannot be used with backend={describe_executor(executor)}: "
+                "anypool does not start that executor's workers. Set OMP_NUM_THREADS and "
+                "friends in their environment, or use backend='process'"
+            )
         self.executor: cf.Executor = executor
         self._lock = threading.Lock()
         self._closed = False
@@ -197,6 +210,15 @@ class ExecutorBackend(Backend):
     def default_workers(cls) -> int:
         """Overridden per pool by :meth:`effective_workers` (the executor's own size)."""
         return available_cpus()
+
+    def broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Not possible: an executor gives no way to reach each of its workers."""
+        raise NotImplementedError(
+            f"pool.broadcast() cannot reach each worker of "
+            f"backend={describe_executor(self.executor)}: a concurrent.futures.Executor runs "
+            "tasks wherever it likes. Use backend='process', 'thread' or 'dask', or the "
+            "engine's own way (Dask: client.run)"
+        )
 
     def effective_workers(self) -> int:
         """The executor's own worker count where it says so, else ``workers=``/the CPUs."""

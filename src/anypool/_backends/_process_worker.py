@@ -18,9 +18,11 @@ RESULT_OK = b"o"
 RESULT_ERR = b"e"
 INIT_FAILED = b"i"
 READY = b"r"
+FINALIZER_FAILED = b"f"  # the finalizer's error, sent as the worker stops
 #: kinds of task message
 CALL = 0
 CHUNK = 1
+BROADCAST = 2  # a CALL that is not counted as a task (pool.broadcast)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -57,10 +59,58 @@ def _dump_result(ok: bool, value: Any, fn: Any) -> bytes:
         return RESULT_ERR + pickle.dumps(ExceptionCarrier(err), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _limit_threads(inner_threads: tuple[int, bool] | None) -> None:
+    """Cap native thread pools before the first task (and before the initializer)."""
+    if inner_threads is None:
+        return
+    from .._core._lifecycle import limit_native_threads
+
+    n, explicit = inner_threads
+    try:
+        limit_native_threads(n, override_env=explicit)
+    except Exception as exc:  # never keep a worker from starting: say so, run uncapped
+        print(f"anypool: could not cap native thread pools to {n}: {exc!r}", file=sys.stderr)
+
+
+def _finalize(conn: Any, ctx: WorkerContext, fin_blob: bytes | None, timeout: float) -> None:
+    """Run the finalizer as the worker stops; send its error to the parent (else log it).
+
+    A finalizer still running after ``timeout`` seconds ends the worker (faulthandler prints
+    where it was stuck to stderr), so a hung finalizer never keeps a pool from stopping.
+    """
+    if fin_blob is None:
+        return
+    from .._core._lifecycle import log_finalizer_error, run_finalizer
+
+    faulthandler.dump_traceback_later(timeout, exit=True)
+    try:
+        err = run_finalizer(pickle.loads(fin_blob), ctx)
+    except BaseException as exc:  # unpickling failed
+        err = exc
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    if err is None:
+        return
+    try:
+        conn.send_bytes(FINALIZER_FAILED + pickle.dumps(ExceptionCarrier(err)))
+    except (OSError, ValueError):  # the parent is gone: log it here (stderr)
+        log_finalizer_error("process", ctx.id, err)
+
+
 def main(
-    conn: Any, worker_id: int, init_blob: bytes | None, parent_pid: int, max_tasks: int | None
+    conn: Any,
+    worker_id: int,
+    init_blob: bytes | None,
+    parent_pid: int,
+    max_tasks: int | None,
+    lifecycle: tuple[bytes | None, float, tuple[int, bool] | None] = (None, 0.0, None),
 ) -> None:
-    """Run tasks sent over ``conn`` until told to stop (an empty message) or the pipe closes."""
+    """Run tasks sent over ``conn`` until told to stop (an empty message) or the pipe closes.
+
+    ``lifecycle`` is (the pickled finalizer, its timeout, (inner threads, explicit)).
+    """
+    fin_blob, fin_timeout, inner_threads = lifecycle
+    _limit_threads(inner_threads)
     faulthandler.enable()
     # Ctrl-C is the parent's business: it cancels work and ends the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -84,10 +134,13 @@ def main(
         try:
             data = recv()
         except (EOFError, OSError):
+            _finalize(conn, ctx, fin_blob, fin_timeout)
             return
         if not data:
+            _finalize(conn, ctx, fin_blob, fin_timeout)
             return
         fn: Any = None
+        kind = CALL
         try:
             kind, blob, args, extra = pickle.loads(data)
             del data
@@ -112,8 +165,11 @@ def main(
         except (OSError, ValueError):
             return
         del out
+        if kind == BROADCAST:
+            continue
         ctx.tasks_done += 1
         if max_tasks is not None and ctx.tasks_done >= max_tasks:
+            _finalize(conn, ctx, fin_blob, fin_timeout)
             return
 
 

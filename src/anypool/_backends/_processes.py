@@ -44,6 +44,12 @@ from .._core._exceptions import (
     TaskTimeoutError,
     WorkerCrashed,
 )
+from .._core._lifecycle import (
+    inner_threads_for_processes,
+    log_finalizer_error,
+    log_finalizer_timeout,
+    raise_broadcast_errors,
+)
 from .._core._tasks import ChunkResult, Retry, available_cpus, item_args, run_chunk
 from .._core._tracing import recorder_of
 from . import _process_worker
@@ -134,6 +140,17 @@ class _Task:
         return f"{name}{_short.repr(tuple(self.args))}"
 
 
+class _Targeted(_Task):
+    """A :meth:`ProcessBackend.broadcast` call for one given worker (not counted as a task)."""
+
+    __slots__ = ()
+
+
+#: a broadcast waiting for the dispatcher: its message, the function, the arguments, and the
+#: future of {worker id: that worker's call's future}
+_BroadcastRequest = tuple[bytes, Callable[..., Any], Sequence[Any], "cf.Future[dict[int, Any]]"]
+
+
 class _Worker:
     __slots__ = ("id", "proc", "conn", "task", "deadline", "started", "done", "ready")
 
@@ -198,6 +215,15 @@ class ProcessBackend(Backend):
         self._fn_cache: tuple[Callable[..., Any], bytes] | None = None
         self._retry_cache: tuple[Retry, bytes] | None = None
         self._retry: deque[_Task] = deque()  # crashed tasks to run again (dispatcher only)
+        self._broadcasts: deque[_BroadcastRequest] = deque()  # under _lock
+        self._targeted: dict[int, deque[_Targeted]] = {}  # by worker id (dispatcher only)
+        fin_blob = None
+        if spec.finalizer is not None:
+            fin_blob = self._dumps(spec.finalizer, "the finalizer")
+        n = inner_threads_for_processes(spec.inner_threads, spec.workers, available_cpus())
+        threads = None if n is None else (n, spec.inner_threads != "auto")
+        #: what each worker needs for its life around the tasks (see _process_worker.main)
+        self._lifecycle = (fin_blob, spec.finalizer_timeout, threads)
 
     # -- public protocol --------------------------------------------------------------
     @classmethod
@@ -310,7 +336,9 @@ class ProcessBackend(Backend):
             except RuntimeError:
                 continue
         for w in workers:
-            w.proc.kill()
+            # an idle worker with a finalizer is stopped by the dispatcher (it finalizes)
+            if w.task is not None or not w.ready or self.spec.finalizer is None:
+                w.proc.kill()
         self.shutdown(wait=True)
 
     # -- pickling with clear errors -----------------------------------------------------
@@ -406,7 +434,14 @@ class ProcessBackend(Backend):
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_process_worker.main,
-            args=(child_conn, wid, self._init_blob, os.getpid(), self.spec.max_tasks_per_worker),
+            args=(
+                child_conn,
+                wid,
+                self._init_blob,
+                os.getpid(),
+                self.spec.max_tasks_per_worker,
+                self._lifecycle,
+            ),
             name=f"anypool-process-{wid}",
             daemon=True,
         )
@@ -428,8 +463,13 @@ class ProcessBackend(Backend):
             self._broken = err
             self._fail_everything(err)
         finally:
-            for w in list(self._workers.values()):
-                self._stop_worker(w)
+            self._fail_broadcasts(ClosedPoolError("the pool stopped before the broadcast ran"))
+            stopping = list(self._workers.values())
+            for w in stopping:  # ask every worker first: their finalizers run side by side
+                self._ask_to_stop(w)
+            deadline = time.monotonic() + self._stop_timeout()
+            for w in stopping:
+                self._stop_worker(w, deadline)
             self._workers.clear()
             self._close_pipe()
 
@@ -454,6 +494,8 @@ class ProcessBackend(Backend):
         wait = mpc.wait
         idle: deque[_Worker] = deque()
         while True:
+            if self._broadcasts:
+                self._serve_broadcasts()
             # start workers up to the limit while work is waiting
             with self._lock:
                 want = len(self._queue) + len(self._retry)
@@ -467,7 +509,9 @@ class ProcessBackend(Backend):
             ):
                 self._spawn()
                 starting += 1
-            # hand out tasks
+            # hand out tasks: first broadcast calls meant for a given worker
+            if self._targeted:
+                busy += self._send_targeted(idle)
             while idle:
                 if self._retry:
                     task = self._retry.popleft()
@@ -481,9 +525,9 @@ class ProcessBackend(Backend):
                 w = idle.popleft()
                 self._send(w, task)
                 busy += 1
-            if closing and busy == 0 and not self._retry:
+            if closing and busy == 0 and not self._retry and not self._targeted:
                 with self._lock:
-                    if not self._queue:
+                    if not self._queue and not self._broadcasts:
                         return
             # wait for results, deaths, new work or a deadline
             handles: list[Any] = [self._wake_r]
@@ -512,8 +556,9 @@ class ProcessBackend(Backend):
                     if self._receive_ready(w2):
                         idle.append(w2)
                 elif h is w2.conn:
+                    counted = not isinstance(w2.task, _Targeted)
                     if self._receive(w2) and w2.proc.sentinel not in ready:
-                        w2.done += 1
+                        w2.done += counted
                         limit = self.spec.max_tasks_per_worker
                         if limit is None or w2.done < limit:
                             idle.append(w2)
@@ -522,12 +567,16 @@ class ProcessBackend(Backend):
                     # the worker exited; first read a result it sent just before, if any
                     if w2.task is not None and w2.conn.poll():
                         self._receive(w2)
+                    elif w2.task is None:  # recycled: its finalizer may have said something
+                        self._read_farewell(w2)
                     self._on_exit(w2, idle)
             if deadline is not None:
                 now = time.monotonic()
                 for w in list(self._workers.values()):
                     if w.task is not None and w.deadline is not None and w.deadline <= now:
                         self._on_timeout(w, idle)
+            if self._targeted:  # after exits and timeouts: a worker gone takes none along
+                self._drop_targeted()
 
     def _send(self, w: _Worker, task: _Task) -> None:
         w.task = task
@@ -667,18 +716,196 @@ class ProcessBackend(Backend):
         worker = ("process", w.id, w.proc.pid or -1, "MainThread")
         rec.lost(task.fut, len(task.args[1]), outcome, worker, start, end, error, task.attempt)
 
-    def _stop_worker(self, w: _Worker) -> None:
+    def _stop_timeout(self) -> float:
+        """Seconds stopping workers get to exit: their finalizer's bound, plus a margin."""
+        if self.spec.finalizer is None:
+            return 5.0
+        return self.spec.finalizer_timeout + 2.0
+
+    def _ask_to_stop(self, w: _Worker) -> None:
         if self._cancel_on_close and w.task is not None:
             w.proc.kill()
         try:
             w.conn.send_bytes(b"")
         except (OSError, ValueError):
             pass
-        w.proc.join(timeout=5)
-        if w.proc.is_alive():  # pragma: no cover - a stuck worker
+
+    def _stop_worker(self, w: _Worker, deadline: float | None = None) -> None:
+        if deadline is None:
+            self._ask_to_stop(w)
+            deadline = time.monotonic() + self._stop_timeout()
+        w.proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        if w.proc.is_alive():  # a stuck worker (a finalizer that hangs): end it
             w.proc.kill()
             w.proc.join()
+            if self.spec.finalizer is not None:
+                log_finalizer_timeout(
+                    "process", w.id, self.spec.finalizer_timeout, "the worker was killed"
+                )
+        else:
+            self._read_farewell(w)
         w.conn.close()
+
+    def _read_farewell(self, w: _Worker) -> None:
+        """Log what a worker's finalizer reported as the worker stopped (an error, a hang)."""
+        if self.spec.finalizer is None:
+            return
+        try:
+            while w.conn.poll():
+                data = w.conn.recv_bytes()
+                if data[:1] == _process_worker.FINALIZER_FAILED:
+                    carrier: ExceptionCarrier = pickle.loads(data[1:])
+                    log_finalizer_error("process", w.id, carrier.rebuild())
+        except (EOFError, OSError):
+            pass
+        if w.proc.exitcode == 1:  # faulthandler's watchdog ended it (see _process_worker)
+            log_finalizer_timeout(
+                "process",
+                w.id,
+                self.spec.finalizer_timeout,
+                "the worker ended itself (where it was stuck is printed on its stderr)",
+            )
+
+    # -- broadcast ------------------------------------------------------------------------
+    def broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Run ``fn(*args)`` once in every live worker process (started if none is live).
+
+        Each call waits until its worker is free (a broadcast during a map runs between two
+        of that worker's tasks, before the map's queued ones) and is not counted as a task
+        for ``max_tasks_per_worker``.
+        """
+        if self.owns_current_thread():
+            raise RuntimeError(
+                "pool.broadcast() was called on the process pool's dispatcher thread (from a "
+                "future's done-callback): it would wait for itself; call it from your own code"
+            )
+        payload = self._dumps_broadcast(fn, args)
+        request: cf.Future[dict[int, Any]] = cf.Future()
+        with self._lock:
+            if self._broken is not None:
+                raise BrokenPoolError(str(self._broken)) from self._broken
+            if self._closing:
+                raise ClosedPoolError("cannot broadcast to a pool that was shut down")
+            self._broadcasts.append((payload, fn, args, request))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._dispatch, name="anypool-process-dispatcher", daemon=True
+                )
+                self._thread.start()
+            self._wake()
+        futures: dict[int, cf.Future[Any]] = request.result()
+        cf.wait(futures.values())
+        results: dict[int, Any] = {}
+        errors: dict[int, BaseException] = {}
+        for wid, fut in sorted(futures.items()):
+            exc = fut.exception()
+            if exc is None:
+                results[wid] = fut.result()
+            else:
+                errors[wid] = exc
+        raise_broadcast_errors("process", fn, errors)
+        return results
+
+    def _dumps_broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> bytes:
+        body: tuple[Any, ...] = (
+            _process_worker.BROADCAST,
+            self._dumps(fn, "the function"),
+            tuple(args),
+            {},
+        )
+        try:
+            return pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pass
+        for x in args:
+            self._dumps(x, "the argument")
+        return self._dumps(body, "the broadcast call")
+
+    def _serve_broadcasts(self) -> None:
+        """On the dispatcher: give each waiting broadcast one call per live worker.
+
+        A worker running its last task before ``max_tasks_per_worker`` recycles it is not
+        counted (its replacement will be the next broadcast's). When every worker is on its
+        way out and no slot is free, the broadcast waits for a replacement.
+        """
+        with self._lock:
+            requests = list(self._broadcasts)
+            self._broadcasts.clear()
+        limit = self.spec.max_tasks_per_worker
+
+        def staying(w: _Worker) -> bool:
+            last = w.task is not None and not isinstance(w.task, _Targeted)
+            return limit is None or w.done + last < limit
+
+        waiting: list[_BroadcastRequest] = []
+        for payload, fn, args, request in requests:
+            if self._broken is not None:
+                request.set_exception(BrokenPoolError(str(self._broken)))
+                continue
+            live = [w for w in self._workers.values() if staying(w)]
+            if not live:
+                while len(self._workers) < self.spec.workers:
+                    live.append(self._spawn())
+            if not live:
+                waiting.append((payload, fn, args, request))
+                continue
+            futures: dict[int, cf.Future[Any]] = {}
+            for w in live:
+                fut: cf.Future[Any] = cf.Future()
+                fut.set_running_or_notify_cancel()
+                self._targeted.setdefault(w.id, deque()).append(
+                    _Targeted(fut, payload, fn, args, None, 0)
+                )
+                futures[w.id] = fut
+            request.set_result(futures)
+        if waiting:
+            with self._lock:
+                self._broadcasts.extendleft(reversed(waiting))
+
+    def _send_targeted(self, idle: deque[_Worker]) -> int:
+        """Send idle workers the broadcast calls meant for them; how many were sent."""
+        sent = 0
+        for w in list(idle):
+            calls = self._targeted.get(w.id)
+            if calls:
+                task = calls.popleft()
+                if not calls:
+                    del self._targeted[w.id]
+                idle.remove(w)
+                self._send(w, task)
+                sent += 1
+        return sent
+
+    def _drop_targeted(self) -> None:
+        """Fail the broadcast calls of workers that are gone (or of a broken pool)."""
+        for wid in list(self._targeted):
+            if wid in self._workers and self._broken is None:
+                continue
+            err: BaseException = (
+                BrokenPoolError(str(self._broken))
+                if self._broken is not None
+                else WorkerCrashed(
+                    f"worker {wid} was ended (it crashed, or its task overran task_timeout) "
+                    "before it ran the broadcast call; its per-worker state is gone",
+                    task="broadcast",
+                )
+            )
+            for task in self._targeted.pop(wid):
+                if not task.fut.done():
+                    task.fut.set_exception(err)
+
+    def _fail_broadcasts(self, err: BaseException) -> None:
+        with self._lock:
+            requests = list(self._broadcasts)
+            self._broadcasts.clear()
+        for *_, request in requests:
+            if not request.done():
+                request.set_exception(err)
+        for calls in self._targeted.values():
+            for task in calls:
+                if not task.fut.done():
+                    task.fut.set_exception(err)
+        self._targeted.clear()
 
 
 backend_class = ProcessBackend

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._core._abc import Backend, WorkerSpec
 from .._core._exceptions import ClosedPoolError, InitializerError, TaskTimeoutError
+from .._core._lifecycle import log_finalizer_error, raise_broadcast_errors, run_finalizer
 from .._core._tasks import (
     WorkerContext,
     call_sync,
@@ -32,7 +33,7 @@ class SerialBackend(Backend):
         self._ctx: WorkerContext | None = None
         self._next_id = 0
         self._closed = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # shutdown() may be called from inside a task
 
     def start(self) -> None:
         """Nothing to start; the initializer runs before the first task."""
@@ -42,6 +43,7 @@ class SerialBackend(Backend):
             self.spec.max_tasks_per_worker is not None
             and self._ctx.tasks_done >= self.spec.max_tasks_per_worker
         ):
+            self._finalize()  # the recycled worker stops
             ctx = WorkerContext(id=self._next_id, backend=self.name)
             self._next_id += 1
             if self.spec.initializer is not None:
@@ -100,9 +102,40 @@ class SerialBackend(Backend):
                 reset_current_worker(token)
         return fut
 
+    def _finalize(self) -> None:
+        """Run the finalizer for the current worker, if it started (under ``_lock``).
+
+        It runs in the caller's thread, like the tasks: a finalizer that hangs hangs the
+        caller, as a task that hangs would.
+        """
+        ctx, self._ctx = self._ctx, None
+        if ctx is None or self.spec.finalizer is None:
+            return
+        err = run_finalizer(self.spec.finalizer, ctx)
+        if err is not None:
+            log_finalizer_error(self.name, ctx.id, err)
+
+    def broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Run ``fn(*args)`` now, in the caller, as the one worker: ``{worker id: result}``."""
+        if self._closed:
+            raise ClosedPoolError("cannot broadcast to a pool that was shut down")
+        with self._lock:
+            ctx = self._context()
+            token = set_current_worker(ctx)
+            try:
+                result = call_sync(fn, args, {})
+            except Exception as exc:
+                raise_broadcast_errors(self.name, fn, {ctx.id: exc})
+                raise  # pragma: no cover - raise_broadcast_errors raised it
+            finally:
+                reset_current_worker(token)
+        return {ctx.id: result}
+
     def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
-        """Refuse further tasks."""
-        self._closed = True
+        """Refuse further tasks; the worker's finalizer runs (once)."""
+        with self._lock:
+            self._closed = True
+            self._finalize()
 
     def effective_workers(self) -> int:
         """Always 1."""

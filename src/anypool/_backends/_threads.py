@@ -22,7 +22,19 @@ from typing import Any
 
 from .._core._abc import Backend, WorkerSpec
 from .._core._exceptions import BrokenPoolError, ClosedPoolError, InitializerError, TaskTimeoutError
-from .._core._tasks import WorkerContext, available_cpus, call_sync, set_current_worker
+from .._core._lifecycle import (
+    log_finalizer_error,
+    log_finalizer_timeout,
+    raise_broadcast_errors,
+    run_finalizer,
+)
+from .._core._tasks import (
+    WorkerContext,
+    available_cpus,
+    call_sync,
+    current_worker,
+    set_current_worker,
+)
 from .._core._timeouts import DeadlineWatcher
 
 _WorkItem = tuple[Callable[..., Any], Sequence[Any], dict[str, Any], "cf.Future[Any]", float | None]
@@ -40,12 +52,40 @@ atexit.register(_shutdown_all_at_exit)
 class _Slot:
     """One worker thread's bookkeeping."""
 
-    __slots__ = ("thread", "ctx", "abandoned")
+    __slots__ = ("thread", "ctx", "abandoned", "stopping")
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.abandoned = False
         self.thread: threading.Thread | None = None
+        #: set once the worker left its task loop (its finalizer, if any, runs next)
+        self.stopping = threading.Event()
+
+
+class _BroadcastCall:
+    """One :meth:`ThreadBackend.broadcast`: each worker thread runs it once.
+
+    The call is queued once per live worker like a task; a worker that ran it waits at the
+    barrier until every other worker has run it too, so no worker takes two of them.
+    """
+
+    def __init__(self, fn: Callable[..., Any], args: Sequence[Any], parties: int) -> None:
+        self.fn = fn
+        self.args = args
+        self.barrier = threading.Barrier(parties)
+
+    def __call__(self) -> tuple[int, bool, Any]:
+        ctx = current_worker()
+        ctx.tasks_done -= 1  # not a task: the worker loop counts it, this undoes that
+        try:
+            outcome: tuple[bool, Any] = (True, call_sync(self.fn, self.args, {}))
+        except BaseException as exc:
+            outcome = (False, exc)
+        try:
+            self.barrier.wait()
+        except threading.BrokenBarrierError:  # the broadcast was abandoned (see broadcast)
+            pass
+        return (ctx.id, *outcome)
 
 
 class ThreadBackend(Backend):
@@ -65,6 +105,7 @@ class ThreadBackend(Backend):
         self._closed = False
         self._broken: BaseException | None = None
         self._watcher: DeadlineWatcher | None = None
+        self._broadcast_lock = threading.Lock()  # one broadcast at a time (see _BroadcastCall)
 
     def start(self) -> None:
         """Threads start on demand; nothing to do yet."""
@@ -121,6 +162,7 @@ class ThreadBackend(Backend):
     def _worker(self, slot: _Slot) -> None:
         set_current_worker(slot.ctx)
         spec = self.spec
+        initialized = False
         try:
             if spec.initializer is not None:
                 try:
@@ -128,6 +170,7 @@ class ThreadBackend(Backend):
                 except BaseException as exc:
                     self._break(exc)
                     return
+            initialized = True
             limit = spec.max_tasks_per_worker
             q = self._queue
             while True:
@@ -166,6 +209,11 @@ class ThreadBackend(Backend):
                     return
                 self._idle.release()
         finally:
+            slot.stopping.set()
+            if initialized and spec.finalizer is not None:
+                err = run_finalizer(spec.finalizer, slot.ctx)
+                if err is not None:
+                    log_finalizer_error(self.name, slot.ctx.id, err)
             with self._lock:
                 self._slots.discard(slot)
                 if slot.abandoned:
@@ -210,6 +258,54 @@ class ThreadBackend(Backend):
 
         return self._watcher.add(timeout, expire)
 
+    def broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Run ``fn(*args)`` once in every live worker thread (started if none is live).
+
+        Each worker runs it when it takes it from the queue, after the tasks queued before
+        it; a worker that ran it waits until all the others have too (during a long task of
+        one worker, the others wait for it). One broadcast runs at a time.
+        """
+        call: _BroadcastCall
+        futures: list[cf.Future[Any]] = []
+        with self._broadcast_lock:
+            with self._lock:
+                if self._broken is not None:
+                    raise BrokenPoolError(str(self._broken)) from self._broken
+                if self._closed:
+                    raise ClosedPoolError("cannot broadcast to a pool that was shut down")
+                live = len(self._slots) - self._abandoned
+                parties = live or self.spec.workers
+                call = _BroadcastCall(fn, args, parties)
+                for _ in range(parties):
+                    fut: cf.Future[Any] = cf.Future()
+                    self._queue.put((call, (), {}, fut, None))
+                    futures.append(fut)
+                    if live:
+                        self._idle.acquire(blocking=False)  # the call takes an idle worker
+                    else:
+                        self._maybe_add_worker()
+            try:
+                for f in cf.as_completed(futures):
+                    if f.cancelled() or f.exception() is not None:
+                        call.barrier.abort()  # it will never be run by every worker
+            finally:
+                call.barrier.abort()
+        results: dict[int, Any] = {}
+        errors: dict[int, BaseException] = {}
+        for f in futures:
+            if f.cancelled():
+                raise ClosedPoolError("the pool was shut down before the broadcast ran")
+            exc = f.exception()
+            if exc is not None:
+                raise exc
+            wid, ok, value = f.result()
+            if ok:
+                results[wid] = value
+            else:
+                errors[wid] = value
+        raise_broadcast_errors(self.name, fn, errors)
+        return dict(sorted(results.items()))
+
     def _break(self, exc: BaseException) -> None:
         err = InitializerError(
             f"the pool's initializer {self.spec.initializer!r} raised {type(exc).__name__}: {exc}"
@@ -253,7 +349,19 @@ class ThreadBackend(Backend):
             for slot in list(self._slots):
                 t = slot.thread
                 if t is not None and t is not me and not slot.abandoned:
-                    t.join()
+                    if self.spec.finalizer is None:
+                        t.join()
+                        continue
+                    slot.stopping.wait()  # its last task may take as long as it takes
+                    t.join(self.spec.finalizer_timeout)  # its finalizer may not
+                    if t.is_alive():
+                        log_finalizer_timeout(
+                            self.name,
+                            slot.ctx.id,
+                            self.spec.finalizer_timeout,
+                            "its thread was abandoned (threads cannot be stopped; it is a "
+                            "daemon thread and never delays interpreter exit)",
+                        )
         if self._watcher is not None and (wait or not self._slots):
             self._watcher.close()
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ._lifecycle import FINALIZER_TIMEOUT, InnerThreads
 from ._tasks import ChunkResult, Retry, run_chunk
 
 
@@ -20,6 +21,13 @@ class WorkerSpec:
         initializer: called once in each worker before its first task.
         initargs: arguments for ``initializer``.
         max_tasks_per_worker: a worker is replaced after this many tasks (``None``: never).
+        finalizer: called once in each worker as it stops (shutdown, recycling, terminate
+            while idle). *Added in 0.2.*
+        finalizer_timeout: seconds a finalizer may run before its worker is killed
+            (threads: abandoned). *Added in 0.2.*
+        inner_threads: thread cap of native libraries (BLAS, OpenMP) in each worker:
+            ``"auto"`` (the backend's default), a number, or ``None`` (leave them alone).
+            *Added in 0.2.*
         options: backend-specific options (for example ``start_method`` for processes).
 
     .. versionadded:: 0.1
@@ -30,6 +38,9 @@ class WorkerSpec:
     initargs: tuple[Any, ...] = ()
     max_tasks_per_worker: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    finalizer: Callable[..., object] | None = None
+    finalizer_timeout: float = FINALIZER_TIMEOUT
+    inner_threads: InnerThreads = "auto"
 
 
 class Backend(ABC):
@@ -115,6 +126,29 @@ class Backend(ABC):
     def default_workers(cls) -> int:
         """The number of workers used when the caller does not say."""
         return 1
+
+    def broadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """Run ``fn(*args)`` exactly once on every live worker; ``{worker id: result}``.
+
+        Workers are started first when none is live. An error raised by ``fn`` on any worker
+        is raised here, with a note naming the worker. The default raises
+        ``NotImplementedError``: a backend must know its workers to reach each one.
+
+        .. versionadded:: 0.2
+        """
+        raise NotImplementedError(
+            f"the {self.name or type(self).__name__} backend cannot run a call on each of its "
+            "workers (broadcast); initialise per-worker state with initializer= instead"
+        )
+
+    async def abroadcast(self, fn: Callable[..., Any], args: Sequence[Any]) -> dict[int, Any]:
+        """:meth:`broadcast` for async code; the default runs it in a thread.
+
+        .. versionadded:: 0.2
+        """
+        import asyncio
+
+        return await asyncio.to_thread(self.broadcast, fn, args)
 
     def check_callable(self, fn: Callable[..., Any]) -> None:  # noqa: B027 - optional hook
         """Raise a clear error if ``fn`` cannot run on this backend (default: accept)."""

@@ -115,7 +115,8 @@ def map(
         **options: the map options of :class:`~anypool.MapKwargs` (``chunksize``,
             ``progress``, ``errors``, ``task_timeout``, ``retries``, ``retry_on``, ``rate``)
             and the pool options of :class:`~anypool.ApiKwargs` (``initializer``,
-            ``initargs``, ``max_tasks_per_worker``, backend options).
+            ``initargs``, ``max_tasks_per_worker``, ``finalizer``, ``inner_threads``,
+            backend options).
 
     .. versionadded:: 0.1
     """

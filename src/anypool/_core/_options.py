@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 if TYPE_CHECKING:
     from ._tracing import Trace
 
+from ._lifecycle import InnerThreads
 from ._rate import RateLimiter
 
 Errors = Literal["raise", "collect"]
@@ -59,6 +60,9 @@ class _PoolKwargs(TypedDict, total=False):
     initializer: Callable[..., object] | None
     initargs: tuple[Any, ...]
     max_tasks_per_worker: int | None
+    finalizer: Callable[..., object] | None
+    finalizer_timeout: float
+    inner_threads: InnerThreads
     start_method: str
     uvloop: bool
     debug: bool
@@ -78,6 +82,13 @@ class ApiKwargs(MapKwargs, _PoolKwargs, total=False):
         initializer: called once in each worker before its first task.
         initargs: arguments for ``initializer``.
         max_tasks_per_worker: replace a worker after it ran this many tasks.
+        finalizer: called once in each worker as it stops (errors are logged).
+            *Added in 0.2.*
+        finalizer_timeout: seconds a finalizer may run before its worker is killed.
+            *Added in 0.2.*
+        inner_threads: threads for native libraries (BLAS, OpenMP) in each worker:
+            ``"auto"`` (processes: CPUs // workers), a number, or ``None`` (untouched).
+            *Added in 0.2.*
         start_method: process backend: ``"forkserver"``, ``"spawn"`` or ``"fork"``.
         uvloop: asyncio backend: use uvloop when installed (default True).
         debug: warn about blocked event loops and CPU-bound work on threads.

@@ -18,6 +18,13 @@ from . import _tracing
 from ._abc import Backend, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
+from ._lifecycle import (
+    FINALIZER_TIMEOUT,
+    InnerThreads,
+    check_finalizer_timeout,
+    check_inner_threads,
+    limit_in_process,
+)
 from ._options import Errors, MapKwargs, _MapKwargsNoErrors
 from ._rate import RateLimiter, make_limiter
 from ._registry import get_backend
@@ -195,6 +202,16 @@ class Pool(cf.Executor):
         initializer: called once in each worker before its first task.
         initargs: arguments for ``initializer``.
         max_tasks_per_worker: replace a worker after it ran this many tasks.
+        finalizer: called once in each worker as it stops: at shutdown, when
+            ``max_tasks_per_worker`` recycles it, or when the pool is terminated while the
+            worker is idle (close connections, flush per-worker state). An error in it is
+            logged on the ``anypool`` logger with the worker's id. *Added in 0.2.*
+        finalizer_timeout: seconds a finalizer may run (default 10); a process worker
+            still finalizing then is killed, a thread worker is abandoned. *Added in 0.2.*
+        inner_threads: threads each worker's native libraries (BLAS, OpenMP) may use:
+            ``"auto"`` (default: process workers get ``CPUs // workers``, at least 1; the
+            other backends leave them alone), a number, or ``None`` (never touch them).
+            *Added in 0.2.*
         chunksize: inputs per task in ``map``; default: chosen from measured task time.
         progress: show a tqdm progress bar in ``map``/``imap`` (a dict is passed to tqdm).
         errors: ``"raise"`` (the first error stops the map) or ``"collect"`` (each input
@@ -238,6 +255,9 @@ class Pool(cf.Executor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
+        finalizer: Callable[..., object] | None = None,
+        finalizer_timeout: float = FINALIZER_TIMEOUT,
+        inner_threads: InnerThreads = "auto",
         chunksize: int | None = None,
         progress: bool | dict[str, Any] = False,
         errors: Errors = "raise",
@@ -264,6 +284,10 @@ class Pool(cf.Executor):
         _check_positive_int("max_tasks_per_worker", max_tasks_per_worker)
         if initializer is not None:
             _check_callable(initializer)
+        if finalizer is not None:
+            _check_callable(finalizer)
+        finalizer_timeout = check_finalizer_timeout(finalizer_timeout)
+        inner_threads = check_inner_threads(inner_threads)
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
         cls: type[Backend]
@@ -279,7 +303,8 @@ class Pool(cf.Executor):
                 f"unknown option(s) {', '.join(u + '=' for u in unknown)} for "
                 f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
                 "chunksize, errors, progress, rate, retries, retry_on, task_timeout; the pool "
-                "options: initializer, initargs, max_tasks_per_worker, debug, trace"
+                "options: initializer, initargs, max_tasks_per_worker, finalizer, "
+                "finalizer_timeout, inner_threads, debug, trace"
             )
         self._defaults = _options(
             chunksize=chunksize,
@@ -296,6 +321,9 @@ class Pool(cf.Executor):
             initargs=initargs,
             max_tasks_per_worker=max_tasks_per_worker,
             options=options,
+            finalizer=finalizer,
+            finalizer_timeout=finalizer_timeout,
+            inner_threads=inner_threads,
         )
         self._backend: Backend = cls(spec)
         configure = getattr(self._backend, "configure", None)
@@ -311,7 +339,11 @@ class Pool(cf.Executor):
         self._loop_watchers: list[LoopWatcher] = []
         if hasattr(self._backend, "on_choose"):
             self._backend.on_choose = self._watch_backend  # auto: watch what it chooses
+        #: inner_threads=N on a backend that runs tasks in this process: capped while open
+        self._native_limit: Any = None
         self._backend.start()
+        if isinstance(inner_threads, int) and cls.shares_memory:
+            self._native_limit = limit_in_process(inner_threads)
         self._watch_backend(self._backend)
 
     # -- debug checks -------------------------------------------------------------------
@@ -365,6 +397,9 @@ class Pool(cf.Executor):
         with self._shutdown_lock:
             watchers, self._loop_watchers = self._loop_watchers, []
             owned, self._trace_owned = self._trace_owned, False
+            limit, self._native_limit = self._native_limit, None
+        if limit is not None:  # inner_threads=N on an in-process backend: undo the cap
+            limit.restore_original_limits()
         if owned and self._trace is not None:  # Pool(trace="run.html"): write it now
             self._trace.stop()
             self._trace.save()
@@ -581,6 +616,69 @@ class Pool(cf.Executor):
         call = functools.partial(fn, **kwargs) if kwargs else fn
         inner = self._backend.submit_chunk(call, [args], d.retry, timeout=d.task_timeout)
         return _unwrap_single(inner)
+
+    @overload
+    def broadcast(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any
+    ) -> dict[int, T]: ...
+
+    @overload
+    def broadcast(self, fn: Callable[..., T], /, *args: Any) -> dict[int, T]: ...
+
+    def broadcast(self, fn: Callable[..., Any], /, *args: Any) -> dict[int, Any]:
+        """Run ``fn(*args)`` exactly once on every live worker; return ``{worker id: result}``.
+
+        Use it to reach per-worker state (``anypool.current_worker().state``): collect each
+        worker's part of a result, reload a model, close a connection. Inside ``fn``,
+        :func:`anypool.current_worker` is the worker it runs on. Like Dask's
+        ``Client.run``.
+
+        Which workers: serial and asyncio have one (one entry); thread and process: every
+        worker that is running (none yet: ``workers`` of them are started first, and their
+        ``initializer`` runs before ``fn``); dask: every worker of the cluster. A call waits
+        until its worker is free: during a map, it runs between two of that worker's tasks
+        (threads: behind the tasks already queued). asyncio and dask run it at once.
+        Broadcast calls do not count towards ``max_tasks_per_worker``. With
+        ``backend="auto"``, a map must have chosen the backend first.
+
+        Raises:
+            Exception: the error ``fn`` raised, with a note naming the worker (the one with the
+                lowest id when several failed; the note lists the others).
+            ClosedPoolError: the pool was shut down.
+            RuntimeError: called where waiting would deadlock (inside one of the pool's own
+                thread tasks, or on its event loop: use :meth:`abroadcast` there).
+
+        .. versionadded:: 0.2
+        """
+        _check_callable(fn)
+        if self._closed:
+            raise ClosedPoolError("cannot broadcast to a pool that was shut down")
+        if self._backend.owns_current_thread():
+            raise RuntimeError(
+                "pool.broadcast() was called from one of this pool's own workers (or a "
+                "done-callback): it waits for every worker, this one included, so it would "
+                "wait for itself; call it from the code that owns the pool"
+            )
+        self._backend.check_blocking_call()
+        return self._backend.broadcast(fn, args)
+
+    @overload
+    async def abroadcast(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any
+    ) -> dict[int, T]: ...
+
+    @overload
+    async def abroadcast(self, fn: Callable[..., T], /, *args: Any) -> dict[int, T]: ...
+
+    async def abroadcast(self, fn: Callable[..., Any], /, *args: Any) -> dict[int, Any]:
+        """:meth:`broadcast` for async code: waits without blocking the event loop.
+
+        .. versionadded:: 0.2
+        """
+        _check_callable(fn)
+        if self._closed:
+            raise ClosedPoolError("cannot broadcast to a pool that was shut down")
+        return await self._backend.abroadcast(fn, args)
 
     def _submit_traced(
         self,

@@ -265,3 +265,12 @@ def _in_worker_process() -> bool:
         return anypool.current_worker().backend == "process"
     except RuntimeError:
         return False
+
+
+def record_and_hang(marker_dir: str) -> None:
+    """Leave a marker per run, then block until the worker is ended (bounded at 60 s)."""
+    import time
+
+    with open(os.path.join(marker_dir, f"run-{len(os.listdir(marker_dir))}"), "x"):
+        pass
+    time.sleep(60)

@@ -853,7 +853,8 @@ async def _retry_timeouts(retry: Retry, attempt: Callable[[], Awaitable[Any]]) -
         try:
             return await attempt()
         except TaskTimeoutError as err:
-            if timeouts >= retry.attempts or not isinstance(err, retry.retry_on):
+            if not retry.allows(err, timeouts + 1):
+                retry.gave_up(err, timeouts + 1)
                 raise
             timeouts += 1
 

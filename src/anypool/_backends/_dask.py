@@ -495,7 +495,9 @@ class DaskBackend(Backend):
         timeout: float | None = None,
     ) -> cf.Future[ChunkResult]:
         """A chunk is one Dask task running ``run_chunk``; crashed chunks are resubmitted."""
-        return self._submit(run_chunk, (fn, items, retry), {}, timeout, retry.attempts)
+        # a crash is retried by the one rule: when retry_on matches WorkerCrashed
+        crash_retries = retry.attempts if retry.covers(WorkerCrashed) else 0
+        return self._submit(run_chunk, (fn, items, retry), {}, timeout, crash_retries)
 
     def _submit(
         self,
@@ -706,7 +708,8 @@ class DaskBackend(Backend):
         err = WorkerCrashed(
             f"Dask worker {addr} died while running task {_describe(task.fn, task.args)}; the "
             f"scheduler ran it on {tries} worker(s) and each died (its allowed-failures "
-            "setting)" + (f"; anypool attempt {task.attempt}" if task.attempt > 1 else ""),
+            "setting)"
+            + (f"; anypool gave up after {task.attempt} attempts" if task.attempt > 1 else ""),
             task=_describe(task.fn, task.args),
         )
         err.__cause__ = killed

@@ -270,7 +270,9 @@ class ProcessBackend(Backend):
         timeout: float | None = None,
     ) -> cf.Future[ChunkResult]:
         """A chunk is one task; with retries a crashed chunk is re-run on a fresh worker."""
-        return self._submit(run_chunk, (fn, items, retry), {}, timeout, retry.attempts)
+        # a crash is retried by the one rule: when retry_on matches WorkerCrashed
+        crash_retries = retry.attempts if retry.covers(WorkerCrashed) else 0
+        return self._submit(run_chunk, (fn, items, retry), {}, timeout, crash_retries)
 
     def _submit(
         self,
@@ -678,16 +680,17 @@ class ProcessBackend(Backend):
                 task.attempt += 1
                 self._retry.append(task)  # its future is already running
             else:
-                task.fut.set_exception(
-                    WorkerCrashed(
-                        f"worker process {w.proc.pid} died while running task {task.describe()}: "
-                        f"{_describe_exit(w.proc.exitcode)}"
-                        + (f" (attempt {task.attempt})" if task.attempt > 1 else ""),
-                        pid=w.proc.pid,
-                        exitcode=w.proc.exitcode,
-                        task=task.describe(),
-                    )
+                err = WorkerCrashed(
+                    f"worker process {w.proc.pid} died while running task {task.describe()}: "
+                    f"{_describe_exit(w.proc.exitcode)}"
+                    + (f"; gave up after {task.attempt} attempts" if task.attempt > 1 else ""),
+                    pid=w.proc.pid,
+                    exitcode=w.proc.exitcode,
+                    task=task.describe(),
                 )
+                if task.fn is run_chunk and task.attempt == 1:
+                    task.args[2].gave_up(err, 1)  # says why it was not retried, if it wasn't
+                task.fut.set_exception(err)
 
     def _on_timeout(self, w: _Worker, idle: deque[_Worker]) -> None:
         task = w.task

@@ -262,11 +262,10 @@ class MapRun:
         """Submit a timed-out chunk again when ``retries=`` allows it (and ``retry_on``
         matches :class:`TaskTimeoutError`); it keeps its place in line."""
         retry = self.opts.retry
-        if (
-            not isinstance(exc, TaskTimeoutError)
-            or entry.timeouts >= retry.attempts
-            or not isinstance(exc, retry.retry_on)
-        ):
+        if not isinstance(exc, TaskTimeoutError):
+            return False
+        if not retry.allows(exc, entry.timeouts + 1):
+            retry.gave_up(exc, entry.timeouts + 1)
             return False
         entry.timeouts += 1
         if self.bar is not None:  # the failed attempt was counted as done: it is not

@@ -49,6 +49,32 @@ class Retry:
             if not (isinstance(t, type) and issubclass(t, BaseException)):
                 raise TypeError(f"retry_on must hold exception types, got {t!r}")
 
+    def allows(self, exc: BaseException, failures: int) -> bool:
+        """The one retry rule, for errors, timeouts and crashes alike.
+
+        After the ``failures``-th failed attempt (1-based) with ``exc``, run the task again
+        when attempts remain and ``retry_on`` matches ``exc``: a task's own exception, a
+        :class:`~anypool.TaskTimeoutError` for an overrun, a :class:`~anypool.WorkerCrashed`
+        for a worker that died running it.
+        """
+        return failures <= self.attempts and isinstance(exc, self.retry_on)
+
+    def covers(self, kind: type[BaseException]) -> bool:
+        """Whether ``retry_on`` matches failures of this kind (e.g. ``WorkerCrashed``)."""
+        return self.attempts > 0 and issubclass(kind, self.retry_on)
+
+    def gave_up(self, exc: BaseException, attempts: int) -> None:
+        """Note on the final error how many attempts were made (when there was a retry)."""
+        if self.attempts == 0:
+            return
+        if attempts > 1:
+            exc.add_note(f"anypool: gave up after {attempts} attempts (retries={self.attempts})")
+        elif isinstance(exc, Exception) and not isinstance(exc, self.retry_on):
+            names = ", ".join(t.__name__ for t in self.retry_on)
+            exc.add_note(
+                f"anypool: not retried: retry_on=({names}) does not match {type(exc).__name__}"
+            )
+
     def delay(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failure (1-based)."""
         return float(min(self.max_backoff, self.backoff * (2 ** (failures - 1))))
@@ -180,12 +206,10 @@ def call_with_retry(
     while True:
         try:
             return call_sync(fn, args, kwargs)
-        except retry.retry_on as exc:
+        except BaseException as exc:
             failures += 1
-            if failures > retry.attempts:
-                exc.add_note(
-                    f"anypool: gave up after {failures} attempts (retries={retry.attempts})"
-                )
+            if not retry.allows(exc, failures):
+                retry.gave_up(exc, failures)
                 raise
             time.sleep(retry.delay(failures))
 
@@ -358,15 +382,11 @@ def _run_chunk_traced(fn: Callable[..., Any], items: Sequence[Any], retry: Retry
                 value = call_sync(fn, args, {})
             except (Exception, SystemExit) as exc:  # sys.exit() in a task is an error
                 end = now()
-                retryable = retry.attempts > 0 and isinstance(exc, retry.retry_on)
-                if retryable and attempt <= retry.attempts:
+                if retry.allows(exc, attempt):
                     log.append((i, attempt, start, end, "retry", error_text(exc), worker))
                     time.sleep(retry.delay(attempt))
                     continue
-                if retryable:
-                    exc.add_note(
-                        f"anypool: gave up after {attempt} attempts (retries={retry.attempts})"
-                    )
+                retry.gave_up(exc, attempt)
                 log.append((i, attempt, start, end, "error", error_text(exc), worker))
                 if errors is None:
                     errors = {}
@@ -403,11 +423,8 @@ async def arun_one_traced(
             if isinstance(exc, asyncio.CancelledError):
                 log.append((i, failures + 1, start, end, "cancelled", None, worker))
                 raise
-            if not isinstance(exc, retry.retry_on) or failures + 1 > retry.attempts:
-                if retry.attempts and isinstance(exc, retry.retry_on):
-                    exc.add_note(
-                        f"anypool: gave up after {failures + 1} attempts (retries={retry.attempts})"
-                    )
+            if not retry.allows(exc, failures + 1):
+                retry.gave_up(exc, failures + 1)
                 log.append((i, failures + 1, start, end, "error", error_text(exc), worker))
                 raise
             failures += 1
@@ -427,13 +444,10 @@ async def arun_one(fn: Callable[..., Any], item: tuple[Any, ...], retry: Retry) 
             if inspect.isawaitable(r):
                 r = await r
             return r
-        except retry.retry_on as exc:
+        except BaseException as exc:
             failures += 1
-            if failures > retry.attempts:
-                if retry.attempts:
-                    exc.add_note(
-                        f"anypool: gave up after {failures} attempts (retries={retry.attempts})"
-                    )
+            if not retry.allows(exc, failures):
+                retry.gave_up(exc, failures)
                 raise
             import asyncio
 

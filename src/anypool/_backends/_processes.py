@@ -680,7 +680,7 @@ class ProcessBackend(Backend):
                 task.attempt += 1
                 self._retry.append(task)  # its future is already running
             else:
-                err = WorkerCrashed(
+                crashed = WorkerCrashed(
                     f"worker process {w.proc.pid} died while running task {task.describe()}: "
                     f"{_describe_exit(w.proc.exitcode)}"
                     + (f"; gave up after {task.attempt} attempts" if task.attempt > 1 else ""),
@@ -689,8 +689,8 @@ class ProcessBackend(Backend):
                     task=task.describe(),
                 )
                 if task.fn is run_chunk and task.attempt == 1:
-                    task.args[2].gave_up(err, 1)  # says why it was not retried, if it wasn't
-                task.fut.set_exception(err)
+                    task.args[2].gave_up(crashed, 1)  # says why it was not retried, if it wasn't
+                task.fut.set_exception(crashed)
 
     def _on_timeout(self, w: _Worker, idle: deque[_Worker]) -> None:
         task = w.task

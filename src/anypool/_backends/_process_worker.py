@@ -11,7 +11,13 @@ import threading
 from typing import Any
 
 from .._core._exceptions import ExceptionCarrier
-from .._core._tasks import WorkerContext, call_sync, run_chunk, set_current_worker
+from .._core._tasks import (
+    WorkerContext,
+    call_sync,
+    run_chunk,
+    set_cpu_share,
+    set_current_worker,
+)
 
 #: first byte of a message from a worker
 RESULT_OK = b"o"
@@ -97,6 +103,24 @@ def _finalize(conn: Any, ctx: WorkerContext, fin_blob: bytes | None, timeout: fl
         log_finalizer_error("process", ctx.id, err)
 
 
+def _allow_nested_pools(cpu_share: int | None) -> None:
+    """Let a task start a process pool of its own, sized to this worker's share of the CPUs.
+
+    multiprocessing refuses children to a daemonic process. This worker is daemonic in its
+    parent's eyes (it is ended with the parent), but its own children are safe to have: they
+    are anypool workers too, which exit when this process is gone (their parent watch), and
+    pools started here are shut down by this process's exit handlers.
+    """
+    import multiprocessing as mp
+
+    try:
+        mp.current_process().daemon = False
+    except (AssertionError, AttributeError):  # pragma: no cover - not a multiprocessing child
+        pass
+    if cpu_share is not None:
+        set_cpu_share(cpu_share)
+
+
 def main(
     conn: Any,
     worker_id: int,
@@ -104,12 +128,15 @@ def main(
     parent_pid: int,
     max_tasks: int | None,
     lifecycle: tuple[bytes | None, float, tuple[int, bool] | None] = (None, 0.0, None),
+    cpu_share: int | None = None,
 ) -> None:
     """Run tasks sent over ``conn`` until told to stop (an empty message) or the pipe closes.
 
-    ``lifecycle`` is (the pickled finalizer, its timeout, (inner threads, explicit)).
+    ``lifecycle`` is (the pickled finalizer, its timeout, (inner threads, explicit));
+    ``cpu_share`` is this worker's share of the CPUs, which pools it starts size themselves to.
     """
     fin_blob, fin_timeout, inner_threads = lifecycle
+    _allow_nested_pools(cpu_share)
     _limit_threads(inner_threads)
     faulthandler.enable()
     # Ctrl-C is the parent's business: it cancels work and ends the workers itself.

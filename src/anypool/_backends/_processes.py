@@ -443,6 +443,7 @@ class ProcessBackend(Backend):
                 os.getpid(),
                 self.spec.max_tasks_per_worker,
                 self._lifecycle,
+                max(1, available_cpus() // max(1, self.spec.workers)),
             ),
             name=f"anypool-process-{wid}",
             daemon=True,

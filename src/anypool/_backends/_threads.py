@@ -33,6 +33,7 @@ from .._core._tasks import (
     available_cpus,
     call_sync,
     current_worker,
+    set_cpu_share,
     set_current_worker,
 )
 from .._core._timeouts import DeadlineWatcher
@@ -106,6 +107,8 @@ class ThreadBackend(Backend):
         self._broken: BaseException | None = None
         self._watcher: DeadlineWatcher | None = None
         self._broadcast_lock = threading.Lock()  # one broadcast at a time (see _BroadcastCall)
+        #: each worker thread's share of the CPUs: the default size of a pool a task starts
+        self._cpu_share = max(1, available_cpus() // max(1, spec.workers))
 
     def start(self) -> None:
         """Threads start on demand; nothing to do yet."""
@@ -161,6 +164,8 @@ class ThreadBackend(Backend):
 
     def _worker(self, slot: _Slot) -> None:
         set_current_worker(slot.ctx)
+        # a pool a task starts here sizes itself to this thread's share of the CPUs
+        set_cpu_share(self._cpu_share, thread=True)
         spec = self.spec
         initialized = False
         try:

@@ -164,12 +164,38 @@ def reset_current_worker(token: contextvars.Token[WorkerContext | None]) -> None
     _current.reset(token)
 
 
-def available_cpus() -> int:
+#: in a process worker: its share of the CPUs (an inner pool's default size)
+_cpu_share: list[int] = []
+#: the same for one worker thread of a thread pool
+_thread_share = threading.local()
+
+
+def set_cpu_share(n: int, *, thread: bool = False) -> None:
+    """Make :func:`available_cpus` answer ``n`` in this process (a process worker's share of
+    the CPUs), or with ``thread=True`` in this thread only (a thread worker's)."""
+    if thread:
+        _thread_share.n = max(1, n)
+    else:
+        _cpu_share[:] = [max(1, n)]
+
+
+def machine_cpus() -> int:
     """The CPUs this process may run on (its affinity), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use: its affinity, or inside a process worker that worker's
+    share of them (so a pool a task starts is not another full set of workers per worker)."""
+    n: int | None = getattr(_thread_share, "n", None)
+    if n is not None:
+        return n
+    if _cpu_share:
+        return _cpu_share[0]
+    return machine_cpus()
 
 
 def is_async_callable(fn: Any) -> bool:

@@ -12,23 +12,34 @@ decision and its reasons are kept for :meth:`anypool.Pool.explain` and logged at
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 import math
 import pickle
 import sys
 import threading
+import time
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .._core._abc import Backend, WorkerSpec
 from .._core._exceptions import ClosedPoolError
 from .._core._registry import get_backend
-from .._core._tasks import ChunkResult, Retry, available_cpus, is_async_callable, run_chunk
+from .._core._tasks import (
+    ChunkResult,
+    Retry,
+    available_cpus,
+    current_worker,
+    is_async_callable,
+    run_chunk,
+)
 from ._serial import SerialBackend
 from ._threads import ThreadBackend
 
 log = logging.getLogger("anypool")
+T = TypeVar("T")
 
 #: stop measuring after this many inputs, or this much measured time, whichever comes first
 SAMPLE_ITEMS = 3
@@ -43,6 +54,9 @@ SAMPLE_CHUNK_SECONDS = 0.0005
 UNKNOWN_TOTAL = 10_000
 #: costs of this machine class, used by the estimate (conservative, measured on 2 cores)
 PROCESS_STARTUP = 0.08  # seconds to start a process pool (fork server) and its workers
+#: seconds for a worker to import one module the function needs (measured: 0.7 ms per module
+#: for numpy's 140, 0.9 ms for json's 23; scipy.signal's ~700 modules take ~0.7 s)
+IMPORT_PER_MODULE = 1e-3
 PROCESS_PER_ITEM = 3e-6  # seconds of hand-off per item, chunked
 THREAD_PER_ITEM = 2e-6  # seconds of hand-off per item, chunked
 TRANSFER_BYTES_PER_SECOND = 500e6  # pickling + pipe, results coming back
@@ -72,6 +86,11 @@ class Decision:
     cpu_per_item: float = 0.0
     result_bytes: float = 0.0
     estimates: tuple[tuple[str, float], ...] = ()
+    #: None: ``estimates`` are for the rest of the map; else they are per item (the input's
+    #: length was unknown) and this is the process pool's estimated start-up
+    per_item_startup: float | None = None
+    #: relative measurement noise: estimates closer than this count as equal
+    noise: float = 0.0
 
     def explain(self) -> str:
         """The decision in plain words."""
@@ -86,10 +105,15 @@ class Decision:
                 f"results about {self.result_bytes:,.0f} bytes"
             )
         if self.estimates:
-            lines.append(
-                "estimated time for the rest: "
-                + ", ".join(f"{name} {_fmt_time(t)}" for name, t in self.estimates)
-            )
+            listed = ", ".join(f"{name} {_fmt_time(t)}" for name, t in self.estimates)
+            noise = f" (measurement noise ±{100 * self.noise:.0f}%)" if self.noise else ""
+            if self.per_item_startup is None:
+                lines.append(f"estimated time for the rest: {listed}{noise}")
+            else:
+                lines.append(
+                    f"the input's length is unknown: estimated time per item: {listed}{noise}; "
+                    f"starting processes costs about {_fmt_time(self.per_item_startup)} once"
+                )
         return "\n".join(lines)
 
 
@@ -101,21 +125,51 @@ def _fmt_time(t: float) -> str:
     return f"{t * 1e6:.1f} us"
 
 
+#: the order of simplicity: between estimates within the measurement noise, the first wins
+SIMPLEST_FIRST = ("serial", "thread", "process")
+#: below this share of wall time on CPU, work is I/O-bound; at or above CPU_BOUND, CPU-bound
+IO_BOUND = 0.3
+CPU_BOUND = 0.7
+#: the least relative noise assumed (the costs in the estimates are themselves estimates)
+MIN_NOISE = 0.1
+
+
+def _kind(ratio: float) -> str:
+    pct = f"{100 * ratio:.0f}% of wall time on CPU"
+    if ratio >= CPU_BOUND:
+        return f"CPU-bound: {pct}"
+    if ratio < IO_BOUND:
+        return f"I/O-bound: {pct}"
+    return f"part CPU, part waiting: {pct}"
+
+
 def decide(
     wall: float,
     cpu: float,
     result_bytes: float,
-    remaining: int,
+    remaining: int | None,
     cpus: int,
     picklable: bool,
     workers: int | None,
     gil: bool = True,
+    *,
+    noise: float = MIN_NOISE,
+    startup: float = PROCESS_STARTUP,
 ) -> Decision:
-    """Estimate serial, thread and process times for ``remaining`` items; pick the least."""
+    """Estimate serial, thread and process times for ``remaining`` items; pick the least.
+
+    Estimates that differ by less than ``noise`` (relative) count as equal, and the simplest
+    of them wins (serial, then thread, then process). ``startup`` is what starting the process
+    pool costs. With ``remaining=None`` (the input's length is unknown) the backends are
+    compared per item, as for a long input, and the explanation says so.
+    """
     wall = max(wall, 1e-9)
     cpu = min(max(cpu, 0.0), wall)
+    noise = max(noise, MIN_NOISE)
     ratio = cpu / wall
-    n = max(remaining, 1)
+    unknown = remaining is None
+    n = 1 if remaining is None else max(remaining, 1)
+    sizing = 1_000_000 if remaining is None else n  # worker counts: a long input
     estimates: dict[str, tuple[float, int]] = {}
     estimates["serial"] = (n * wall, 1)
     # threads: waiting overlaps; Python CPU work is serialised by the GIL
@@ -127,39 +181,83 @@ def decide(
             if ratio < 0.02
             else max(cpus + 4, min(MAX_IO_THREADS, math.ceil(1 / max(ratio, 1e-3))))
         )
-    t_workers = min(t_workers, n)
+    t_workers = min(t_workers, sizing)
     cpu_lanes = cpus if not gil else 1
     thread_time = max(n * cpu / cpu_lanes, n * wall / t_workers) + n * THREAD_PER_ITEM
     estimates["thread"] = (thread_time, t_workers)
+    proc_run = 0.0
     if picklable:
         if workers is not None:
             p_workers = workers
         else:
             # enough processes to keep every core busy when part of each task waits
             p_workers = cpus if ratio >= 0.8 else min(4 * cpus, math.ceil(cpus / max(ratio, 0.25)))
-        p_workers = min(p_workers, n)
-        proc_time = (
-            PROCESS_STARTUP
-            + max(n * cpu / min(cpus, p_workers), n * wall / p_workers)
-            + n * (PROCESS_PER_ITEM + result_bytes / TRANSFER_BYTES_PER_SECOND)
+        p_workers = min(p_workers, sizing)
+        proc_run = max(n * cpu / min(cpus, p_workers), n * wall / p_workers) + n * (
+            PROCESS_PER_ITEM + result_bytes / TRANSFER_BYTES_PER_SECOND
         )
-        estimates["process"] = (proc_time, p_workers)
-    best = min(estimates, key=lambda k: estimates[k][0])
+        estimates["process"] = ((0.0 if unknown else startup) + proc_run, p_workers)
+    fastest = min(estimates, key=lambda k: estimates[k][0])
+    bound = estimates[fastest][0] * (1 + noise)
+    best = next(k for k in SIMPLEST_FIRST if k in estimates and estimates[k][0] <= bound)
+    kind = _kind(ratio)
+    each = f"{_fmt_time(wall)} per item"
     if best == "serial":
-        reason = (
-            f"tasks are tiny ({_fmt_time(wall)} each): handing them to other threads or "
-            "processes would cost more than running them here"
-        )
+        if fastest != "serial":
+            reason = (
+                f"{kind}, {each}: the estimates differ by less than the measurement noise "
+                f"(±{100 * noise:.0f}%), so the simplest wins"
+            )
+        elif wall < 20 * max(THREAD_PER_ITEM, PROCESS_PER_ITEM):
+            reason = (
+                f"tasks are tiny ({each}): handing them to other threads or processes would "
+                "cost more than running them here"
+            )
+        elif picklable and proc_run < estimates["serial"][0]:
+            job = _fmt_time(estimates["serial"][0])
+            reason = (
+                f"{kind}, {each}: the whole job ({job} here) is shorter than starting processes "
+                f"(about {_fmt_time(startup)})"
+                if startup >= estimates["serial"][0]
+                else f"{kind}, {each}: the whole job ({job} here) is too short to pay for "
+                f"starting processes (about {_fmt_time(startup)})"
+            )
+        elif ratio >= CPU_BOUND:
+            reason = f"{kind}, {each}: threads would take turns on the GIL" + (
+                "" if picklable else ", and processes cannot run the function"
+            )
+        else:
+            reason = f"{kind}, {each}: too few items for other workers to pay off"
     elif best == "thread":
-        reason = (
-            f"I/O-bound: {100 * ratio:.0f}% of wall time on CPU, {_fmt_time(wall)} per item "
-            "→ threads overlap the waiting"
-        )
+        if fastest != "thread":
+            reason = (
+                f"{kind}, {each}: the estimates differ by less than the measurement noise "
+                f"(±{100 * noise:.0f}%), so the simpler wins"
+            )
+        elif not gil and ratio >= CPU_BOUND:
+            reason = f"{kind}, {each} → threads run Python in parallel on this free-threaded build"
+        else:
+            reason = f"{kind}, {each} → threads overlap the waiting"
     else:
-        reason = (
-            f"CPU-bound: {100 * ratio:.0f}% of wall time on CPU, {_fmt_time(wall)} per item "
-            "→ processes run Python in parallel (threads would take turns on the GIL)"
+        if ratio >= CPU_BOUND:
+            reason = (
+                f"{kind}, {each} → processes run Python in parallel (threads would take "
+                "turns on the GIL)"
+            )
+        else:
+            reason = (
+                f"{kind}, {each} → processes run the CPU part in parallel and overlap the waiting"
+            )
+    if unknown:
+        reason += (
+            "; the input's length is unknown (it has no len()), so auto compared the time per "
+            "item, as for a long input"
         )
+        if best == "process":
+            reason += (
+                f"; starting processes costs about {_fmt_time(startup)}, paid back after about "
+                f"{_breakeven(startup, estimates['serial'][0], proc_run)} items"
+            )
     if not picklable:
         reason += "; processes were ruled out: the function cannot be pickled"
     return Decision(
@@ -167,7 +265,131 @@ def decide(
         workers=estimates[best][1],
         reason=reason,
         estimates=tuple((k, v[0]) for k, v in sorted(estimates.items(), key=lambda kv: kv[1])),
+        per_item_startup=startup if unknown and picklable else None,
+        noise=noise,
     )
+
+
+def _breakeven(startup: float, serial_each: float, proc_each: float) -> int:
+    saved = serial_each - proc_each
+    return math.ceil(startup / saved) if saved > 0 else 0
+
+
+#: start-up measured on the process pools auto chose in this program, by the function's
+#: module: the time from starting the pool to its first result, less that chunk's own work
+_OBSERVED_STARTUP: dict[str, float] = {}
+
+
+def _module_key(fn: Callable[..., Any]) -> str:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return str(getattr(fn, "__module__", None) or "")
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _reached_packages(fn: Callable[..., Any]) -> set[str]:
+    """Top-level packages (not the standard library's) a worker imports to run ``fn``.
+
+    A function from an importable module brings that module's imports along; a function
+    from ``__main__`` (sent by value) brings the modules of the globals it names.
+    """
+    pkgs: set[str] = set()
+    seen: set[int] = set()
+
+    def add(name: object) -> None:
+        if isinstance(name, str) and name:
+            top = name.partition(".")[0]
+            if top not in ("__main__", "builtins", "anypool") and top not in _STDLIB:
+                pkgs.add(top)
+
+    def visit(obj: object, depth: int) -> None:
+        if depth > 3 or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, functools.partial):
+            visit(obj.func, depth)
+            for a in (*obj.args, *obj.keywords.values()):
+                visit(a, depth + 1)
+        elif isinstance(obj, types.MethodType):
+            visit(obj.__func__, depth)
+            visit(obj.__self__, depth + 1)
+        elif isinstance(obj, types.ModuleType):
+            add(obj.__name__)
+        elif isinstance(obj, types.FunctionType):
+            add(obj.__module__)
+            module = sys.modules.get(obj.__module__)
+            if obj.__module__ != "__main__" and module is not None:
+                for v in list(vars(module).values()):  # imported with its module
+                    add(v.__name__ if isinstance(v, types.ModuleType) else _mod_of(v))
+            g = obj.__globals__
+            for name in _code_names(obj.__code__):
+                if name in g:
+                    visit(g[name], depth + 1)
+            for cell in obj.__closure__ or ():
+                try:
+                    visit(cell.cell_contents, depth + 1)
+                except ValueError:  # an empty cell
+                    pass
+        else:
+            add(_mod_of(obj))
+
+    visit(fn, 0)
+    return pkgs
+
+
+def _mod_of(obj: object) -> object:
+    if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
+        return getattr(obj, "__module__", None)
+    return type(obj).__module__
+
+
+_STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
+def process_startup(fn: Callable[..., Any], workers: int, cpus: int) -> tuple[float, str]:
+    """Seconds to start ``workers`` processes ready to run ``fn``, and where that comes from.
+
+    Measured on an earlier process pool auto chose for a function of the same module, if
+    any; else :data:`PROCESS_STARTUP` plus, per worker (``cpus`` start at once), the import
+    of the modules of every package ``fn`` reaches that this process has loaded.
+    """
+    seen = _OBSERVED_STARTUP.get(_module_key(fn))
+    if seen is not None:
+        return seen, "measured on this program's last process pool"
+    pkgs = _reached_packages(fn)
+    count = sum(1 for m in list(sys.modules) if m.partition(".")[0] in pkgs)
+    imports = count * IMPORT_PER_MODULE * math.ceil(max(1, workers) / max(1, cpus))
+    if not count:
+        return PROCESS_STARTUP, "estimated"
+    return (
+        PROCESS_STARTUP + imports,
+        f"estimated, with {count} modules of {', '.join(sorted(pkgs))} to import",
+    )
+
+
+def uses_worker_state(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn``'s own code names ``current_worker`` (through a partial or method too)."""
+    while True:
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif isinstance(fn, types.MethodType):
+            fn = fn.__func__
+        else:
+            break
+    code = getattr(fn, "__code__", None)
+    if code is None:  # a callable object: its class's __call__
+        for klass in type(fn).__mro__:
+            if "__call__" in vars(klass):
+                code = getattr(vars(klass)["__call__"], "__code__", None)
+                break
+    return isinstance(code, types.CodeType) and "current_worker" in _code_names(code)
 
 
 def _picklable(fn: Callable[..., Any]) -> bool:
@@ -199,6 +421,57 @@ def decide_async(workers: int | None) -> Decision:
     )
 
 
+class AutoShared(Generic[T]):
+    """What :meth:`anypool.Pool.share` gives on an ``auto`` pool that has not chosen yet.
+
+    It becomes the right kind once the backend is chosen: sent to a worker process it turns
+    into the process handle (the object put in shared memory once, loaded once per worker);
+    passed to a task that runs in this process (serial, thread, asyncio, or while auto
+    measures) it is replaced by the object itself. Pass it to tasks as an argument (or bound
+    with ``functools.partial``); :attr:`value` is the object.
+    """
+
+    __slots__ = ("value", "_make", "_handle", "_lock")
+
+    def __init__(self, obj: T, make: Callable[[Any], Any]) -> None:
+        #: the shared object
+        self.value = obj
+        self._make = make
+        self._handle: Any = None
+        self._lock = threading.Lock()
+
+    def process_handle(self) -> Any:
+        """The process kind's handle, made (the object put in shared memory) on first use."""
+        with self._lock:
+            if self._handle is None:
+                self._handle = self._make(self.value)
+            return self._handle
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled only to go to another process: the shared-memory handle goes instead
+        reduced: tuple[Any, ...] = self.process_handle().__reduce__()
+        return reduced
+
+    def __repr__(self) -> str:
+        return f"<anypool.Shared {type(self.value).__name__} (auto: kind chosen on first map)>"
+
+
+def _unwrap(args: Sequence[Any]) -> Sequence[Any]:
+    if any(type(a) is AutoShared for a in args):
+        return tuple(a.value if type(a) is AutoShared else a for a in args)
+    return args
+
+
+def _unwrap_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
+    if isinstance(fn, functools.partial) and (
+        any(type(a) is AutoShared for a in fn.args)
+        or any(type(v) is AutoShared for v in fn.keywords.values())
+    ):
+        kw = {k: v.value if type(v) is AutoShared else v for k, v in fn.keywords.items()}
+        return functools.partial(_unwrap_fn(fn.func), *_unwrap(fn.args), **kw)
+    return fn
+
+
 class AutoBackend(Backend):
     """Measures the first inputs in the caller, then hands the rest to the backend that fits."""
 
@@ -223,6 +496,9 @@ class AutoBackend(Backend):
         self._sampled_items = 0  # inputs measured (a chunk per sample: 1 unless chunksize=)
         self._total: int | None = None
         self._pending: cf.Future[ChunkResult] | None = None
+        self._kept_state = False  # a measured task wrote current_worker().state
+        self._has_shares = False  # share() made AutoShared handles: unwrap them in-process
+        self._chosen_at = 0.0
         #: called with the chosen backend once it has started (``Pool(debug=True)`` uses it)
         self.on_choose: Callable[[Backend], None] | None = None
 
@@ -278,7 +554,7 @@ class AutoBackend(Backend):
             inner is not None and inner.owns_current_thread()
         )
 
-    def _choose(self, decision: Decision) -> Backend:
+    def _choose(self, decision: Decision, keep_sampler: bool = False) -> Backend:
         with self._lock:
             if self._inner is not None:
                 return self._inner
@@ -286,11 +562,16 @@ class AutoBackend(Backend):
                 raise ClosedPoolError("cannot submit to a pool that was shut down")
             cls = get_backend(decision.backend)
             inner: Backend
-            if decision.backend == "serial":
+            if keep_sampler:
+                # the measured tasks kept state on the measuring thread: it stays a worker
+                inner = self._sampler
+                inner.spec = replace(inner.spec, workers=decision.workers)
+            elif decision.backend == "serial":
                 inner = SerialBackend(replace(self.spec, workers=1, options={}))
             else:
                 inner = cls(replace(self.spec, workers=decision.workers, options={}))
             inner.start()
+            self._chosen_at = time.perf_counter()
             self._decision = decision
             self._inner = inner
         log.info("%s", decision.explain().replace("\n", "; "))
@@ -323,7 +604,11 @@ class AutoBackend(Backend):
         timeout: float | None = None,
     ) -> cf.Future[Any]:
         """Single calls are not measured: coroutines go to asyncio, others to threads."""
-        return self._decide_without_measuring(fn).submit(fn, args, kwargs, timeout=timeout)
+        inner = self._decide_without_measuring(fn)
+        if self._has_shares and not inner.requires_pickle:
+            fn, args = _unwrap_fn(fn), _unwrap(args)
+            kwargs = {k: v.value if type(v) is AutoShared else v for k, v in kwargs.items()}
+        return inner.submit(fn, args, kwargs, timeout=timeout)
 
     def submit_chunk(
         self,
@@ -335,12 +620,18 @@ class AutoBackend(Backend):
     ) -> cf.Future[ChunkResult]:
         """Measure in the caller until the work is known, then delegate."""
         inner = self._inner
+        if inner is None:
+            if is_async_callable(fn):
+                inner = self._decide_without_measuring(fn)
+            elif self.spec.initializer is not None or uses_worker_state(fn):
+                inner = self._decide_stateful(fn)
         if inner is not None:
-            return inner.submit_chunk(fn, items, retry, timeout=timeout)
-        if is_async_callable(fn):
-            return self._decide_without_measuring(fn).submit_chunk(
-                fn, items, retry, timeout=timeout
-            )
+            if self._has_shares and not inner.requires_pickle:
+                fn, items = _unwrap_fn(fn), [tuple(_unwrap(a)) for a in items]
+            fut = inner.submit_chunk(fn, items, retry, timeout=timeout)
+            if self._chosen_at and inner.name == "process":
+                self._time_startup(fn, fut)
+            return fut
         pending = self._pending
         if pending is not None:
             # one sample runs at a time, so the user's worker bound is never exceeded
@@ -349,9 +640,74 @@ class AutoBackend(Backend):
             if self._record(pending):
                 self._decide_from_samples(fn)
                 return self.submit_chunk(fn, items, retry, timeout=timeout)
-        fut = self._sampler.submit(run_chunk, (fn, items, retry), {}, timeout=timeout)
+        if self._has_shares:
+            fn, items = _unwrap_fn(fn), [tuple(_unwrap(a)) for a in items]
+        fut = self._sampler.submit(self._sample_chunk, (fn, items, retry), {}, timeout=timeout)
         self._pending = fut
         return fut
+
+    def _sample_chunk(
+        self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], retry: Retry
+    ) -> ChunkResult:
+        """:func:`run_chunk` on the measuring thread, noting whether tasks kept worker state."""
+        try:
+            return run_chunk(fn, items, retry)
+        finally:
+            if current_worker().state:
+                self._kept_state = True
+
+    def _time_startup(self, fn: Callable[..., Any], fut: cf.Future[ChunkResult]) -> None:
+        """Keep the start-up of the process pool auto chose: its first result's wait."""
+        started, self._chosen_at = self._chosen_at, 0.0
+
+        def done(f: cf.Future[ChunkResult]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                return
+            elapsed = time.perf_counter() - started - f.result().wall
+            _OBSERVED_STARTUP[_module_key(fn)] = max(0.0, elapsed)
+
+        fut.add_done_callback(done)
+
+    def _decide_stateful(self, fn: Callable[..., Any]) -> Backend:
+        """A map whose tasks keep per-worker state is not measured on a thread of auto's own:
+        its tasks all run in workers of one backend, chosen before the first one runs."""
+        spec = self.spec
+        why = (
+            "the pool has an initializer="
+            if spec.initializer is not None
+            else "the function calls current_worker()"
+        )
+        if _picklable(fn) and (
+            spec.initializer is None
+            or _picklable(functools.partial(spec.initializer, *spec.initargs))
+        ):
+            workers = self._user_workers or available_cpus()
+            return self._choose(
+                Decision(
+                    "process",
+                    workers,
+                    f"{why}, so its tasks keep per-worker state: auto does not measure them "
+                    "on a thread of its own but runs every task in a worker process, one per "
+                    "core (name backend='thread' for I/O-bound work)",
+                )
+            )
+        workers = self._user_workers or get_backend("thread").default_workers()
+        return self._choose(
+            Decision(
+                "thread",
+                workers,
+                f"{why}, so its tasks keep per-worker state: auto does not measure them on a "
+                "thread of its own but runs every task on worker threads (processes were "
+                "ruled out: the function or initializer cannot be pickled)",
+            )
+        )
+
+    def share(self, obj: T, make: Callable[[Any], Any]) -> T:
+        """A handle for ``obj`` that becomes the chosen backend's kind (see :class:`AutoShared`);
+        ``make`` makes the process kind's handle."""
+        self._has_shares = True
+        handle: Any = AutoShared(obj, make)
+        return handle  # type: ignore[no-any-return]  # stands for the object in tasks
 
     @property
     def max_chunks_in_flight(self) -> int | None:
@@ -377,16 +733,39 @@ class AutoBackend(Backend):
 
     def _decide_from_samples(self, fn: Callable[..., Any]) -> None:
         k = len(self._samples)
-        wall = sorted(w for w, _, _ in self._samples)[k // 2]
+        walls = sorted(w for w, _, _ in self._samples)
+        wall = walls[k // 2]
         cpu = sorted(c for _, c, _ in self._samples)[k // 2]
         size = max(s for _, _, s in self._samples)
-        total = self._total if self._total is not None else UNKNOWN_TOTAL
-        args = (wall, cpu, size, max(1, total - self._sampled_items), available_cpus())
-        d = decide(*args, True, self._user_workers, gil_enabled())
+        # the spread of the measured times, relative to their median
+        noise = min(1.0, (walls[-1] - walls[0]) / wall) if k > 1 and wall > 0 else MIN_NOISE
+        remaining = None if self._total is None else max(1, self._total - self._sampled_items)
+        cpus = available_cpus()
+        p_workers = self._user_workers or cpus
+        startup, source = process_startup(fn, p_workers, cpus)
+        args = (wall, cpu, size, remaining, cpus)
+        gil = gil_enabled()
+        d = decide(*args, True, self._user_workers, gil, noise=noise, startup=startup)
         # pickling is checked only when processes would win: importing cloudpickle costs
         # more than a whole map of tiny tasks (the process backend imports it anyway)
         if d.backend == "process" and not _picklable(fn):
-            d = decide(*args, False, self._user_workers, gil_enabled())
+            d = decide(*args, False, self._user_workers, gil, noise=noise, startup=startup)
+        keep = self._kept_state
+        if keep and d.backend != "thread":
+            # a measured task wrote current_worker().state on the measuring thread: that
+            # thread stays a worker, so every task sees the same kind of worker
+            t = decide(*args, False, self._user_workers, gil, noise=noise, startup=startup)
+            workers = 1 if t.backend == "serial" else t.workers
+            d = replace(
+                d,
+                backend="thread",
+                workers=workers,
+                reason=f"{d.reason}; but a measured task kept state in "
+                "current_worker().state on auto's measuring thread, so that thread stays a "
+                "worker and the rest run on threads too (name the backend to choose)",
+            )
+        if "process" in dict(d.estimates):
+            d = replace(d, reason=f"{d.reason} [process start-up {source}]")
         self._choose(
             replace(
                 d,
@@ -394,7 +773,8 @@ class AutoBackend(Backend):
                 wall_per_item=wall,
                 cpu_per_item=cpu,
                 result_bytes=size,
-            )
+            ),
+            keep_sampler=keep,
         )
 
     def _chosen_for_broadcast(self) -> Backend:
@@ -421,7 +801,7 @@ class AutoBackend(Backend):
             self._closed = True
             inner = self._inner
         self._sampler.shutdown(wait=wait, cancel_pending=cancel_pending)
-        if inner is not None:
+        if inner is not None and inner is not self._sampler:
             inner.shutdown(wait=wait, cancel_pending=cancel_pending)
 
     def terminate(self) -> None:
@@ -430,7 +810,7 @@ class AutoBackend(Backend):
             self._closed = True
             inner = self._inner
         self._sampler.terminate()
-        if inner is not None:
+        if inner is not None and inner is not self._sampler:
             inner.terminate()
 
     async def ashutdown(self, cancel_pending: bool = False) -> None:

@@ -436,10 +436,10 @@ class Pool(cf.Executor):
         return f"<anypool.Pool backend={self.backend!r} workers={self.workers} {state}>"
 
     # -- shared state and synchronisation ---------------------------------------------
-    def _factory(self) -> SyncFactory:
+    def _factory(self, kind: str | None = None) -> SyncFactory:
         from . import _sync
 
-        kind = _sync.kind_for(self._backend)
+        kind = kind or _sync.kind_for(self._backend)
         with self._shutdown_lock:
             if self._closed:
                 raise ClosedPoolError("cannot make a primitive on a pool that was shut down")
@@ -577,13 +577,18 @@ class Pool(cf.Executor):
         ``bytes`` and NumPy arrays are mapped from shared memory with no copy at all (a
         read-only ``memoryview`` / array in the worker). The shared memory is freed when the
         pool shuts down. Do not modify the object after sharing it: workers see the copy
-        made here. ``backend="auto"`` returns ``obj`` itself until it has chosen a backend.
-        Dask pools scatter the object to the cluster once; each worker fetches it once.
+        made here. Before ``backend="auto"`` has chosen, the handle becomes the chosen kind:
+        the object itself for tasks run in this process, the process handle for worker
+        processes. Dask pools scatter the object to the cluster once; each worker fetches it
+        once.
 
         .. versionadded:: 0.2
         """
-        if self._backend.sync_kind == "auto" and getattr(self._backend, "chosen", None) is None:
-            return obj  # auto may still run the tasks on threads: they need the object itself
+        backend: Any = self._backend
+        if backend.sync_kind == "auto" and getattr(backend, "chosen", None) is None:
+            # auto may still choose threads (the object itself) or processes (shared memory)
+            handle: T = backend.share(obj, lambda o: self._factory("process").share(o))
+            return handle
         return self._factory().share(obj)
 
     # -- Executor ---------------------------------------------------------------------

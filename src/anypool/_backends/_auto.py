@@ -29,6 +29,7 @@ from .._core._exceptions import ClosedPoolError
 from .._core._registry import get_backend
 from .._core._tasks import (
     ChunkResult,
+    FlatItems,
     Retry,
     available_cpus,
     current_worker,
@@ -202,52 +203,59 @@ def decide(
     best = next(k for k in SIMPLEST_FIRST if k in estimates and estimates[k][0] <= bound)
     kind = _kind(ratio)
     each = f"{_fmt_time(wall)} per item"
-    if best == "serial":
-        if fastest != "serial":
-            reason = (
-                f"{kind}, {each}: the estimates differ by less than the measurement noise "
-                f"(±{100 * noise:.0f}%), so the simplest wins"
+    serial_t = estimates["serial"][0]
+    within = f"less than the measurement noise (±{100 * noise:.0f}%)"
+
+    def process_clause() -> str:
+        if estimates["process"][0] < estimates[best][0]:
+            return f"processes would save {within}"
+        if proc_run < serial_t and startup > 0 and not unknown:
+            job, start = _fmt_time(serial_t), _fmt_time(startup)
+            if startup >= serial_t:
+                return (
+                    f"the whole job ({job} here) is shorter than starting processes (about {start})"
+                )
+            return (
+                f"the whole job ({job} here) is too short to pay for starting processes "
+                f"(about {start})"
             )
-        elif wall < 20 * max(THREAD_PER_ITEM, PROCESS_PER_ITEM):
+        return "processes would not be faster"
+
+    if best == "serial":
+        if wall < 20 * max(THREAD_PER_ITEM, PROCESS_PER_ITEM):
             reason = (
                 f"tasks are tiny ({each}): handing them to other threads or processes would "
                 "cost more than running them here"
             )
-        elif picklable and proc_run < estimates["serial"][0]:
-            job = _fmt_time(estimates["serial"][0])
-            reason = (
-                f"{kind}, {each}: the whole job ({job} here) is shorter than starting processes "
-                f"(about {_fmt_time(startup)})"
-                if startup >= estimates["serial"][0]
-                else f"{kind}, {each}: the whole job ({job} here) is too short to pay for "
-                f"starting processes (about {_fmt_time(startup)})"
-            )
-        elif ratio >= CPU_BOUND:
-            reason = f"{kind}, {each}: threads would take turns on the GIL" + (
-                "" if picklable else ", and processes cannot run the function"
-            )
         else:
-            reason = f"{kind}, {each}: too few items for other workers to pay off"
+            if ratio >= CPU_BOUND and gil:
+                clauses = ["threads would take turns on the GIL"]
+            elif estimates["thread"][0] < serial_t:
+                clauses = [f"threads would save {within}"]
+            else:
+                clauses = ["too few items for threads to pay off"]
+            if picklable:
+                clauses.append(process_clause())
+            reason = f"{kind}, {each}: " + ", and ".join(clauses)
     elif best == "thread":
-        if fastest != "thread":
-            reason = (
-                f"{kind}, {each}: the estimates differ by less than the measurement noise "
-                f"(±{100 * noise:.0f}%), so the simpler wins"
-            )
-        elif not gil and ratio >= CPU_BOUND:
+        if not gil and ratio >= CPU_BOUND:
             reason = f"{kind}, {each} → threads run Python in parallel on this free-threaded build"
-        else:
+        elif ratio < IO_BOUND:
             reason = f"{kind}, {each} → threads overlap the waiting"
-    else:
-        if ratio >= CPU_BOUND:
-            reason = (
-                f"{kind}, {each} → processes run Python in parallel (threads would take "
-                "turns on the GIL)"
-            )
         else:
             reason = (
-                f"{kind}, {each} → processes run the CPU part in parallel and overlap the waiting"
+                f"{kind}, {each} → threads overlap the {100 * (1 - ratio):.0f}% of each task "
+                "spent waiting (the CPU part takes turns on the GIL)"
             )
+        if picklable and estimates["process"][0] < estimates["thread"][0]:
+            reason += f"; {process_clause()}"
+    elif ratio >= CPU_BOUND:
+        reason = (
+            f"{kind}, {each} → processes run Python in parallel (threads would take "
+            "turns on the GIL)"
+        )
+    else:
+        reason = f"{kind}, {each} → processes run the CPU part in parallel and overlap the waiting"
     if unknown:
         reason += (
             "; the input's length is unknown (it has no len()), so auto compared the time per "
@@ -462,6 +470,12 @@ def _unwrap(args: Sequence[Any]) -> Sequence[Any]:
     return args
 
 
+def _unwrap_items(items: Sequence[Any]) -> Sequence[Any]:
+    if isinstance(items, FlatItems):
+        return FlatItems(a.value if type(a) is AutoShared else a for a in items)
+    return [tuple(_unwrap(a)) for a in items]
+
+
 def _unwrap_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
     if isinstance(fn, functools.partial) and (
         any(type(a) is AutoShared for a in fn.args)
@@ -627,7 +641,7 @@ class AutoBackend(Backend):
                 inner = self._decide_stateful(fn)
         if inner is not None:
             if self._has_shares and not inner.requires_pickle:
-                fn, items = _unwrap_fn(fn), [tuple(_unwrap(a)) for a in items]
+                fn, items = _unwrap_fn(fn), _unwrap_items(items)
             fut = inner.submit_chunk(fn, items, retry, timeout=timeout)
             if self._chosen_at and inner.name == "process":
                 self._time_startup(fn, fut)
@@ -641,7 +655,7 @@ class AutoBackend(Backend):
                 self._decide_from_samples(fn)
                 return self.submit_chunk(fn, items, retry, timeout=timeout)
         if self._has_shares:
-            fn, items = _unwrap_fn(fn), [tuple(_unwrap(a)) for a in items]
+            fn, items = _unwrap_fn(fn), _unwrap_items(items)
         fut = self._sampler.submit(self._sample_chunk, (fn, items, retry), {}, timeout=timeout)
         self._pending = fut
         return fut

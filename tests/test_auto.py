@@ -353,6 +353,12 @@ class TestProcessStartup:
 _INIT_CALLS_HERE: list[int] = []
 
 
+def _chosen(pool: anypool.Pool) -> Any:
+    backend: Any = pool._backend
+    assert backend.chosen is not None, "auto has not chosen"
+    return backend.chosen
+
+
 def _init_state() -> None:
     import os
 
@@ -381,8 +387,7 @@ def test_initializer_state_sees_every_input_and_runs_only_where_tasks_run() -> N
     _INIT_CALLS_HERE.clear()
     with anypool.Pool(initializer=_init_state) as pool:
         out = list(pool.map(_count_in_state, range(20)))
-        chosen = pool._backend.chosen
-        assert chosen is not None
+        chosen = _chosen(pool)
         text = pool.explain()
     assert "initializer=" in text
     counts = _per_worker(out)
@@ -400,8 +405,7 @@ def _reads_current_worker(x: int) -> tuple[str, int]:
 def test_a_function_calling_current_worker_runs_on_one_kind_of_worker() -> None:
     with anypool.Pool() as pool:
         out = list(pool.map(_reads_current_worker, range(10)))
-        chosen = pool._backend.chosen
-        assert chosen is not None
+        chosen = _chosen(pool)
         assert "current_worker()" in pool.explain()
     assert {b for b, _ in out} == {chosen.name}
 
@@ -471,7 +475,7 @@ def test_share_before_auto_chose_sends_the_object_once_to_processes() -> None:
         assert handle.value is big  # type: ignore[attr-defined]
         # current_worker() in the task: processes, chosen before any task runs
         out = list(pool.map(_size_in_worker, range(20), [handle] * 20, chunksize=1))
-        assert pool._backend.chosen.name == "process"
+        assert _chosen(pool).name == "process"
     assert out == [("process", 1_000_000)] * 20
     assert _Counted.pickled == 1  # into shared memory once, not once per task (was 20)
 
@@ -487,6 +491,6 @@ def test_share_before_auto_chose_is_the_object_itself_in_this_process() -> None:
             return obj is big
 
         assert all(pool.map(same, range(200), [handle] * 200))
-        assert pool._backend.chosen.name in ("serial", "thread")
+        assert _chosen(pool).name in ("serial", "thread")
         assert all(pool.map(functools.partial(lambda o, x: o is big, handle), range(50)))
         assert pool.submit(same, 0, handle).result(timeout=30)

@@ -494,3 +494,43 @@ def test_share_before_auto_chose_is_the_object_itself_in_this_process() -> None:
         assert _chosen(pool).name in ("serial", "thread")
         assert all(pool.map(functools.partial(lambda o, x: o is big, handle), range(50)))
         assert pool.submit(same, 0, handle).result(timeout=30)
+
+
+# -- issue 13 item 5: processes start while auto measures ----------------------------------
+
+
+def _cpu_for(seconds: float) -> float:
+    import time
+
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+    return seconds
+
+
+def _waits_for(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)  # waiting, not synchronisation: the work auto measures
+    return seconds
+
+
+def test_long_cpu_bound_first_input_starts_the_process_pool_meanwhile() -> None:
+    from anypool._backends import _auto
+
+    _auto._OBSERVED_STARTUP.pop(__name__, None)
+    with anypool.Pool() as pool:
+        assert list(pool.map(_cpu_for, [0.3] * 6)) == [0.3] * 6
+        assert _chosen(pool).name == "process"
+        assert "its workers started while auto measured" in pool.explain()
+    # the empty chunks that started the workers timed their start-up
+    assert _auto._OBSERVED_STARTUP[__name__] > 0
+
+
+def test_long_waiting_first_input_starts_no_process() -> None:
+    with anypool.Pool() as pool:
+        backend: Any = pool._backend
+        assert list(pool.map(_waits_for, [0.2] * 6)) == [0.2] * 6
+        assert _chosen(pool).name == "thread"
+        assert backend._prestarted is None
+        assert "started while auto measured" not in pool.explain()

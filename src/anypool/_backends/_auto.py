@@ -51,8 +51,9 @@ SAMPLE_SECONDS = 0.01
 #: tasks of 0.5 ms and more are measured one at a time and little of the input runs on the
 #: measuring thread (at 5 ms, the default, 55,000 of 200,000 tiny inputs did)
 SAMPLE_CHUNK_SECONDS = 0.0005
-#: assumed number of inputs when the input has no length
-UNKNOWN_TOTAL = 10_000
+#: a first measured input still running after this long, on CPU, with processes estimated
+#: faster even at that length: the process pool starts while it runs (see _maybe_prestart)
+PRESTART_AFTER = 0.05
 #: costs of this machine class, used by the estimate (conservative, measured on 2 cores)
 PROCESS_STARTUP = 0.08  # seconds to start a process pool (fork server) and its workers
 #: seconds for a worker to import one module the function needs (measured: 0.7 ms per module
@@ -513,6 +514,11 @@ class AutoBackend(Backend):
         self._kept_state = False  # a measured task wrote current_worker().state
         self._has_shares = False  # share() made AutoShared handles: unwrap them in-process
         self._chosen_at = 0.0
+        #: the measuring thread's current chunk: (start, thread id, its CPU clock at start)
+        self._sample_clock: tuple[float, int, float] | None = None
+        self._prestart_timer: threading.Timer | None = None
+        self._prestarted: Backend | None = None
+        self._prestarted_at = 0.0
         #: called with the chosen backend once it has started (``Pool(debug=True)`` uses it)
         self.on_choose: Callable[[Backend], None] | None = None
 
@@ -580,14 +586,27 @@ class AutoBackend(Backend):
                 # the measured tasks kept state on the measuring thread: it stays a worker
                 inner = self._sampler
                 inner.spec = replace(inner.spec, workers=decision.workers)
+            elif decision.backend == "process" and self._prestarted is not None:
+                inner = self._prestarted
+                decision = replace(
+                    decision,
+                    workers=inner.spec.workers,
+                    reason=f"{decision.reason}; its workers started while auto measured",
+                )
             elif decision.backend == "serial":
                 inner = SerialBackend(replace(self.spec, workers=1, options={}))
             else:
                 inner = cls(replace(self.spec, workers=decision.workers, options={}))
-            inner.start()
-            self._chosen_at = time.perf_counter()
+            if inner is self._prestarted:
+                self._chosen_at = 0.0  # its empty chunks timed the start-up
+            else:
+                inner.start()
+                self._chosen_at = time.perf_counter()
+            unused, self._prestarted = self._prestarted, None
             self._decision = decision
             self._inner = inner
+        if unused is not None and unused is not inner:
+            unused.shutdown(wait=False, cancel_pending=True)
         log.info("%s", decision.explain().replace("\n", "; "))
         if self.on_choose is not None:
             self.on_choose(inner)
@@ -654,19 +673,114 @@ class AutoBackend(Backend):
             if self._record(pending):
                 self._decide_from_samples(fn)
                 return self.submit_chunk(fn, items, retry, timeout=timeout)
+        sent = fn  # a pool started meanwhile gets the function with its handles
         if self._has_shares:
             fn, items = _unwrap_fn(fn), _unwrap_items(items)
         fut = self._sampler.submit(self._sample_chunk, (fn, items, retry), {}, timeout=timeout)
         self._pending = fut
+        if not self._samples and self._prestart_timer is None:
+            self._arm_prestart(PRESTART_AFTER, sent, retry, fut, len(items))
         return fut
+
+    def _arm_prestart(
+        self,
+        after: float,
+        fn: Callable[..., Any],
+        retry: Retry,
+        fut: cf.Future[ChunkResult],
+        size: int,
+    ) -> None:
+        if not hasattr(time, "pthread_getcpuclockid"):
+            return
+        timer = threading.Timer(after, self._maybe_prestart, (after, fn, retry, fut, size))
+        timer.daemon = True
+        self._prestart_timer = timer
+        timer.start()
+
+    def _maybe_prestart(
+        self,
+        after: float,
+        fn: Callable[..., Any],
+        retry: Retry,
+        fut: cf.Future[ChunkResult],
+        size: int,
+    ) -> None:
+        """The first measured chunk is still running: start the process pool now if processes
+        win even if the chunk ended this instant (they win more the longer it runs), so that
+        the workers start while it is measured instead of after. Runs on a timer thread, again
+        at doubling intervals while the chunk runs."""
+        clock = self._sample_clock
+        if fut.done() or clock is None or self._inner is not None or self._closed:
+            return
+        started, ident, cpu0 = clock
+        try:
+            cpu = time.clock_gettime(time.pthread_getcpuclockid(ident)) - cpu0
+        except (OSError, AttributeError):  # the thread ended meanwhile, or not on this OS
+            return
+        wall = time.perf_counter() - started
+        total = self._total
+        remaining = None if total is None else total - size
+        if remaining is not None and remaining < 2:
+            return
+        cpus = available_cpus()
+        startup, _ = process_startup(fn, self._user_workers or cpus, cpus)
+        d = decide(
+            wall / size,
+            cpu / size,
+            0,
+            remaining,
+            cpus,
+            True,
+            self._user_workers,
+            gil_enabled(),
+            startup=startup,
+        )
+        if d.backend != "process":
+            # not yet: the chunk may run long enough for processes to win; look again later
+            with self._lock:
+                if self._prestart_timer is not None and not fut.done():
+                    self._arm_prestart(2 * after, fn, retry, fut, size)
+            return
+        if not _picklable(fn):
+            return
+        with self._lock:
+            if self._inner is not None or self._closed or fut.done():
+                return
+            pb = get_backend("process")(replace(self.spec, workers=d.workers, options={}))
+            pb.start()
+            self._prestarted, self._prestarted_at = pb, time.perf_counter()
+        key, t0 = _module_key(fn), self._prestarted_at
+
+        took: list[float] = []  # this pool's workers, ready: the slowest is its start-up
+
+        def ready(f: cf.Future[ChunkResult]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                took.append(time.perf_counter() - t0)
+                _OBSERVED_STARTUP[key] = max(took)
+
+        try:  # empty chunks: each starts a worker, which imports the function's modules
+            for _ in range(d.workers):
+                pb.submit_chunk(fn, FlatItems(), retry).add_done_callback(ready)
+        except Exception:
+            with self._lock:
+                if self._prestarted is pb:
+                    self._prestarted = None
+            pb.shutdown(wait=False, cancel_pending=True)
 
     def _sample_chunk(
         self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], retry: Retry
     ) -> ChunkResult:
         """:func:`run_chunk` on the measuring thread, noting whether tasks kept worker state."""
+        ident = threading.get_ident()
+        try:
+            cpu0 = time.clock_gettime(time.pthread_getcpuclockid(ident))
+            self._sample_clock = (time.perf_counter(), ident, cpu0)
+        except (OSError, AttributeError):
+            pass
         try:
             return run_chunk(fn, items, retry)
         finally:
+            self._sample_clock = None
             if current_worker().state:
                 self._kept_state = True
 
@@ -730,6 +844,10 @@ class AutoBackend(Backend):
 
     def _record(self, fut: cf.Future[ChunkResult]) -> bool:
         """Keep a finished sample's timings; True when enough has been measured."""
+        with self._lock:
+            timer, self._prestart_timer = self._prestart_timer, None
+        if timer is not None:
+            timer.cancel()
         if fut.cancelled() or fut.exception() is not None:
             return False
         res = fut.result()
@@ -814,6 +932,9 @@ class AutoBackend(Backend):
         with self._lock:
             self._closed = True
             inner = self._inner
+            unused, self._prestarted = self._prestarted, None
+        if unused is not None:
+            unused.shutdown(wait=wait, cancel_pending=True)
         self._sampler.shutdown(wait=wait, cancel_pending=cancel_pending)
         if inner is not None and inner is not self._sampler:
             inner.shutdown(wait=wait, cancel_pending=cancel_pending)
@@ -823,6 +944,9 @@ class AutoBackend(Backend):
         with self._lock:
             self._closed = True
             inner = self._inner
+            unused, self._prestarted = self._prestarted, None
+        if unused is not None:
+            unused.terminate()
         self._sampler.terminate()
         if inner is not None and inner is not self._sampler:
             inner.terminate()

@@ -1,12 +1,18 @@
 """The ``auto`` backend: the guide's "Choosing the Right Approach" as code.
 
-Coroutine functions go to asyncio. Other functions are measured on their first inputs, run
-one at a time on a single measuring thread (tiny ones in chunks of ~0.5 ms; their results are
-kept, never recomputed; a ``task_timeout`` still applies): wall time and CPU time per item
-and the size of a result. From those it estimates how long the rest would take on serial,
-thread and process execution and picks the fastest, with a worker count to match. The
-decision and its reasons are kept for :meth:`anypool.Pool.explain` and logged at INFO on the
-``anypool`` logger.
+Coroutine functions go to asyncio. Maps whose tasks keep per-worker state (the pool has an
+``initializer=``, or the function's code calls ``current_worker()``) are not measured: every
+task runs in a real worker of one backend chosen before the first runs (processes when they
+can be pickled, else threads), so the initializer runs only where tasks run. Other functions
+are measured on their first inputs, run one at a time on a single measuring thread (tiny ones
+in chunks of ~0.5 ms; their results are kept, never recomputed; a ``task_timeout`` still
+applies): wall time and CPU time per item and the size of a result. From those it estimates
+how long the rest would take on serial, thread and process execution (processes with their
+start-up: the imports of the function's packages, or what an earlier pool measured) and picks
+the fastest; estimates within the measurement noise go to the simplest. While a long first
+input runs on CPU, the process pool starts, once processes would win even at the length seen
+so far. The decision and its reasons are kept for :meth:`anypool.Pool.explain` and logged at
+INFO on the ``anypool`` logger.
 """
 
 from __future__ import annotations

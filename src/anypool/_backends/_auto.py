@@ -684,7 +684,12 @@ class AutoBackend(Backend):
             fn, items = _unwrap_fn(fn), _unwrap_items(items)
         fut = self._sampler.submit(self._sample_chunk, (fn, items, retry), {}, timeout=timeout)
         self._pending = fut
-        if not self._samples and self._prestart_timer is None:
+        if (
+            not self._samples
+            and self._prestart_timer is None
+            and self._user_workers != 1  # one process never beats the caller
+            and (self._total is None or self._total - len(items) >= 2)
+        ):
             self._arm_prestart(PRESTART_AFTER, sent, retry, fut, len(items))
         return fut
 
@@ -880,10 +885,16 @@ class AutoBackend(Backend):
         remaining = None if self._total is None else max(1, self._total - self._sampled_items)
         cpus = available_cpus()
         p_workers = self._user_workers or cpus
-        startup, source = process_startup(fn, p_workers, cpus)
         args = (wall, cpu, size, remaining, cpus)
         gil = gil_enabled()
+        # start-up only matters when processes beat serial per item: then it is worked out
+        # (the packages the function reaches), else the least start-up stands in for it
+        startup, source = PROCESS_STARTUP, ""
         d = decide(*args, True, self._user_workers, gil, noise=noise, startup=startup)
+        est = dict(d.estimates)
+        if est["process"] - PROCESS_STARTUP < est["serial"]:
+            startup, source = process_startup(fn, p_workers, cpus)
+            d = decide(*args, True, self._user_workers, gil, noise=noise, startup=startup)
         # pickling is checked only when processes would win: importing cloudpickle costs
         # more than a whole map of tiny tasks (the process backend imports it anyway)
         if d.backend == "process" and not _picklable(fn):
@@ -902,7 +913,7 @@ class AutoBackend(Backend):
                 "current_worker().state on auto's measuring thread, so that thread stays a "
                 "worker and the rest run on threads too (name the backend to choose)",
             )
-        if "process" in dict(d.estimates):
+        if source and "process" in dict(d.estimates):
             d = replace(d, reason=f"{d.reason} [process start-up {source}]")
         self._choose(
             replace(

@@ -534,3 +534,21 @@ def test_long_waiting_first_input_starts_no_process() -> None:
         assert _chosen(pool).name == "thread"
         assert backend._prestarted is None
         assert "started while auto measured" not in pool.explain()
+
+
+_FINALIZED_HERE: list[int] = []
+
+
+def _note_finalized() -> None:
+    import os
+
+    _FINALIZED_HERE.append(os.getpid())
+
+
+def test_a_finalizer_makes_the_map_stateful_too() -> None:
+    _FINALIZED_HERE.clear()
+    with anypool.Pool(finalizer=_note_finalized) as pool:
+        assert list(pool.map(abs, range(-5, 5))) == [abs(x) for x in range(-5, 5)]
+        assert "the pool has a finalizer=" in pool.explain()
+        assert _chosen(pool).name == "process"
+    assert _FINALIZED_HERE == []  # it ran in the workers only, not on a thread of the caller

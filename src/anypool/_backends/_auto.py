@@ -662,7 +662,11 @@ class AutoBackend(Backend):
         if inner is None:
             if is_async_callable(fn):
                 inner = self._decide_without_measuring(fn)
-            elif self.spec.initializer is not None or uses_worker_state(fn):
+            elif (
+                self.spec.initializer is not None
+                or self.spec.finalizer is not None
+                or uses_worker_state(fn)
+            ):
                 inner = self._decide_stateful(fn)
         if inner is not None:
             if self._has_shares and not inner.requires_pickle:
@@ -811,14 +815,19 @@ class AutoBackend(Backend):
         """A map whose tasks keep per-worker state is not measured on a thread of auto's own:
         its tasks all run in workers of one backend, chosen before the first one runs."""
         spec = self.spec
-        why = (
-            "the pool has an initializer="
-            if spec.initializer is not None
-            else "the function calls current_worker()"
-        )
-        if _picklable(fn) and (
-            spec.initializer is None
-            or _picklable(functools.partial(spec.initializer, *spec.initargs))
+        if spec.initializer is not None:
+            why = "the pool has an initializer="
+        elif spec.finalizer is not None:
+            why = "the pool has a finalizer="
+        else:
+            why = "the function calls current_worker()"
+        if (
+            _picklable(fn)
+            and (
+                spec.initializer is None
+                or _picklable(functools.partial(spec.initializer, *spec.initargs))
+            )
+            and (spec.finalizer is None or _picklable(spec.finalizer))
         ):
             workers = self._user_workers or available_cpus()
             return self._choose(
@@ -837,7 +846,7 @@ class AutoBackend(Backend):
                 workers,
                 f"{why}, so its tasks keep per-worker state: auto does not measure them on a "
                 "thread of its own but runs every task on worker threads (processes were "
-                "ruled out: the function or initializer cannot be pickled)",
+                "ruled out: the function, initializer or finalizer cannot be pickled)",
             )
         )
 

@@ -332,14 +332,25 @@ class TestProcessStartup:
 
         from anypool._backends import _auto
 
-        expected = (_auto.PROCESS_STARTUP, "estimated")
-        assert _auto.process_startup(os.path.basename, 2, 2) == expected
+        saved = dict(_auto._OBSERVED_STARTUP)
+        _auto._OBSERVED_STARTUP.clear()
+        try:
+            expected = (_auto.PROCESS_STARTUP, "estimated")
+            assert _auto.process_startup(os.path.basename, 2, 2) == expected
+            # a start-up measured for another module is the better base
+            _auto._OBSERVED_STARTUP["elsewhere"] = 0.5
+            got = _auto.process_startup(os.path.basename, 2, 2)
+            assert got == (0.5, "estimated from another module's pool")
+        finally:
+            _auto._OBSERVED_STARTUP.clear()
+            _auto._OBSERVED_STARTUP.update(saved)
 
     def test_the_modules_a_worker_must_import_are_counted(self) -> None:
         import sys
 
         from anypool._backends import _auto
 
+        _auto._OBSERVED_STARTUP.clear()
         startup, source = _auto.process_startup(_uses_pytest, 2, 2)
         loaded = sum(1 for m in sys.modules if m.partition(".")[0] == "pytest")
         assert "pytest" in source
@@ -521,7 +532,7 @@ def test_long_cpu_bound_first_input_starts_the_process_pool_meanwhile() -> None:
     _auto._OBSERVED_STARTUP.pop(__name__, None)
     with anypool.Pool() as pool:
         assert list(pool.map(_cpu_for, [0.3] * 6)) == [0.3] * 6
-        assert _chosen(pool).name == "process"
+        assert _chosen(pool).name == "process", pool.explain()
         assert "its workers started while auto measured" in pool.explain()
     # the empty chunks that started the workers timed their start-up
     assert _auto._OBSERVED_STARTUP[__name__] > 0
@@ -552,3 +563,25 @@ def test_a_finalizer_makes_the_map_stateful_too() -> None:
         assert "the pool has a finalizer=" in pool.explain()
         assert _chosen(pool).name == "process"
     assert _FINALIZED_HERE == []  # it ran in the workers only, not on a thread of the caller
+
+
+def test_time_waiting_for_a_cpu_is_left_out_and_said() -> None:
+    import sys
+
+    from anypool._backends import _auto
+
+    if sys.platform.startswith("linux"):
+        waited = _auto._runqueue_wait()
+        assert waited is not None
+        assert waited >= 0
+    d = _auto.Decision(
+        "process",
+        2,
+        "r",
+        items_measured=1,
+        wall_per_item=0.3,
+        cpu_per_item=0.29,
+        cpu_wait_per_item=0.8,
+    )
+    assert "leaving out 800.0 ms per item spent waiting for a CPU" in d.explain()
+    assert "97% of it on CPU" in d.explain()

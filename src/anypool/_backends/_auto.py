@@ -99,6 +99,9 @@ class Decision:
     per_item_startup: float | None = None
     #: relative measurement noise: estimates closer than this count as equal
     noise: float = 0.0
+    #: seconds per item the measured tasks waited for a CPU (other programs running), left
+    #: out of ``wall_per_item``: waiting for a CPU is not waiting for I/O
+    cpu_wait_per_item: float = 0.0
 
     def explain(self) -> str:
         """The decision in plain words."""
@@ -107,10 +110,16 @@ class Decision:
         ]
         if self.items_measured:
             share = 100 * self.cpu_per_item / self.wall_per_item if self.wall_per_item else 0
+            waited = (
+                f" (leaving out {_fmt_time(self.cpu_wait_per_item)} per item spent waiting "
+                "for a CPU that other programs held)"
+                if self.cpu_wait_per_item >= 0.05 * self.wall_per_item
+                else ""
+            )
             lines.append(
                 f"measured {self.items_measured} input(s), one chunk at a time: "
-                f"{_fmt_time(self.wall_per_item)} per item, {share:.0f}% of it on CPU, "
-                f"results about {self.result_bytes:,.0f} bytes"
+                f"{_fmt_time(self.wall_per_item)} per item{waited}, {share:.0f}% of it on "
+                f"CPU, results about {self.result_bytes:,.0f} bytes"
             )
         if self.estimates:
             listed = ", ".join(f"{name} {_fmt_time(t)}" for name, t in self.estimates)
@@ -378,15 +387,18 @@ def process_startup(fn: Callable[..., Any], workers: int, cpus: int) -> tuple[fl
     seen = _OBSERVED_STARTUP.get(_module_key(fn))
     if seen is not None:
         return seen, "measured on this program's last process pool"
+    # the quickest start-up measured here for another module: how fast processes start on
+    # this machine now (under load, several times PROCESS_STARTUP)
+    base, how = PROCESS_STARTUP, "estimated"
+    if _OBSERVED_STARTUP:
+        base = max(base, min(_OBSERVED_STARTUP.values()))
+        how = "estimated from another module's pool"
     pkgs = _reached_packages(fn)
     count = sum(1 for m in list(sys.modules) if m.partition(".")[0] in pkgs)
     imports = count * IMPORT_PER_MODULE * math.ceil(max(1, workers) / max(1, cpus))
     if not count:
-        return PROCESS_STARTUP, "estimated"
-    return (
-        PROCESS_STARTUP + imports,
-        f"estimated, with {count} modules of {', '.join(sorted(pkgs))} to import",
-    )
+        return base, how
+    return base + imports, f"{how}, with {count} modules of {', '.join(sorted(pkgs))} to import"
 
 
 def uses_worker_state(fn: Callable[..., Any]) -> bool:
@@ -405,6 +417,17 @@ def uses_worker_state(fn: Callable[..., Any]) -> bool:
                 code = getattr(vars(klass)["__call__"], "__code__", None)
                 break
     return isinstance(code, types.CodeType) and "current_worker" in _code_names(code)
+
+
+def _runqueue_wait(tid: int | None = None) -> float | None:
+    """Seconds a thread (this one, or native id ``tid`` of this process) has waited for a
+    CPU while ready to run: Linux's schedstat. None where unknown."""
+    path = "/proc/thread-self/schedstat" if tid is None else f"/proc/self/task/{tid}/schedstat"
+    try:
+        with open(path, "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _picklable(fn: Callable[..., Any]) -> bool:
@@ -514,14 +537,17 @@ class AutoBackend(Backend):
         self._lock = threading.Lock()
         self._closed = False
         self._samples: list[tuple[float, float, float]] = []  # wall, cpu, result bytes
+        self._cpu_waits: list[float] = []  # per item, of each sample: left out of its wall
         self._sampled_items = 0  # inputs measured (a chunk per sample: 1 unless chunksize=)
         self._total: int | None = None
         self._pending: cf.Future[ChunkResult] | None = None
         self._kept_state = False  # a measured task wrote current_worker().state
+        self._sample_cpu_wait = 0.0  # the last measured chunk's wait for a CPU
+        self._sampler_tid: int | None = None  # the measuring thread's native id
         self._has_shares = False  # share() made AutoShared handles: unwrap them in-process
         self._chosen_at = 0.0
         #: the measuring thread's current chunk: (start, thread id, its CPU clock at start)
-        self._sample_clock: tuple[float, int, float] | None = None
+        self._sample_clock: tuple[float, int, float, float | None] | None = None
         self._prestart_timer: threading.Timer | None = None
         self._prestarted: Backend | None = None
         self._prestarted_at = 0.0
@@ -727,12 +753,16 @@ class AutoBackend(Backend):
         clock = self._sample_clock
         if fut.done() or clock is None or self._inner is not None or self._closed:
             return
-        started, ident, cpu0 = clock
+        started, ident, cpu0, q0 = clock
         try:
             cpu = time.clock_gettime(time.pthread_getcpuclockid(ident)) - cpu0
         except (OSError, AttributeError):  # the thread ended meanwhile, or not on this OS
             return
         wall = time.perf_counter() - started
+        tid = self._sampler_tid
+        q = _runqueue_wait(tid) if tid is not None else None
+        if q is not None and q0 is not None:
+            wall = max(cpu, wall - (q - q0))
         total = self._total
         remaining = None if total is None else total - size
         if remaining is not None and remaining < 2:
@@ -761,8 +791,11 @@ class AutoBackend(Backend):
         with self._lock:
             if self._inner is not None or self._closed or fut.done():
                 return
-            pb = get_backend("process")(replace(self.spec, workers=d.workers, options={}))
-            pb.start()
+            try:
+                pb = get_backend("process")(replace(self.spec, workers=d.workers, options={}))
+                pb.start()
+            except Exception:  # the choice itself will start it and report what is wrong
+                return
             self._prestarted, self._prestarted_at = pb, time.perf_counter()
         key, t0 = _module_key(fn), self._prestarted_at
 
@@ -787,15 +820,19 @@ class AutoBackend(Backend):
     ) -> ChunkResult:
         """:func:`run_chunk` on the measuring thread, noting whether tasks kept worker state."""
         ident = threading.get_ident()
+        self._sampler_tid = threading.get_native_id()
+        q0 = _runqueue_wait()
         try:
             cpu0 = time.clock_gettime(time.pthread_getcpuclockid(ident))
-            self._sample_clock = (time.perf_counter(), ident, cpu0)
+            self._sample_clock = (time.perf_counter(), ident, cpu0, q0)
         except (OSError, AttributeError):
             pass
         try:
             return run_chunk(fn, items, retry)
         finally:
             self._sample_clock = None
+            q1 = _runqueue_wait()
+            self._sample_cpu_wait = q1 - q0 if q0 is not None and q1 is not None else 0.0
             if current_worker().state:
                 self._kept_state = True
 
@@ -878,7 +915,10 @@ class AutoBackend(Backend):
             except Exception:
                 size = float(sys.getsizeof(res.values[0]))
         n = max(1, len(res.values))
-        self._samples.append((res.wall / n, res.cpu / n, size))
+        # time spent ready to run but without a CPU (other programs) is neither work nor I/O
+        waited = min(max(0.0, self._sample_cpu_wait), max(0.0, res.wall - res.cpu))
+        self._cpu_waits.append(waited / n)
+        self._samples.append(((res.wall - waited) / n, res.cpu / n, size))
         self._sampled_items += n
         measured = sum(w for w, _, _ in self._samples)
         return len(self._samples) >= SAMPLE_ITEMS or measured >= SAMPLE_SECONDS
@@ -903,6 +943,12 @@ class AutoBackend(Backend):
         est = dict(d.estimates)
         if est["process"] - PROCESS_STARTUP < est["serial"]:
             startup, source = process_startup(fn, p_workers, cpus)
+            pre = self._prestarted
+            if pre is not None:
+                # its workers have been starting while auto measured: what is left to wait
+                since = time.perf_counter() - self._prestarted_at
+                startup = max(0.0, startup - since)
+                source += f"; {_fmt_time(since)} of it already spent while auto measured"
             d = decide(*args, True, self._user_workers, gil, noise=noise, startup=startup)
         # pickling is checked only when processes would win: importing cloudpickle costs
         # more than a whole map of tiny tasks (the process backend imports it anyway)
@@ -931,6 +977,7 @@ class AutoBackend(Backend):
                 wall_per_item=wall,
                 cpu_per_item=cpu,
                 result_bytes=size,
+                cpu_wait_per_item=sorted(self._cpu_waits)[k // 2] if self._cpu_waits else 0.0,
             ),
             keep_sampler=keep,
         )

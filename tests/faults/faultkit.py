@@ -178,6 +178,9 @@ def dispatcher_bug(*_args: Any) -> bool:
 
 
 # -- resources of this process, for the hygiene checks --------------------------------------
+_SHM_PREFIXES = ("sem.mp-", "psm_", "wnsm_")
+
+
 def resources() -> dict[str, Any]:
     """Threads, live child processes, open descriptors and /dev/shm entries, right now."""
     import psutil
@@ -197,7 +200,11 @@ def resources() -> dict[str, Any]:
         "threads": threading.active_count(),
         "children": children,
         "fds": len(os.listdir("/proc/self/fd")),
-        "shm": set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set(),
+        # what multiprocessing's semaphores and shared memory (ours included) are named;
+        # other programs' entries (joblib's folders, loky's semaphores) are theirs
+        "shm": {n for n in os.listdir("/dev/shm") if n.startswith(_SHM_PREFIXES)}
+        if os.path.isdir("/dev/shm")
+        else set(),
     }
 
 

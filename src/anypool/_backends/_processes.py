@@ -52,7 +52,7 @@ from .._core._lifecycle import (
 )
 from .._core._tasks import ChunkResult, Retry, available_cpus, item_args, run_chunk
 from .._core._tracing import recorder_of
-from . import _process_worker
+from . import _preload, _process_worker
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -163,6 +163,18 @@ class _Worker:
         self.started = 0.0
         self.done = 0
         self.ready = False  # set when the worker says its initializer has run
+
+
+def _release(w: _Worker) -> None:
+    """Close a finished worker's process handle now (its sentinel and pipe descriptors).
+
+    Left to the garbage collector, they stay open while an exception's traceback (a crashed
+    task's error) keeps the worker reachable through a reference cycle.
+    """
+    try:
+        w.proc.close()
+    except ValueError:  # still running: it is ended elsewhere, and closed then
+        pass
 
 
 class ProcessBackend(Backend):
@@ -448,7 +460,14 @@ class ProcessBackend(Backend):
             name=f"anypool-process-{wid}",
             daemon=True,
         )
-        proc.start()
+        if self.start_method == "forkserver":
+            # the fork server preloads what this program has imported (numpy, scipy...), so
+            # the worker starts with it; never replaced while a worker is starting
+            with _preload.spawn_lock:
+                _preload.prepare(self._ctx)
+                proc.start()
+        else:
+            proc.start()
         child_conn.close()
         w = _Worker(wid, proc, parent_conn)
         self._workers[wid] = w
@@ -492,8 +511,6 @@ class ProcessBackend(Backend):
             w.task = None
 
     def _dispatch_loop(self) -> None:
-        if self.start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["anypool._backends._process_worker"])
         wait = mpc.wait
         idle: deque[_Worker] = deque()
         while True:
@@ -648,6 +665,12 @@ class ProcessBackend(Backend):
         return True
 
     def _on_exit(self, w: _Worker, idle: deque[_Worker]) -> None:
+        try:
+            self._on_exit_joined(w, idle)
+        finally:
+            _release(w)
+
+    def _on_exit_joined(self, w: _Worker, idle: deque[_Worker]) -> None:
         w.proc.join()
         self._workers.pop(w.id, None)
         if w in idle:
@@ -694,6 +717,12 @@ class ProcessBackend(Backend):
                 task.fut.set_exception(crashed)
 
     def _on_timeout(self, w: _Worker, idle: deque[_Worker]) -> None:
+        try:
+            self._on_timeout_killed(w, idle)
+        finally:
+            _release(w)
+
+    def _on_timeout_killed(self, w: _Worker, idle: deque[_Worker]) -> None:
         task = w.task
         w.task = None
         w.proc.kill()
@@ -749,6 +778,7 @@ class ProcessBackend(Backend):
         else:
             self._read_farewell(w)
         w.conn.close()
+        _release(w)
 
     def _read_farewell(self, w: _Worker) -> None:
         """Log what a worker's finalizer reported as the worker stopped (an error, a hang)."""

@@ -1,0 +1,106 @@
+"""The fork server preloads what the program imported: workers do not import it again."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import anypool
+from anypool._backends import _preload
+
+pytestmark = pytest.mark.skipif(
+    "forkserver" not in __import__("multiprocessing").get_all_start_methods(),
+    reason="the fork server is Linux/macOS only",
+)
+
+
+@pytest.fixture
+def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """A module that counts its imports in a file (one line per process that imports it).
+
+    It is found through PYTHONPATH, as an installed package is through site-packages: the
+    fork server of Python 3.11 and 3.12 does not take over the parent's run-time sys.path.
+    """
+    name = f"anypool_probe_{os.getpid()}_{threading.get_ident()}"
+    log = tmp_path / "imports.log"
+    (tmp_path / f"{name}.py").write_text(
+        "import os\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write(f'{os.getpid()}\\n')\n"
+        "def pid(_x):\n"
+        "    return os.getpid()\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path[1:]]))
+    try:
+        yield name, log
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(name, None)
+
+
+def _imports(log: Path) -> list[int]:
+    return [int(line) for line in log.read_text().split()] if log.exists() else []
+
+
+def test_one_shot_maps_do_not_import_again(probe: tuple[str, Path]) -> None:
+    name, log = probe
+    mod = importlib.import_module(name)  # the parent imports it: one line
+    assert _imports(log) == [os.getpid()]
+    pids: set[int] = set()
+    for _ in range(3):  # three one-shot maps, each with new workers
+        pids |= set(anypool.map(mod.pid, range(4), backend="process", workers=2, chunksize=1))
+    assert len(pids) >= 2, "the maps did not run on worker processes"
+    imported_in = set(_imports(log)) - {os.getpid()}
+    # the fork server imported it once; no worker executed the module again
+    assert len(imported_in) == 1, f"imported in {len(imported_in)} processes: {imported_in}"
+    assert not imported_in & pids, "a worker imported the module itself"
+
+
+def _hold(path: str) -> int:
+    import time
+
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return 7
+
+
+def test_the_server_is_never_replaced_under_running_workers(
+    probe: tuple[str, Path], tmp_path: Path
+) -> None:
+    name, _log = probe
+    release = tmp_path / "release"
+    with anypool.Pool("process", 1) as busy:
+        held = busy.submit(_hold, str(release))
+        busy_pids = busy.broadcast(os.getpid)  # its worker has started (and then runs _hold)
+        assert busy_pids
+        mod = importlib.import_module(name)  # something new for the server to preload
+        before = _preload._stats["starts"]
+        # a second pool starts while the first one's worker runs: the server stays
+        out = anypool.map(mod.pid, range(2), backend="process", workers=1)
+        assert len(out) == 2
+        assert _preload._stats["starts"] == before
+        release.touch()
+        assert held.result(timeout=60) == 7  # not a WorkerCrashed: its server was left alone
+
+
+def test_preloading_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANYPOOL_PRELOAD", "0")
+    assert not _preload.enabled()
+    monkeypatch.setenv("ANYPOOL_PRELOAD", "1")
+    assert _preload.enabled()
+
+
+def test_what_is_preloaded() -> None:
+    import json  # stdlib: never
+
+    assert json.__name__ not in _preload.wanted()
+    assert not any(m.split(".")[0] in _preload.NEVER for m in _preload.wanted())
+    assert not any(m.count(".") > 1 for m in _preload.wanted())

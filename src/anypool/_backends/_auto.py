@@ -394,11 +394,22 @@ def process_startup(fn: Callable[..., Any], workers: int, cpus: int) -> tuple[fl
         base = max(base, min(_OBSERVED_STARTUP.values()))
         how = "estimated from another module's pool"
     pkgs = _reached_packages(fn)
-    count = sum(1 for m in list(sys.modules) if m.partition(".")[0] in pkgs)
+    preloaded = _preloaded_packages()
+    count = sum(1 for m in list(sys.modules) if m.partition(".")[0] in pkgs - preloaded)
     imports = count * IMPORT_PER_MODULE * math.ceil(max(1, workers) / max(1, cpus))
     if not count:
+        if pkgs & preloaded:
+            return base, f"{how}; the fork server preloads {', '.join(sorted(pkgs & preloaded))}"
         return base, how
     return base + imports, f"{how}, with {count} modules of {', '.join(sorted(pkgs))} to import"
+
+
+def _preloaded_packages() -> set[str]:
+    """Top-level packages the process backend's fork server already has (none: not running)."""
+    from . import _preload
+
+    has = _preload.server_has()
+    return {m.partition(".")[0] for m in has} if has else set()
 
 
 def uses_worker_state(fn: Callable[..., Any]) -> bool:

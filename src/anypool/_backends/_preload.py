@@ -133,5 +133,10 @@ def prepare(ctx: Any) -> None:
     _stats["starts"] += 1
 
 
+def server_has() -> frozenset[str]:
+    """The modules the fork server we started preloads (empty: none started yet)."""
+    return _server_has or frozenset()
+
+
 #: held while a worker process starts, so the fork server is never replaced meanwhile
 spawn_lock = threading.Lock()

@@ -427,25 +427,37 @@ class TestBlockingCallGuard:
 
         run(main())
 
-    def test_plain_with_block_inside_the_loop_is_refused(self) -> None:
+    def test_plain_with_block_inside_the_loop_runs_on_an_own_loop(self) -> None:
+        # issue 11: sync use first (a Jupyter cell, an async def calling sync code) runs the
+        # tasks on the pool's own loop in a helper thread, never on the blocked caller's loop
         async def main() -> None:
-            with (
-                pytest.raises(RuntimeError, match="async with Pool"),
-                anypool.Pool("asyncio"),
-            ):
-                pass
+            caller = asyncio.get_running_loop()
+
+            async def where(x: int) -> bool:
+                return asyncio.get_running_loop() is caller
+
+            with anypool.Pool("asyncio") as pool:
+                assert list(pool.map(where, [1, 2])) == [False, False]
+                assert pool.submit(where, 1).result(SHORT_TIMEOUT) is False
+                # async use afterwards works too (it awaits the own loop's futures)
+                assert await pool.amap(where, [1]) == [False]
+            with anypool.Pool("asyncio"):
+                pass  # nothing ran on the caller's loop: nothing to wait for, no error
+            assert not loop_threads()
 
         run(main())
 
-    def test_blocking_call_in_a_plain_with_block_raises_once_and_stops_the_pool(self) -> None:
+    def test_blocking_call_after_async_use_raises_once_and_stops_the_pool(self) -> None:
         async def main() -> anypool.Pool:
             with (
                 pytest.raises(RuntimeError, match="deadlock") as info,
                 anypool.Pool("asyncio") as pool,
             ):
+                assert await pool.amap(double, [1]) == [2]  # tasks now run on this loop
                 list(pool.map(double, [1, 2]))
             # only the map's error: leaving the block added no second one
             assert info.value.__context__ is None
+            assert "await anypool.amap" in str(info.value)
             return pool
 
         pool = run(main())
@@ -585,6 +597,7 @@ class TestShutdown:
 
         async def main() -> None:
             pool = anypool.Pool("asyncio", workers=1)
+            await pool.__aenter__()  # async use first: its tasks run on this loop
             futs.append(pool.submit(hang, 1))  # will be running
             futs.append(pool.submit(hang, 2))  # will be queued
             await started.wait()

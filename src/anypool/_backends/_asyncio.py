@@ -4,10 +4,14 @@ Where the loop comes from depends on where the :class:`~anypool.Pool` is created
 
 * from **sync code**, the backend starts its own event loop (uvloop when it is installed, the
   default loop otherwise) in a daemon thread, and stops, closes and joins it at shutdown;
-* from **async code** (a loop is running in the thread that creates the pool), it uses that
-  loop. Then blocking calls on the pool (``pool.map``, ``list(pool.imap(...))``, a plain
-  ``with Pool(...)``) would deadlock the loop and raise ``RuntimeError``; use
-  ``await pool.amap(...)``, ``async for x in pool.aimap(...)`` and ``async with Pool(...)``.
+* from **async code** (a loop is running in the thread that creates the pool: an
+  ``async def``, a Jupyter cell), the first use decides. Async use (``async with Pool(...)``,
+  ``await pool.amap(...)``, ``pool.aimap(...)``) runs the tasks on the caller's own loop; then
+  blocking calls on the pool from that loop's thread (``pool.map``, ``list(pool.imap(...))``,
+  ``shutdown(wait=True)``) would deadlock the loop and raise ``RuntimeError``. Sync use first
+  (``pool.map(...)``, ``pool.submit(...)``, ``anypool.map(...)``) starts the backend's own loop
+  in a helper thread instead, as from sync code: the caller's loop cannot run while the caller
+  waits, so the tasks could not run there.
 
 Tasks are run by ``workers`` long-lived worker coroutines (started on demand) that pull from
 one queue, so at most ``workers`` tasks are in flight. The map engine submits inputs in
@@ -209,6 +213,9 @@ class AsyncioBackend(Backend):
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owned = False
+        #: False while bound to the caller's running loop with nothing run there yet: the
+        #: first sync use may still move the tasks to an own loop (see the module docstring)
+        self._committed = True
         self._thread: threading.Thread | None = None
         self._loop_exited = False
         self._on_loop_exit: list[Callable[[], None]] = []
@@ -253,8 +260,12 @@ class AsyncioBackend(Backend):
         if loop is not None:
             self._loop = loop
             self._owned = False
+            self._committed = False
             self._ctx = WorkerContext(id=0, backend=self.name)
             return
+        self._start_own_loop()
+
+    def _start_own_loop(self) -> None:
         loop = _new_loop(self._use_uvloop)
         self._loop = loop
         self._owned = True
@@ -298,6 +309,22 @@ class AsyncioBackend(Backend):
         except RuntimeError:
             return False
 
+    def use_caller_loop(self) -> None:
+        """An async entry point: keep the tasks on the caller's running loop, if bound to it."""
+        self._committed = True
+
+    def avoid_caller_loop(self) -> None:
+        """A sync entry point: when bound to the loop running in this thread with nothing run
+        there yet, run the tasks on an own loop in a helper thread instead (the caller is
+        about to wait, and its loop cannot run tasks meanwhile)."""
+        if self._committed:
+            return
+        with self._lock:
+            if self._committed or self._closed or not self._in_loop_thread():
+                return
+            self._committed = True
+            self._start_own_loop()
+
     # -- checks -------------------------------------------------------------------------
     def check_callable(self, fn: Callable[..., Any]) -> None:
         """Accept coroutine functions only; a plain function gets a ``TypeError``."""
@@ -310,14 +337,16 @@ class AsyncioBackend(Backend):
 
     def check_blocking_call(self) -> None:
         """Refuse to block the thread that runs this pool's event loop (it would deadlock)."""
-        if self._loop is not None and self._in_loop_thread():
+        if self._loop is not None and self._committed and self._in_loop_thread():
             raise RuntimeError(
                 "this asyncio Pool runs its tasks on the event loop that is running in this "
                 "thread, so a blocking call here (pool.map(...), list(pool.imap(...)), "
                 "shutdown(wait=True) or leaving a plain `with Pool(...)` block) would wait for "
                 "tasks that cannot run until it returns: a deadlock. From async code use "
-                "`await pool.amap(...)`, `async for x in pool.aimap(...)` and "
-                "`async with Pool(...)` instead."
+                "`await pool.amap(...)` (or `await anypool.amap(...)`), "
+                "`async for x in pool.aimap(...)` and `async with Pool(...)` instead; or make "
+                "the blocking call before any async use, and the pool runs its tasks on its "
+                "own loop in a helper thread."
             )
 
     # -- submitting ---------------------------------------------------------------------
@@ -368,6 +397,7 @@ class AsyncioBackend(Backend):
                 raise BrokenPoolError(str(self._broken)) from self._broken
             if self._closed:
                 raise ClosedPoolError("cannot submit to a pool that was shut down")
+            self._committed = True  # the first job decides where the tasks run
             if self._in_loop_thread():
                 self._enqueue(job)
                 return

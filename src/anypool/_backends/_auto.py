@@ -562,6 +562,9 @@ class AutoBackend(Backend):
         self._prestart_timer: threading.Timer | None = None
         self._prestarted: Backend | None = None
         self._prestarted_at = 0.0
+        #: the last loop hint of the Pool (``use_caller_loop`` or ``avoid_caller_loop``),
+        #: passed on to the backend once chosen
+        self._loop_hint: str | None = None
         #: called with the chosen backend once it has started (``Pool(debug=True)`` uses it)
         self.on_choose: Callable[[Backend], None] | None = None
 
@@ -605,6 +608,20 @@ class AutoBackend(Backend):
     def check_callable(self, fn: Callable[..., Any]) -> None:
         """Any callable is fine: the backend is chosen to fit it."""
 
+    def use_caller_loop(self) -> None:
+        """Defer to the chosen backend, or remember it for the choice."""
+        self._loop_hint = self._forward_loop_hint("use_caller_loop")
+
+    def avoid_caller_loop(self) -> None:
+        """Defer to the chosen backend, or remember it for the choice."""
+        self._loop_hint = self._forward_loop_hint("avoid_caller_loop")
+
+    def _forward_loop_hint(self, hint: str) -> str:
+        inner = self._inner
+        if inner is not None:
+            getattr(inner, hint)()
+        return hint
+
     def check_blocking_call(self) -> None:
         """Defer to the chosen backend."""
         if self._inner is not None:
@@ -646,6 +663,8 @@ class AutoBackend(Backend):
                 inner.start()
                 self._chosen_at = time.perf_counter()
             unused, self._prestarted = self._prestarted, None
+            if self._loop_hint is not None:  # how the first map reached us: sync or async
+                getattr(inner, self._loop_hint)()
             self._decision = decision
             self._inner = inner
         if unused is not None and unused is not inner:

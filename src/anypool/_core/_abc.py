@@ -153,6 +153,17 @@ class Backend(ABC):
     def check_callable(self, fn: Callable[..., Any]) -> None:  # noqa: B027 - optional hook
         """Raise a clear error if ``fn`` cannot run on this backend (default: accept)."""
 
+    def use_caller_loop(self) -> None:  # noqa: B027 - optional hook
+        """An async entry point (``amap``, ``aimap``, ``async with``) is about to run work
+        from the event loop running in this thread: a backend that runs coroutines may run
+        them there (default: nothing to do)."""
+
+    def avoid_caller_loop(self) -> None:  # noqa: B027 - optional hook
+        """A sync entry point (``submit``, ``map``, ``imap``...) is about to hand work over
+        from this thread, whose event loop, if one is running, cannot run while the caller
+        waits: a backend that would run the work on that loop runs it elsewhere if it still
+        can (the asyncio backend: on its own loop in a helper thread). Default: nothing."""
+
     def check_blocking_call(self) -> None:  # noqa: B027 - optional hook
         """Raise a clear error if blocking here would deadlock (default: never)."""
 

@@ -612,6 +612,7 @@ class Pool(cf.Executor):
         if self._closed:
             raise ClosedPoolError("cannot submit to a pool that was shut down")
         self._backend.check_callable(fn)
+        self._backend.avoid_caller_loop()  # fut.result() may be awaited in this very thread
         d = self._defaults
         traces = _tracing.traces_for(self._trace)
         if traces:
@@ -918,6 +919,7 @@ class Pool(cf.Executor):
         return _items(state)
 
     def _drive(self, run: MapRun, deadline: float | None) -> Iterator[list[Any]]:
+        self._backend.avoid_caller_loop()
         self._backend.check_blocking_call()
         yield from run_sync(run, deadline)
 
@@ -997,6 +999,7 @@ class Pool(cf.Executor):
         **options: Unpack[MapKwargs],
     ) -> list[Any]:
         """Await all results as a list (in input order unless ``ordered=False``)."""
+        self._backend.use_caller_loop()
         run = self._run(
             fn,
             iterables,
@@ -1074,6 +1077,7 @@ class Pool(cf.Executor):
         **options: Unpack[MapKwargs],
     ) -> AsyncIterator[Any]:
         """``async for`` over results, without blocking the event loop."""
+        self._backend.use_caller_loop()
         run = self._run(
             fn,
             iterables,
@@ -1171,6 +1175,7 @@ class Pool(cf.Executor):
             self._stop_watching(raise_errors=False)
 
     async def __aenter__(self) -> Pool:
+        self._backend.use_caller_loop()
         return self
 
     async def __aexit__(

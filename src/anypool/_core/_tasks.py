@@ -216,10 +216,38 @@ def call_sync(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any
     """
     result = fn(*args, **kwargs)
     if inspect.iscoroutine(result):
-        import asyncio  # only when a coroutine turns up: keeps worker start-up light
-
-        return asyncio.run(result)
+        return run_coroutine(result)
     return result
+
+
+def run_coroutine(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, on a fresh event loop.
+
+    When an event loop is already running in this thread (a serial map called from an
+    ``async def`` or a Jupyter cell), ``asyncio.run`` cannot nest: the coroutine then runs on
+    a fresh loop in a helper thread while this thread waits.
+    """
+    import asyncio  # only when a coroutine turns up: keeps worker start-up light
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, asyncio.run(coro)))
+        except BaseException as exc:  # handed to the waiting thread as is
+            outcome.append((False, exc))
+
+    t = threading.Thread(target=target, name="anypool-coroutine", daemon=True)
+    t.start()
+    t.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def call_with_retry(
@@ -334,9 +362,7 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> Chu
             for i, v in enumerate(values):
                 if inspect.iscoroutine(v):
                     try:
-                        import asyncio
-
-                        values[i] = asyncio.run(v)
+                        values[i] = run_coroutine(v)
                     except (Exception, SystemExit) as exc:
                         if errors is None:
                             errors = {}

@@ -475,8 +475,10 @@ class AsyncioBackend(Backend):
         create_future = self._loop.create_future
         if self._init_state != 2:
             await self._initialize()
+        job: _Call | _Chunk | None = None
         while True:
             if not pending:
+                job = None  # nor its future: results belong to whoever holds the future
                 if self._stopping:
                     return
                 w: asyncio.Future[None] = create_future()
@@ -512,6 +514,7 @@ class AsyncioBackend(Backend):
                     self._item_error(job, i, exc)
                 else:
                     job.values[i] = value
+                    value = None  # the caller frees a result once it lets go of it
                     job.left -= 1
                     if job.left == 0:
                         self._finish(job)

@@ -646,6 +646,7 @@ class DaskBackend(Backend):
                 self._on_dask_done(*item)
             except BaseException:  # pragma: no cover - a bug: never leave a future hanging
                 _log.exception("anypool: the dask backend failed to complete a task")
+            del item  # its result belongs to the future alone while this thread waits
 
     def _on_dask_done(self, dfut: Any, value: Any, error: BaseException | None) -> None:
         """A Dask future finished (runs on the results thread)."""

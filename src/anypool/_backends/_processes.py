@@ -544,6 +544,7 @@ class ProcessBackend(Backend):
                         continue
                 w = idle.popleft()
                 self._send(w, task)
+                del task  # the worker holds it now; its result must not outlive the future
                 busy += 1
             if closing and busy == 0 and not self._retry and not self._targeted:
                 with self._lock:

@@ -206,6 +206,8 @@ class ThreadBackend(Backend):
                                 fut.set_result(result)
                             except cf.InvalidStateError:
                                 pass
+                    # the result too: the caller frees it when it lets go of it
+                    result = exc = None
                     del fn, args, kwargs, fut, item
                 if slot.abandoned:
                     return

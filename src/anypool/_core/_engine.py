@@ -308,13 +308,15 @@ class MapRun:
             self.cpu_probe.add(res.cpu, len(entry.items))
         values = res.values
         if collect:
+            # in place: the caller empties this very list as it reads the results, so the
+            # chunk's future (which a backend may still hold) keeps none of them
             errors = res.errors or {}
-            return [
-                Result(error=errors[i], index=entry.base + i)
-                if i in errors
-                else Result(v, index=entry.base + i)
-                for i, v in enumerate(values)
-            ]
+            base = entry.base
+            for i, v in enumerate(values):
+                values[i] = (
+                    Result(error=errors[i], index=base + i) if i in errors else Result(v, index=base + i)
+                )
+            return values
         if res.errors:
             first = min(res.errors)
             err = res.errors[first]
@@ -414,8 +416,9 @@ def run_sync(run: MapRun, deadline: float | None) -> Iterator[list[Any]]:
                     run.fill()
                     continue
             out = run.take(entry)
+            del entry  # nor the chunk's future (its results) while the caller reads them
             run.fill(holding=True)
-            yield out
+            yield out  # the caller empties it as it hands the results out
     finally:
         run.close()
 
@@ -462,6 +465,7 @@ async def run_async(run: MapRun) -> AsyncIterator[list[Any]]:
                     run.fill()
                     continue
             out = run.take(entry)
+            del entry  # nor the chunk's future (its results) while the caller reads them
             run.fill(holding=True)
             yield out
     finally:

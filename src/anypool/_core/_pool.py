@@ -159,12 +159,17 @@ class _MapState:
 
 
 def _items(state: _MapState) -> Iterator[Any]:
+    """Hand out the items of each chunk, dropping each from the chunk as it goes: a result
+    the caller let go of is freed at once (no local or list here keeps it)."""
     try:
         while True:
             chunk = state.next_chunk()
             if chunk is None:
                 return
-            yield from chunk
+            chunk.reverse()
+            pop = chunk.pop
+            while chunk:
+                yield pop()
     finally:
         state.close()
 
@@ -1230,8 +1235,9 @@ class Pool(cf.Executor):
 async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
     try:
         async for chunk in chunks:
-            for x in chunk:
-                yield x
+            chunk.reverse()  # handed out one by one and dropped (see _items)
+            while chunk:
+                yield chunk.pop()
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
 

@@ -339,6 +339,7 @@ class Pool(cf.Executor):
         self._submit_recorder: _tracing.RunRecorder | None = None
         self._shutdown_lock = threading.Lock()
         self._closed = False
+        self._workers_given = n
         self._debug = debug
         self._cpu_check: ThreadCPUCheck | None = None
         self._loop_watchers: list[LoopWatcher] = []
@@ -425,6 +426,20 @@ class Pool(cf.Executor):
     def workers(self) -> int:
         """How many tasks can run at the same time."""
         return self._backend.effective_workers()
+
+    @property
+    def _max_workers(self) -> int:
+        """How many tasks may run at once, under the attribute name that libraries taking
+        an Executor read from ``ThreadPoolExecutor``/``ProcessPoolExecutor`` (dask's local
+        schedulers size their window of submitted tasks by it).
+
+        ``auto`` before its choice: the size a ``submit()`` would get (its calls go to
+        threads), not the single measuring thread.
+        """
+        backend = self._backend
+        if backend.name == "auto" and getattr(backend, "chosen", None) is None:
+            return self._workers_given or get_backend("thread").default_workers()
+        return self.workers
 
     def explain(self) -> str:
         """Say which backend runs the work and why (``backend="auto"`` explains its choice)."""

@@ -23,14 +23,14 @@ def where(_: int) -> tuple[int, str]:
     return os.getpid(), anypool.current_worker().backend
 
 
-@pytest.mark.parametrize(("backend", "scheduler"), [("process", "processes"), ("thread", "threads")])
+@pytest.mark.parametrize(
+    ("backend", "scheduler"), [("process", "processes"), ("thread", "threads")]
+)
 def test_dask_local_scheduler_runs_on_an_anypool_pool(backend: str, scheduler: str) -> None:
     with anypool.Pool(backend, workers=2) as pool:
         assert pool._max_workers == 2
         bag = db.from_sequence(range(20), npartitions=4)
-        assert bag.map(square).compute(scheduler=scheduler, pool=pool) == [
-            x * x for x in range(20)
-        ]
+        assert bag.map(square).compute(scheduler=scheduler, pool=pool) == [x * x for x in range(20)]
         total = dask.delayed(sum)([dask.delayed(square)(i) for i in range(10)])
         assert dask.compute(total, scheduler=scheduler, pool=pool) == (285,)
         # the tasks ran on the pool's workers, not in dask's own pool or in the caller

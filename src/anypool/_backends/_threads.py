@@ -207,7 +207,7 @@ class ThreadBackend(Backend):
                             except cf.InvalidStateError:
                                 pass
                     # the result too: the caller frees it when it lets go of it
-                    result = exc = None
+                    result = None
                     del fn, args, kwargs, fut, item
                 if slot.abandoned:
                     return

@@ -314,7 +314,9 @@ class MapRun:
             base = entry.base
             for i, v in enumerate(values):
                 values[i] = (
-                    Result(error=errors[i], index=base + i) if i in errors else Result(v, index=base + i)
+                    Result(error=errors[i], index=base + i)
+                    if i in errors
+                    else Result(v, index=base + i)
                 )
             return values
         if res.errors:

@@ -188,3 +188,29 @@ def test_sync_use_first_then_async_use_of_the_same_pool() -> None:
         return first, second
 
     assert with_deadline(lambda: asyncio.run(main())) == ([0, 2, 4], [0, 2, 4])
+
+
+def test_submit_future_on_the_callers_loop_refuses_to_block_it() -> None:
+    async def main() -> None:
+        async with anypool.Pool("asyncio") as pool:  # its tasks run on this loop
+            fut = pool.submit(adouble, 4)
+            with pytest.raises(RuntimeError, match=r"asyncio\.wrap_future"):
+                fut.result()
+            with pytest.raises(RuntimeError, match="deadlock"):
+                fut.exception()
+            assert await asyncio.wrap_future(fut) == 8
+            assert fut.result() == 8  # done: nothing to wait for
+
+    with_deadline(lambda: asyncio.run(main()))
+
+
+def test_debug_watches_the_own_loop_a_sync_call_started() -> None:
+    async def main() -> list[int]:
+        with anypool.Pool("asyncio", debug=True) as pool:
+            out = list(pool.map(adouble, range(3)))
+            own = pool._backend.event_loop  # type: ignore[attr-defined]
+            assert own is not asyncio.get_running_loop()
+            assert own in {w.loop for w in pool._loop_watchers}
+            return out
+
+    assert with_deadline(lambda: asyncio.run(main())) == [0, 2, 4]

@@ -176,6 +176,38 @@ class _Chunk:
         self.state: bool | None = None
 
 
+class _LoopBoundFuture(cf.Future[Any]):
+    """A ``submit`` future whose task runs on the caller's event loop: waiting for it in the
+    thread running that loop could never end, so it raises there instead."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        super().__init__()
+        self._anypool_loop = loop
+
+    def _refuse_to_block(self) -> None:
+        if self.done():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if running is self._anypool_loop:
+            raise RuntimeError(
+                "this future's task runs on the event loop running in this thread, so waiting "
+                "for it here (fut.result(), fut.exception()) would wait for ever: a deadlock. "
+                "Use `await asyncio.wrap_future(fut)`, or `await pool.amap(...)` / "
+                "`await anypool.amap(...)` for many calls."
+            )
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._refuse_to_block()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._refuse_to_block()
+        return super().exception(timeout)
+
+
 class AsyncioBackend(Backend):
     """Runs coroutine functions on an event loop with at most ``workers`` tasks in flight.
 
@@ -216,6 +248,9 @@ class AsyncioBackend(Backend):
         #: False while bound to the caller's running loop with nothing run there yet: the
         #: first sync use may still move the tasks to an own loop (see the module docstring)
         self._committed = True
+        #: called with this backend when it moved its tasks to an own loop (``Pool`` watches
+        #: that loop with ``debug=True``)
+        self.on_choose: Callable[[Backend], None] | None = None
         self._thread: threading.Thread | None = None
         self._loop_exited = False
         self._on_loop_exit: list[Callable[[], None]] = []
@@ -324,6 +359,8 @@ class AsyncioBackend(Backend):
                 return
             self._committed = True
             self._start_own_loop()
+        if self.on_choose is not None:
+            self.on_choose(self)
 
     # -- checks -------------------------------------------------------------------------
     def check_callable(self, fn: Callable[..., Any]) -> None:
@@ -358,8 +395,13 @@ class AsyncioBackend(Backend):
         *,
         timeout: float | None = None,
     ) -> cf.Future[Any]:
-        """Run ``await fn(*args, **kwargs)`` on the loop; return a ``concurrent.futures.Future``."""
-        fut: cf.Future[Any] = cf.Future()
+        """Run ``await fn(*args, **kwargs)`` on the loop; return a ``concurrent.futures.Future``.
+
+        On the caller's loop the future refuses to be waited for in that loop's thread
+        (``result()``/``exception()`` raise instead of deadlocking): await it with
+        ``asyncio.wrap_future`` there.
+        """
+        fut: cf.Future[Any] = cf.Future() if self._owned else _LoopBoundFuture(self._loop)
         self._send(_Call(fn, args, kwargs, fut, timeout))
         return fut
 

@@ -281,3 +281,28 @@ def record_and_hang(marker_dir: str) -> None:
     with open(os.path.join(marker_dir, f"run-{len(os.listdir(marker_dir))}"), "x"):
         pass
     time.sleep(60)
+
+
+def exit_on(bad: int, marker_dir: str | None, i: int) -> int:
+    """Record the run (when ``marker_dir``), then kill the worker on input ``bad``."""
+    if marker_dir is not None:
+        n = 0
+        while True:
+            try:
+                with open(os.path.join(marker_dir, f"ran-{i}-{n}"), "x"):
+                    break
+            except FileExistsError:
+                n += 1
+    if i == bad:
+        os._exit(3)
+    return i
+
+
+def spin_ms(i: int) -> int:
+    """About a millisecond of CPU, then the input back."""
+    import time
+
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    return i

@@ -17,6 +17,7 @@ from .._core._tasks import (
     run_chunk,
     set_cpu_share,
     set_current_worker,
+    set_progress_slot,
 )
 
 #: first byte of a message from a worker
@@ -129,6 +130,7 @@ def main(
     max_tasks: int | None,
     lifecycle: tuple[bytes | None, float, tuple[int, bool] | None] = (None, 0.0, None),
     cpu_share: int | None = None,
+    progress: Any = None,
 ) -> None:
     """Run tasks sent over ``conn`` until told to stop (an empty message) or the pipe closes.
 
@@ -137,6 +139,8 @@ def main(
     """
     fin_blob, fin_timeout, inner_threads = lifecycle
     _allow_nested_pools(cpu_share)
+    if progress is not None:  # the index of the chunk's running item, for the parent
+        set_progress_slot(progress)
     _limit_threads(inner_threads)
     faulthandler.enable()
     # Ctrl-C is the parent's business: it cancels work and ends the workers itself.

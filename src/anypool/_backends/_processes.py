@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import functools
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
@@ -50,7 +51,16 @@ from .._core._lifecycle import (
     log_finalizer_timeout,
     raise_broadcast_errors,
 )
-from .._core._tasks import ChunkResult, Retry, available_cpus, item_args, run_chunk
+from .._core._tasks import (
+    NOT_STARTED,
+    TRACK_ALL,
+    TRACK_MAX,
+    ChunkResult,
+    Retry,
+    available_cpus,
+    item_args,
+    run_chunk,
+)
 from .._core._tracing import recorder_of
 from . import _preload, _process_worker
 
@@ -107,7 +117,7 @@ def _describe_exit(exitcode: int | None) -> str:
 
 
 class _Task:
-    __slots__ = ("fut", "payload", "fn", "args", "timeout", "crash_retries", "attempt")
+    __slots__ = ("fut", "payload", "fn", "args", "timeout", "crash_retries", "attempt", "track")
 
     def __init__(
         self,
@@ -125,6 +135,7 @@ class _Task:
         self.timeout = timeout
         self.crash_retries = crash_retries
         self.attempt = 1
+        self.track = False  # a large chunk run again to find the item that crashed
 
     def describe(self) -> str:
         if self.fn is run_chunk:
@@ -152,17 +163,42 @@ _BroadcastRequest = tuple[bytes, Callable[..., Any], Sequence[Any], "cf.Future[d
 
 
 class _Worker:
-    __slots__ = ("id", "proc", "conn", "task", "deadline", "started", "done", "ready")
+    __slots__ = ("id", "proc", "conn", "task", "deadline", "started", "done", "ready", "progress")
 
-    def __init__(self, wid: int, proc: Any, conn: mpc.Connection) -> None:
+    def __init__(self, wid: int, proc: Any, conn: mpc.Connection, progress: Any) -> None:
         self.id = wid
         self.proc = proc
         self.conn = conn
+        #: shared with the worker: the index of the item of its chunk that is running
+        self.progress = progress
         self.task: _Task | None = None
         self.deadline: float | None = None
         self.started = 0.0
         self.done = 0
         self.ready = False  # set when the worker says its initializer has run
+
+
+def _one(items: Sequence[Any], k: int) -> Any:
+    args = item_args(items, k)
+    return args[0] if len(args) == 1 else args
+
+
+def _splice(outer: cf.Future[Any], k: int, crashed: BaseException, inner: cf.Future[Any]) -> None:
+    """The chunk's result: the re-run of its other items, with the crashed item put back."""
+    if outer.done():
+        return
+    exc = inner.exception()
+    if exc is not None:
+        outer.set_exception(exc)
+        return
+    res: ChunkResult = inner.result()
+    values = [*res.values[:k], None, *res.values[k:]]
+    errors = {(i if i < k else i + 1): e for i, e in (res.errors or {}).items()}
+    errors[k] = crashed
+    trace = None
+    if res.trace is not None:
+        trace = [(e[0] if e[0] < k else e[0] + 1, *e[1:]) for e in res.trace]
+    outer.set_result(ChunkResult(values, errors, res.wall, res.cpu, trace))
 
 
 def _release(w: _Worker) -> None:
@@ -446,6 +482,7 @@ class ProcessBackend(Backend):
     def _spawn(self) -> _Worker:
         wid = next(self._ids)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        progress = self._ctx.RawArray("q", 1)
         proc = self._ctx.Process(
             target=_process_worker.main,
             args=(
@@ -456,6 +493,7 @@ class ProcessBackend(Backend):
                 self.spec.max_tasks_per_worker,
                 self._lifecycle,
                 max(1, available_cpus() // max(1, self.spec.workers)),
+                progress,
             ),
             name=f"anypool-process-{wid}",
             daemon=True,
@@ -469,7 +507,7 @@ class ProcessBackend(Backend):
         else:
             proc.start()
         child_conn.close()
-        w = _Worker(wid, proc, parent_conn)
+        w = _Worker(wid, proc, parent_conn, progress)
         self._workers[wid] = w
         return w
 
@@ -600,6 +638,7 @@ class ProcessBackend(Backend):
                 self._drop_targeted()
 
     def _send(self, w: _Worker, task: _Task) -> None:
+        w.progress[0] = TRACK_ALL if task.track else NOT_STARTED
         w.task = task
         w.started = time.monotonic()
         w.deadline = None if task.timeout is None else w.started + task.timeout
@@ -704,6 +743,8 @@ class ProcessBackend(Backend):
                 task.crash_retries -= 1
                 task.attempt += 1
                 self._retry.append(task)  # its future is already running
+            elif self._isolate(w, task):
+                pass
             else:
                 crashed = WorkerCrashed(
                     f"worker process {w.proc.pid} died while running task {task.describe()}: "
@@ -716,6 +757,55 @@ class ProcessBackend(Backend):
                 if task.fn is run_chunk and task.attempt == 1:
                     task.args[2].gave_up(crashed, 1)  # says why it was not retried, if it wasn't
                 task.fut.set_exception(crashed)
+
+    # -- a crash inside a chunk fails only the item that was running ------------------------
+    def _isolate(self, w: _Worker, task: _Task) -> bool:
+        """Handle the crash of a chunk item by item; False when it cannot be (fail it whole).
+
+        The worker wrote the index of each item as it started (:func:`set_progress_slot`):
+        that item fails with :class:`WorkerCrashed`; the others, finished (their results died
+        with the worker) or not started, run again on a fresh worker. A large chunk whose
+        items were not marked (tasks of microseconds) is first run again with marks.
+        """
+        if task.fn is not run_chunk or self._closing:
+            return False
+        fn, items, retry = task.args
+        k = int(w.progress[0])
+        if not 0 <= k < len(items):
+            if k == NOT_STARTED and len(items) > TRACK_MAX and not task.track:
+                task.track = True  # find the item: run the chunk again, marking items
+                self._retry.append(task)
+                return True
+            return False  # died outside the items (arguments, results): the chunk fails
+        crashed = WorkerCrashed(
+            f"worker process {w.proc.pid} died while running task "
+            f"{getattr(fn, '__qualname__', repr(fn))} on input {_short.repr(_one(items, k))}: "
+            f"{_describe_exit(w.proc.exitcode)}"
+            + (f"; gave up after {task.attempt} attempts" if task.attempt > 1 else ""),
+            pid=w.proc.pid,
+            exitcode=w.proc.exitcode,
+            task=getattr(fn, "__qualname__", repr(fn)),
+        )
+        if task.attempt == 1:
+            retry.gave_up(crashed, 1)  # says why it was not retried, if it wasn't
+        rest = type(items)([*items[:k], *items[k + 1 :]])
+        outer = task.fut
+        if not rest:
+            outer.set_result(ChunkResult([None], {0: crashed}, 0.0, 0.0))
+            return True
+        inner: cf.Future[Any] = cf.Future()
+        inner.set_running_or_notify_cancel()
+        inner.add_done_callback(functools.partial(_splice, outer, k, crashed))
+        again = _Task(
+            inner,
+            self._dumps_call(run_chunk, (fn, rest, retry), {}),
+            run_chunk,
+            (fn, rest, retry),
+            task.timeout,
+            0,  # the others were not the cause: no crash retry is spent on them
+        )
+        self._retry.append(again)
+        return True
 
     def _on_timeout(self, w: _Worker, idle: deque[_Worker]) -> None:
         try:

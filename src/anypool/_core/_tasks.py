@@ -10,10 +10,11 @@ import contextvars
 import functools
 import inspect
 import itertools
+import operator
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -328,6 +329,36 @@ def item_args(items: Sequence[Any], i: int) -> tuple[Any, ...]:
     return (item,) if isinstance(items, FlatItems) else tuple(item)
 
 
+#: a process worker's progress slot (a one-item shared array, see :func:`set_progress_slot`)
+_progress: list[Any] = []
+#: chunks of at most this many items mark each item as it starts (about 50 ns an item);
+#: larger chunks (tasks of microseconds) only when the parent asks with :data:`TRACK_ALL`
+TRACK_MAX = 256
+#: the value the parent writes to the slot to have a chunk of any size tracked
+TRACK_ALL = -2
+#: the value the parent writes before a chunk: no item has started yet
+NOT_STARTED = -1
+
+
+def set_progress_slot(slot: Any) -> None:
+    """In a process worker: before each call of a chunk, write the item's index to ``slot[0]``.
+
+    The parent reads it when the worker dies during the chunk, so that only the item that was
+    running fails (:class:`~anypool.WorkerCrashed`) and the others are run again.
+    """
+    _progress[:] = [slot]
+
+
+def _marked(items: Sequence[Any]) -> Iterator[Any]:
+    """``items``, writing each one's index to the progress slot as it is taken (all in C)."""
+    slot = _progress[0]
+    marks = map(slot.__setitem__, itertools.repeat(0), itertools.count())
+    return map(_SECOND, zip(marks, items, strict=False))
+
+
+_SECOND = operator.itemgetter(1)
+
+
 def run_chunk(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> ChunkResult:
     """Run ``fn`` on every item of a chunk, in order, and collect values and errors.
 
@@ -343,7 +374,10 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> Chu
     t0 = time.perf_counter()
     c0 = time.thread_time()
     if retry.attempts == 0:
-        it = map(fn, items) if flat else itertools.starmap(fn, items)
+        src: Iterable[Any] = items
+        if _progress and (len(items) <= TRACK_MAX or _progress[0][0] == TRACK_ALL):
+            src = _marked(items)
+        it = map(fn, src) if flat else itertools.starmap(fn, src)
         while True:
             try:
                 values.extend(it)
@@ -369,7 +403,10 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[Any], retry: Retry) -> Chu
                         errors[i] = exc
                         values[i] = None
     else:
+        slot = _progress[0] if _progress else None
         for i in range(len(items)):
+            if slot is not None:
+                slot[0] = i
             try:
                 values.append(call_with_retry(fn, item_args(items, i), {}, retry))
             except (Exception, SystemExit) as exc:  # sys.exit() in a task is an error
@@ -424,7 +461,10 @@ def _run_chunk_traced(fn: Callable[..., Any], items: Sequence[Any], retry: Retry
     errors: dict[int, BaseException] | None = None
     t0 = time.perf_counter()
     c0 = time.thread_time()
+    slot = _progress[0] if _progress else None
     for i in range(len(items)):
+        if slot is not None:
+            slot[0] = i
         args = item_args(items, i)
         attempt = 0
         while True:

@@ -30,6 +30,7 @@ FINALIZER_FAILED = b"f"  # the finalizer's error, sent as the worker stops
 CALL = 0
 CHUNK = 1
 BROADCAST = 2  # a CALL that is not counted as a task (pool.broadcast)
+DEFINE = 3  # (DEFINE, key, the pickled function, None): later tasks name the function by key
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -161,6 +162,9 @@ def main(
     send(READY)
     last_blob = b""
     last_fn: Any = None
+    fn_key = -1  # the function defined by the last DEFINE message (one at a time)
+    key_fn: Any = None
+    key_error: BaseException | None = None  # why that function could not be unpickled
     while True:
         try:
             data = recv()
@@ -175,10 +179,24 @@ def main(
         try:
             kind, blob, args, extra = pickle.loads(data)
             del data
-            if blob != last_blob:
-                last_fn = pickle.loads(blob)
-                last_blob = blob
-            fn = last_fn
+            if kind == DEFINE:
+                fn_key, key_fn, key_error = blob, None, None
+                try:
+                    key_fn = pickle.loads(args)
+                except BaseException as exc:  # reported by each task that uses it
+                    key_error = exc
+                continue
+            if isinstance(blob, int):
+                if blob != fn_key:  # pragma: no cover - the parent always defines first
+                    raise RuntimeError(f"anypool internal error: function {blob} not defined")
+                if key_error is not None:
+                    raise key_error
+                fn = key_fn
+            else:
+                if blob != last_blob:
+                    last_fn = pickle.loads(blob)
+                    last_blob = blob
+                fn = last_fn
             if kind == CHUNK:
                 if isinstance(extra, bytes):  # a cloudpickled Retry (see _dumps_call)
                     extra = pickle.loads(extra)

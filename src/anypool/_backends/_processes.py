@@ -25,8 +25,10 @@ import os
 import pickle
 import reprlib
 import signal
+import sys
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -70,6 +72,19 @@ _short.maxother = 60
 _live: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
 #: workers that die before they are ready, in a row, before the pool counts as broken
 _MAX_STARTUP_DEATHS = 3
+#: a chunk message this big (bytes) is checked for one argument object repeated in every chunk
+_BIG_PAYLOAD = 8 * 2**20
+
+
+def _rough_size(obj: object) -> int:
+    """The size of an object's data, cheaply: buffers (numpy arrays, bytes) and containers."""
+    nbytes = getattr(obj, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    try:
+        return sys.getsizeof(obj)
+    except TypeError:
+        return 0
 
 
 def _shutdown_all_at_exit() -> None:
@@ -162,8 +177,30 @@ class _Targeted(_Task):
 _BroadcastRequest = tuple[bytes, Callable[..., Any], Sequence[Any], "cf.Future[dict[int, Any]]"]
 
 
+class _Payload(bytes):
+    """A task message that refers to its function by key; carries the function's bytes.
+
+    The function (with what it binds: ``partial(fn, big_array)``, a closure) is sent to a
+    worker once, in a message of its own, before the first task that refers to it.
+    """
+
+    fn_key: int
+    fn_blob: bytes
+
+
 class _Worker:
-    __slots__ = ("id", "proc", "conn", "task", "deadline", "started", "done", "ready", "progress")
+    __slots__ = (
+        "id",
+        "proc",
+        "conn",
+        "task",
+        "deadline",
+        "started",
+        "done",
+        "ready",
+        "progress",
+        "fn_key",
+    )
 
     def __init__(self, wid: int, proc: Any, conn: mpc.Connection, progress: Any) -> None:
         self.id = wid
@@ -176,6 +213,7 @@ class _Worker:
         self.started = 0.0
         self.done = 0
         self.ready = False  # set when the worker says its initializer has run
+        self.fn_key = -1  # the function the worker holds (see _Payload)
 
 
 def _one(items: Sequence[Any], k: int) -> Any:
@@ -260,7 +298,10 @@ class ProcessBackend(Backend):
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
         self._woken = False
-        self._fn_cache: tuple[Callable[..., Any], bytes] | None = None
+        self._fn_cache: tuple[Callable[..., Any], int, bytes] | None = None
+        self._fn_keys = itertools.count()
+        self._repeated_arg: tuple[int, Any] | None = None  # see _warn_repeated
+        self._warned_repeated = False
         self._retry_cache: tuple[Retry, bytes] | None = None
         self._retry: deque[_Task] = deque()  # crashed tasks to run again (dispatcher only)
         self._broadcasts: deque[_BroadcastRequest] = deque()  # under _lock
@@ -409,14 +450,37 @@ class ProcessBackend(Backend):
                 )
             ) from exc
 
-    def _fn_blob(self, fn: Callable[..., Any]) -> bytes:
-        """cloudpickle ``fn`` once per distinct function (a one-entry cache)."""
+    def _fn_ref(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
+        """cloudpickle ``fn`` once per distinct function (a one-entry cache): (key, bytes)."""
         cached = self._fn_cache
         if cached is not None and cached[0] is fn:
-            return cached[1]
+            return cached[1], cached[2]
         blob = self._dumps(fn, "the function")
-        self._fn_cache = (fn, blob)
-        return blob
+        key = next(self._fn_keys)
+        self._fn_cache = (fn, key, blob)
+        return key, blob
+
+    def _warn_repeated(self, items: Sequence[Any], size: int) -> None:
+        """Warn once when one big argument object is pickled into chunk after chunk."""
+        if self._warned_repeated or size < _BIG_PAYLOAD or not items:
+            return
+        first = items[0]
+        candidates = first if isinstance(first, tuple) else (first,)
+        big = max(candidates, key=_rough_size, default=None)
+        if big is None or _rough_size(big) < _BIG_PAYLOAD // 2:
+            return
+        last = self._repeated_arg
+        self._repeated_arg = (id(big), big)
+        if last is not None and last[1] is big:
+            self._warned_repeated = True
+            warnings.warn(
+                f"the same large argument ({type(big).__name__}, about "
+                f"{_rough_size(big) // 2**20} MB) is pickled into every chunk sent to the "
+                "process workers. Send it once per worker: pass `pool.share(obj)` instead (the "
+                "task receives the object itself), or bind it into the function with "
+                "functools.partial(fn, obj), which is sent to each worker once",
+                stacklevel=2,
+            )
 
     def _retry_blob(self, retry: Retry) -> bytes:
         cached = self._retry_cache
@@ -440,17 +504,25 @@ class ProcessBackend(Backend):
             # retry_on may name exception classes defined in __main__: they travel with
             # cloudpickle like the function, so the worker matches the class the task raises
             rblob = retry if retry.attempts == 0 else self._retry_blob(retry)
-            body = (_process_worker.CHUNK, self._fn_blob(user_fn), items, rblob)
+            key, blob = self._fn_ref(user_fn)
+            body = (_process_worker.CHUNK, key, items, rblob)
         else:
-            body = (_process_worker.CALL, self._fn_blob(fn), args, kwargs)
+            key, blob = self._fn_ref(fn)
+            body = (_process_worker.CALL, key, args, kwargs)
+        payload: _Payload | None = None
         try:
-            return pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = _Payload(pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:
-            pass
-        try:  # arguments that only cloudpickle can handle (a lambda passed as an argument)
-            return bytes(cloudpickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception:
-            pass
+            try:  # arguments that only cloudpickle can handle (a lambda passed as an argument)
+                payload = _Payload(cloudpickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception:
+                pass
+        if payload is not None:
+            payload.fn_key = key
+            payload.fn_blob = blob
+            if fn is run_chunk:
+                self._warn_repeated(args[1], len(payload))
+            return payload
         # find the culprit, to name it
         if fn is run_chunk:
             chunk = args[1]
@@ -642,8 +714,14 @@ class ProcessBackend(Backend):
         w.task = task
         w.started = time.monotonic()
         w.deadline = None if task.timeout is None else w.started + task.timeout
+        payload = task.payload
         try:
-            w.conn.send_bytes(task.payload)
+            if isinstance(payload, _Payload) and w.fn_key != payload.fn_key:
+                # the function once per worker (and again only when the map's function changes)
+                define = (_process_worker.DEFINE, payload.fn_key, payload.fn_blob, None)
+                w.conn.send_bytes(pickle.dumps(define, protocol=pickle.HIGHEST_PROTOCOL))
+                w.fn_key = payload.fn_key
+            w.conn.send_bytes(payload)
         except (OSError, ValueError):
             pass  # the worker died; its sentinel reports it
 

@@ -1,0 +1,112 @@
+"""Process backend: a map's function (and what it binds) crosses to each worker once."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import anypool
+
+
+class CountsUnpickling:
+    """Appends a line to a file each time it is unpickled (in whichever process)."""
+
+    def __init__(self, path: str, payload: bytes = b"") -> None:
+        self.path = path
+        self.payload = payload
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unpickled, (self.path, self.payload))
+
+
+def _unpickled(path: str, payload: bytes) -> CountsUnpickling:
+    with open(path, "a") as f:
+        f.write("x\n")
+    return CountsUnpickling(path, payload)
+
+
+def uses(probe: CountsUnpickling, x: int) -> int:
+    return x + len(probe.payload)
+
+
+def unpickled_count(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_bound_function_is_sent_to_each_worker_once(tmp_path: Path) -> None:
+    counter = tmp_path / "unpickled"
+    fn = functools.partial(uses, CountsUnpickling(str(counter), b"y" * 1000))
+    with anypool.Pool("process", workers=2) as pool:
+        out = list(pool.map(fn, range(40), chunksize=1))
+    assert out == [x + 1000 for x in range(40)]
+    # 40 tasks, 2 workers: the function travelled at most once to each (it was 40 before)
+    assert 1 <= unpickled_count(counter) <= 2
+
+
+def bytes_read_by_this_process(_: object = None) -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/<pid>/io")
+def test_big_bound_arguments_do_not_travel_with_every_task() -> None:
+    big = b"z" * (4 * 2**20)
+    fn = functools.partial(size_of, big)
+    with anypool.Pool("process", workers=1) as pool:
+        before = pool.submit(bytes_read_by_this_process).result(timeout=30)
+        assert list(pool.map(fn, range(20), chunksize=1)) == [len(big) + i for i in range(20)]
+        read = pool.submit(bytes_read_by_this_process).result(timeout=30) - before
+    # the worker read the 4 MB function once (20 tasks would have been 80 MB)
+    assert len(big) <= read < 3 * len(big)
+
+
+def test_a_second_map_with_another_function_still_runs_the_right_one(tmp_path: Path) -> None:
+    a = functools.partial(uses, CountsUnpickling(str(tmp_path / "a"), b"a"))
+    b = functools.partial(uses, CountsUnpickling(str(tmp_path / "b"), b"bb"))
+    with anypool.Pool("process", workers=2) as pool:
+        assert list(pool.map(a, range(10), chunksize=1)) == [x + 1 for x in range(10)]
+        assert list(pool.map(b, range(10), chunksize=1)) == [x + 2 for x in range(10)]
+        futs = [pool.submit(a if i % 2 else b, i) for i in range(10)]  # interleaved
+        assert [f.result() for f in futs] == [i + (1 if i % 2 else 2) for i in range(10)]
+
+
+class FailsToUnpickle:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_fail, ())
+
+
+def _fail() -> None:
+    raise ValueError("cannot be rebuilt here")
+
+
+def needs(obj: object, x: int) -> int:
+    return x
+
+
+def test_a_function_that_cannot_be_unpickled_fails_each_task_with_the_reason() -> None:
+    fn = functools.partial(needs, FailsToUnpickle())
+    with anypool.Pool("process", workers=1) as pool:
+        futs = [pool.submit(fn, i) for i in range(3)]
+        for f in futs:
+            with pytest.raises(ValueError, match="cannot be rebuilt here"):
+                f.result(timeout=30)
+        assert pool.submit(abs, -2).result(timeout=30) == 2  # the worker is still usable
+
+
+def size_of(data: bytes, x: int) -> int:
+    return len(data) + x
+
+
+def test_a_big_argument_repeated_in_every_chunk_names_pool_share() -> None:
+    big = bytes(12 * 2**20)
+    with (
+        anypool.Pool("process", workers=2) as pool,
+        pytest.warns(UserWarning, match=r"pool\.share"),
+    ):
+        out = list(pool.map(size_of, [big] * 4, range(4), chunksize=1))
+    assert out == [len(big) + i for i in range(4)]

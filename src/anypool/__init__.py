@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._backends._warm import shutdown_warm_workers as shutdown_warm_workers
     from ._core._api import amap as amap
     from ._core._api import imap as imap
     from ._core._api import imap_unordered as imap_unordered
@@ -87,6 +88,7 @@ __all__ = (
     "imap",
     "imap_unordered",
     "map",
+    "shutdown_warm_workers",
     "register_backend",
     "trace",
     "watch",
@@ -99,6 +101,7 @@ _LAZY: dict[str, str] = {
     "imap": "anypool._core._api",
     "imap_unordered": "anypool._core._api",
     "map": "anypool._core._api",
+    "shutdown_warm_workers": "anypool._backends._warm",
     "AnypoolError": "anypool._core._exceptions",
     "AnypoolInternalError": "anypool._core._exceptions",
     "BrokenPoolError": "anypool._core._exceptions",

@@ -31,6 +31,7 @@ CALL = 0
 CHUNK = 1
 BROADCAST = 2  # a CALL that is not counted as a task (pool.broadcast)
 DEFINE = 3  # (DEFINE, key, the pickled function, None): later tasks name the function by key
+ADOPT = 4  # (ADOPT, new id, None, None): a kept-warm worker joins a new pool (see _warm)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -179,6 +180,12 @@ def main(
         try:
             kind, blob, args, extra = pickle.loads(data)
             del data
+            if kind == ADOPT:  # a fresh start for the new pool: its id, empty state, no keys
+                ctx = WorkerContext(id=blob, backend="process")
+                set_current_worker(ctx)
+                fn_key, key_fn, key_error, last_blob, last_fn = -1, None, None, b"", None
+                send(READY)
+                continue
             if kind == DEFINE:
                 fn_key, key_fn, key_error = blob, None, None
                 try:

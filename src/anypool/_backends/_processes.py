@@ -64,7 +64,7 @@ from .._core._tasks import (
     run_chunk,
 )
 from .._core._tracing import recorder_of
-from . import _preload, _process_worker
+from . import _preload, _process_worker, _warm
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -93,6 +93,7 @@ def _shutdown_all_at_exit() -> None:
 
 
 atexit.register(_shutdown_all_at_exit)
+atexit.register(_warm._at_exit)  # runs first (last in): pools stopping at exit park nothing
 
 
 def default_start_method() -> str:
@@ -313,6 +314,16 @@ class ProcessBackend(Backend):
         threads = None if n is None else (n, spec.inner_threads != "auto")
         #: what each worker needs for its life around the tasks (see _process_worker.main)
         self._lifecycle = (fin_blob, spec.finalizer_timeout, threads)
+        self._cpu_share = max(1, available_cpus() // max(1, spec.workers))
+        #: workers of pools with this key are interchangeable (None: never kept warm)
+        self._warm_key: Any = None
+        if (
+            spec.initializer is None
+            and spec.finalizer is None
+            and spec.max_tasks_per_worker is None
+            and isinstance(method, str | None)
+        ):
+            self._warm_key = (self.start_method, threads, self._cpu_share)
 
     # -- public protocol --------------------------------------------------------------
     @classmethod
@@ -553,6 +564,18 @@ class ProcessBackend(Backend):
 
     def _spawn(self) -> _Worker:
         wid = next(self._ids)
+        warm = None if self._warm_key is None else _warm.take(self._warm_key)
+        if warm is not None:
+            # a worker a previous pool left warm: it says READY again under its new id
+            proc, parent_conn, progress = warm
+            try:
+                adopt = (_process_worker.ADOPT, wid, None, None)
+                parent_conn.send_bytes(pickle.dumps(adopt, protocol=pickle.HIGHEST_PROTOCOL))
+            except (OSError, ValueError):
+                pass  # it just died: its sentinel reports it, as for a new worker
+            w = _Worker(wid, proc, parent_conn, progress)
+            self._workers[wid] = w
+            return w
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         progress = self._ctx.RawArray("q", 1)
         proc = self._ctx.Process(
@@ -564,7 +587,7 @@ class ProcessBackend(Backend):
                 os.getpid(),
                 self.spec.max_tasks_per_worker,
                 self._lifecycle,
-                max(1, available_cpus() // max(1, self.spec.workers)),
+                self._cpu_share,
                 progress,
             ),
             name=f"anypool-process-{wid}",
@@ -596,7 +619,7 @@ class ProcessBackend(Backend):
             self._fail_everything(err)
         finally:
             self._fail_broadcasts(ClosedPoolError("the pool stopped before the broadcast ran"))
-            stopping = list(self._workers.values())
+            stopping = [w for w in self._workers.values() if not self._keep_warm(w)]
             for w in stopping:  # ask every worker first: their finalizers run side by side
                 self._ask_to_stop(w)
             deadline = time.monotonic() + self._stop_timeout()
@@ -923,6 +946,25 @@ class ProcessBackend(Backend):
         if self.spec.finalizer is None:
             return 5.0
         return self.spec.finalizer_timeout + 2.0
+
+    def _keep_warm(self, w: _Worker) -> bool:
+        """Park an idle healthy worker of a cleanly closed pool for the next pool (_warm)."""
+        if (
+            self._warm_key is None
+            or self._cancel_on_close  # terminated, or shut down with cancel_pending
+            or self._broken is not None
+            or not w.ready
+            or w.task is not None
+            or w.id in self._targeted
+            or w.proc.exitcode is not None
+        ):
+            return False
+        try:
+            if w.conn.poll():  # something unread: not a clean idle worker
+                return False
+        except (OSError, ValueError):
+            return False
+        return _warm.park(self._warm_key, (w.proc, w.conn, w.progress), self.spec.workers)
 
     def _ask_to_stop(self, w: _Worker) -> None:
         if self._cancel_on_close and w.task is not None:

@@ -1,0 +1,121 @@
+"""Process workers kept warm between pools and one-shot calls (anypool._backends._warm)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+import anypool
+from anypool._backends import _warm
+
+
+def pid_of(_: object = None) -> int:
+    return os.getpid()
+
+
+def pids_of(pool: anypool.Pool) -> set[int]:
+    return set(pool.map(pid_of, range(8), chunksize=1))
+
+
+def import_probe(name: str) -> int:
+    __import__(name)
+    return os.getpid()
+
+
+def test_imports_are_not_repeated_across_one_shot_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "imports.log"
+    name = f"warm_probe_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(
+        f"import os\nwith open({str(log)!r}, 'a') as f:\n    f.write(f'{{os.getpid()}}\\n')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pids: list[set[int]] = []
+    for _ in range(4):
+        pids.append(set(anypool.map(import_probe, [name] * 6, backend="process", workers=2)))
+    imported_in = log.read_text().split()
+    # four calls, two workers: each worker imported the module once, and every call ran on
+    # those same (kept-warm) processes
+    assert len(imported_in) == len(set(imported_in)) <= 2
+    assert set().union(*pids) == {int(p) for p in imported_in}
+    monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def remember(_: object) -> tuple[int, int, bool]:
+    w = anypool.current_worker()
+    assert w is not None
+    seen = "mark" in w.state
+    w.state["mark"] = True
+    return os.getpid(), w.id, seen
+
+
+def test_an_adopted_worker_starts_with_empty_state_and_its_new_pools_id() -> None:
+    with anypool.Pool("process", workers=1) as pool:
+        first = list(pool.map(remember, range(3), chunksize=1))
+    assert [seen for *_, seen in first] == [False, True, True]
+    with anypool.Pool("process", workers=1) as pool:
+        ((pid, wid, seen),) = pool.map(remember, [0], chunksize=1)
+    assert pid == first[0][0]  # the same process, kept warm
+    assert seen is False  # current_worker().state did not carry over
+    assert wid == 0  # numbered as the new pool's first worker
+
+
+def with_init() -> None:
+    pass
+
+
+def test_pools_with_other_settings_never_get_another_pools_warm_worker() -> None:
+    with anypool.Pool("process", workers=2) as pool:
+        plain = pids_of(pool)
+    assert _warm.count() == 2
+    with anypool.Pool("process", workers=2, initializer=with_init) as pool:
+        assert pids_of(pool).isdisjoint(plain)
+    with anypool.Pool("process", workers=2, max_tasks_per_worker=50) as pool:
+        assert pids_of(pool).isdisjoint(plain)
+    with anypool.Pool("process", workers=2, start_method="spawn") as pool:
+        assert pids_of(pool).isdisjoint(plain)
+    # the spawn pool kept its own two (for the next spawn pool); the others kept none
+    assert _warm.count() == 4
+    with anypool.Pool("process", workers=2) as pool:
+        assert pids_of(pool) <= plain  # same settings: the warm ones
+
+
+def crash(x: int) -> int:
+    if x == 0:
+        os._exit(3)
+    return os.getpid()
+
+
+def test_a_crashed_worker_is_not_kept_and_a_terminated_pool_keeps_none() -> None:
+    with anypool.Pool("process", workers=1) as pool:
+        before = pool.submit(pid_of).result(timeout=30)
+        with pytest.raises(anypool.WorkerCrashed):
+            pool.submit(crash, 0).result(timeout=30)
+        after = pool.submit(pid_of).result(timeout=30)
+    assert after != before
+    with anypool.Pool("process", workers=1) as pool:
+        assert pool.submit(pid_of).result(timeout=30) == after  # only the live one was kept
+    anypool.shutdown_warm_workers()
+    pool = anypool.Pool("process", workers=2)
+    pids_of(pool)
+    pool.terminate()
+    assert _warm.count() == 0
+    pool = anypool.Pool("process", workers=2)
+    pids_of(pool)
+    pool.shutdown(cancel_futures=True)
+    assert _warm.count() == 0
+
+
+def test_shutdown_warm_workers_stops_them() -> None:
+    with anypool.Pool("process", workers=2) as pool:
+        pids = pids_of(pool)
+    assert _warm.count() == 2
+    assert anypool.shutdown_warm_workers() == 2
+    assert _warm.count() == 0
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

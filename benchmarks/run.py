@@ -1861,6 +1861,8 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], Table]] = {
     "x": bench_x,
     "p": bench_p,
     "o": bench_o,
+    "r": lambda cfg: __import__("warm_bench").bench_r(cfg),
+    "g": lambda cfg: __import__("warm_bench").bench_g(cfg),
 }
 
 

@@ -6,6 +6,7 @@ Speed is measured by ``benchmarks/run.py`` (``make bench``), never in tests.
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
 import sys
 from pathlib import Path
@@ -144,3 +145,20 @@ def test_model_eval_is_deterministic_per_input() -> None:
     a = [w.model_eval(i) for i in range(3)]
     assert a == [w.model_eval(i) for i in range(3)]
     assert len(set(a)) == 3
+
+
+def test_scipy_task_and_first_call_script() -> None:
+    pytest.importorskip("scipy")
+    import subprocess
+
+    import scipy_workloads as sw
+
+    assert sw.sig_expected(range(3)) == [sw.sig_task(i) for i in range(3)]
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "first_call.py"), "serial"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(out.stdout.splitlines()[-1])["s"] >= 0

@@ -182,8 +182,15 @@ _SHM_PREFIXES = ("sem.mp-", "psm_", "wnsm_")
 
 
 def resources() -> dict[str, Any]:
-    """Threads, live child processes, open descriptors and /dev/shm entries, right now."""
+    """Threads, live child processes, open descriptors and /dev/shm entries, right now.
+
+    Process workers kept warm for a next pool belong to no pool: they are given back first.
+    """
     import psutil
+
+    import anypool
+
+    anypool.shutdown_warm_workers()
 
     helpers = ("forkserver", "resource_tracker")
     children = set()

@@ -953,18 +953,18 @@ class ProcessBackend(Backend):
             self._warm_key is None
             or self._cancel_on_close  # terminated, or shut down with cancel_pending
             or self._broken is not None
-            or not w.ready
             or w.task is not None
             or w.id in self._targeted
             or w.proc.exitcode is not None
         ):
             return False
         try:
-            if w.conn.poll():  # something unread: not a clean idle worker
+            if w.ready and w.conn.poll():  # something unread: not a clean idle worker
                 return False
         except (OSError, ValueError):
             return False
-        return _warm.park(self._warm_key, (w.proc, w.conn, w.progress), self.spec.workers)
+        handle = (w.proc, w.conn, w.progress)
+        return _warm.park(self._warm_key, handle, self.spec.workers, not w.ready)
 
     def _ask_to_stop(self, w: _Worker) -> None:
         if self._cancel_on_close and w.task is not None:

@@ -32,13 +32,20 @@ IDLE_SECONDS = 300.0
 
 _lock = threading.Condition(threading.Lock())
 #: key -> parked (proc, conn, parked at); the key is what makes two pools' workers alike
-_parked: dict[Any, deque[tuple[Any, Any, float, Any]]] = {}
+_parked: dict[Any, deque[tuple[Any, Any, float, bool, Any]]] = {}
+#: how long taking a worker parked while still starting may wait for its READY (seconds)
+START_WAIT = 10.0
 _reaper: threading.Thread | None = None
 _closed = False  # at interpreter exit: park nothing more
 
 
-def park(key: Any, handle: tuple[Any, Any, Any], limit: int) -> bool:
-    """Keep an idle, healthy worker for the next pool with ``key``; False if not kept."""
+def park(key: Any, handle: tuple[Any, Any, Any], limit: int, starting: bool = False) -> bool:
+    """Keep an idle, healthy worker (process, pipe, progress slot) for the next pool with
+    ``key``; False if not kept.
+
+    ``starting``: it has not said READY yet (the pool closed while it started); whoever
+    takes it reads that READY first.
+    """
     global _reaper
     with _lock:
         if _closed:
@@ -47,7 +54,7 @@ def park(key: Any, handle: tuple[Any, Any, Any], limit: int) -> bool:
         if len(parked) >= limit:
             return False
         proc, conn, extra = handle
-        parked.append((proc, conn, time.monotonic(), extra))
+        parked.append((proc, conn, time.monotonic(), starting, extra))
         if _reaper is None:
             _reaper = threading.Thread(target=_reap, name="anypool-warm-reaper", daemon=True)
             _reaper.start()
@@ -62,11 +69,13 @@ def take(key: Any) -> tuple[Any, Any, Any] | None:
             parked = _parked.get(key)
             if not parked:
                 return None
-            proc, conn, _, extra = parked.pop()
+            proc, conn, _, starting, extra = parked.pop()
         # alive, and nothing unexpected waiting on its pipe (it died, or said something)
         try:
-            healthy = proc.exitcode is None and not conn.poll()
-        except (OSError, ValueError):
+            if starting:  # its first message must be READY (no initializer: nothing else)
+                healthy = conn.poll(START_WAIT) and conn.recv_bytes() == b"r"  # READY
+            healthy = proc.exitcode is None and not conn.poll() and (not starting or healthy)
+        except (OSError, ValueError, EOFError):
             healthy = False
         if healthy:
             return proc, conn, extra

@@ -98,6 +98,10 @@ def _stop(proc: Any, conn: Any) -> None:
         proc.kill()
         proc.join()
     conn.close()
+    try:
+        proc.close()  # its sentinel descriptor now, not when the garbage collector runs
+    except ValueError:  # pragma: no cover - still running (cannot happen after join)
+        pass
 
 
 def _reap() -> None:

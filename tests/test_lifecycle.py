@@ -374,7 +374,8 @@ class TestInnerThreads:
             got = pool.broadcast(blas_threads)
         assert len(got) == 2
         for counts, omp in got.values():
-            assert counts == [share] * len(numpy_blas)
+            assert counts, "no BLAS pool in the worker"
+            assert set(counts) == {share}  # every BLAS library the worker loaded (numpy, scipy)
             assert omp == str(share)
 
     @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
@@ -385,20 +386,21 @@ class TestInnerThreads:
         share = available_cpus() // 2
         with anypool.Pool("process", workers=2, start_method="fork") as pool:
             got = pool.broadcast(blas_threads)
-        assert [counts for counts, _ in got.values()] == [[share], [share]]
+        assert all(counts and set(counts) == {share} for counts, _ in got.values()), got
 
     def test_inner_threads_sets_the_cap(self, numpy_blas: list[int]) -> None:
         n = 1 if two_cpus_or_skip() != 1 else 2  # not the default share
         got = anypool.map(blas_threads, range(2), backend="process", workers=2, inner_threads=n)
         for counts, omp in got:
-            assert counts == [n] * len(numpy_blas)  # (OpenBLAS never exceeds the CPUs)
+            assert counts, "no BLAS pool in the worker"
+            assert set(counts) == {n}  # (OpenBLAS never exceeds the CPUs)
             assert omp == str(n)
 
     @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
     def test_none_leaves_a_loaded_library_alone(self, parent_blas: int, clean_env: None) -> None:
         with anypool.Pool("process", workers=2, inner_threads=None, start_method="fork") as pool:
             got = pool.broadcast(blas_threads)
-        assert [counts for counts, _ in got.values()] == [[parent_blas], [parent_blas]]
+        assert all(counts and set(counts) == {parent_blas} for counts, _ in got.values()), got
 
     def test_none_leaves_the_environment_alone(self, clean_env: None) -> None:
         with anypool.Pool("process", workers=2, inner_threads=None, start_method="spawn") as pool:
@@ -426,7 +428,8 @@ class TestInnerThreads:
     def test_in_process_backends_cap_while_open_then_restore(self, numpy_blas: list[int]) -> None:
         with anypool.Pool("thread", workers=2, inner_threads=1) as pool:
             counts, _ = pool.submit(blas_threads).result(timeout=SHORT_TIMEOUT)
-            assert counts == [1] * len(numpy_blas)
+            assert counts, "no BLAS pool in the worker"
+            assert set(counts) == {1}
         assert blas_threads()[0] == numpy_blas
 
     @pytest.mark.parametrize("bad", [0, -2, 1.5, "many", True])

@@ -106,8 +106,14 @@ def adapt(backend: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _multiprocessing_helpers() -> set[int]:
+    import multiprocessing.forkserver
+
     me = psutil.Process()
     out = set()
+    fork_server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    server = getattr(fork_server, "_forkserver_pid", None)
+    if server is not None:  # also when anypool made it by forking this process
+        out.add(server)
     for child in me.children():
         try:
             cmd = " ".join(child.cmdline())

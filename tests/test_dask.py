@@ -67,8 +67,13 @@ def test_with_distributed_the_backend_is_available() -> None:
 # -- the clusters it starts or joins ---------------------------------------------------------
 def _child_pids() -> set[int]:
     """Child processes, without multiprocessing's shared helpers (the resource tracker)."""
+    import multiprocessing.forkserver
+
+    server = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
     out = set()
     for c in psutil.Process().children(recursive=True):
+        if c.pid == server:  # the fork server, also when anypool forked it from this process
+            continue
         try:
             if "resource_tracker" not in " ".join(c.cmdline()):
                 out.add(c.pid)

@@ -104,3 +104,92 @@ def test_what_is_preloaded() -> None:
     assert json.__name__ not in _preload.wanted()
     assert not any(m.split(".")[0] in _preload.NEVER for m in _preload.wanted())
     assert not any(m.count(".") > 1 for m in _preload.wanted())
+
+
+# -- the fork server made by forking a single-threaded program ------------------------------
+FORKED = r"""
+import json, os, socket, sys, threading
+import {probe} as probe
+import anypool
+from anypool._backends import _preload
+
+
+def main(scenario):
+    if scenario == "thread":
+        stop = threading.Event()
+        threading.Thread(target=stop.wait, daemon=True).start()
+    shm = None
+    if scenario == "shm":
+        from multiprocessing import shared_memory
+        shm = shared_memory.SharedMemory(create=True, size=4096)
+    a, b = socket.socketpair()
+    pids = set(anypool.map(probe.pid, range(4), backend="process", workers=2, chunksize=1))
+    a.close()  # the program lets go of its end: the other end must see EOF at once
+    b.settimeout(20)
+    eof = b.recv(1) == b""
+    if scenario == "thread":
+        stop.set()
+    if shm is not None:
+        shm.close()
+        shm.unlink()
+    import multiprocessing.forkserver as fs
+    print(json.dumps({
+        "forked": _preload._stats["forked"],
+        "server": fs._forkserver._forkserver_pid,
+        "workers": sorted(pids),
+        "eof": eof,
+    }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and sys.version_info < (3, 14)),
+    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
+)
+@pytest.mark.parametrize("scenario", ["alone", "thread", "shm"])
+def test_a_single_threaded_program_is_forked_into_the_server(
+    probe: tuple[str, Path], tmp_path: Path, scenario: str
+) -> None:
+    import json
+    import subprocess
+
+    import psutil
+
+    name, log = probe
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED.replace("{probe}", name))
+    env = {k: v for k, v in os.environ.items() if k != "ANYPOOL_PRELOAD"}
+    proc = subprocess.run(
+        [sys.executable, str(script), scenario],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["workers"]
+    assert out["server"] not in out["workers"]
+    assert out["eof"], "the fork server kept the program's socket open"
+    importers = _imports(log)
+    if scenario == "alone":
+        assert out["forked"] == 1
+        # the server is a fork of the program: nobody but the program imported the module
+        assert len(importers) == 1
+        assert importers[0] not in out["workers"]
+    else:
+        # a running thread or mapped shared memory: the server is started and imports
+        assert out["forked"] == 0
+        assert not set(importers) & set(out["workers"]), "a worker imported the module itself"
+    # the server does not outlive the program
+    try:
+        psutil.Process(out["server"]).wait(timeout=20)
+    except psutil.NoSuchProcess:
+        pass
+    assert not psutil.pid_exists(out["server"]) or (
+        psutil.Process(out["server"]).status() == psutil.STATUS_ZOMBIE
+    )

@@ -165,7 +165,11 @@ print(anypool.map(double, range(4), backend="process", workers=2))
 def test_a_script_without_a_main_guard_fails_clearly_instead_of_respawning_forever(
     tmp_path: Path,
 ) -> None:
-    """Each worker imports the script again and dies starting; the pool must not hang."""
+    """Each worker imports the script again and dies starting; the pool must not hang.
+
+    Workers that run the script again are those of a fork server that imports it: the one
+    used when the program cannot be forked safely (here: ``ANYPOOL_PRELOAD=import``).
+    """
     script = tmp_path / "no_guard.py"
     script.write_text(NO_MAIN_GUARD)
     proc = subprocess.run(
@@ -174,6 +178,7 @@ def test_a_script_without_a_main_guard_fails_clearly_instead_of_respawning_forev
         text=True,
         timeout=SHORT_TIMEOUT,
         cwd=tmp_path,
+        env={**os.environ, "ANYPOOL_PRELOAD": "import"},
     )
     assert proc.returncode != 0
     # the caller: a broken pool that names the cause and the fix
@@ -183,3 +188,18 @@ def test_a_script_without_a_main_guard_fails_clearly_instead_of_respawning_forev
     # the workers: our own message, not the stdlib's bootstrapping one
     assert "was started while this process was itself starting as a worker" in proc.stderr
     assert "please report this as a bug" not in proc.stderr
+
+
+def test_a_script_without_a_main_guard_runs_once_from_a_forked_server(tmp_path: Path) -> None:
+    """A single-threaded program is forked into the fork server: workers do not run it again."""
+    script = tmp_path / "no_guard.py"
+    script.write_text(NO_MAIN_GUARD)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=SHORT_TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n") == ["[0, 2, 4, 6]", ""]

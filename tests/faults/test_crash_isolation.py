@@ -74,7 +74,9 @@ def test_chaos_kills_lose_nothing() -> None:
                     cmd = " ".join(child.cmdline())
                 except psutil.Error:
                     continue
-                if "forkserver" in cmd and child.ppid() != me.pid:  # a worker, not the server
+                # a worker: a child of the fork server (however it was started), not the
+                # server or the resource tracker, which are this process's own children
+                if child.ppid() != me.pid and cmd:
                     try:
                         child.send_signal(signal.SIGKILL)
                         kills.append(child.pid)

@@ -345,6 +345,10 @@ class ProcessBackend(Backend):
                 "guard (`anypool check` reports this as APC204)"
             )
         _live.add(self)
+        if self.start_method == "forkserver":
+            # a single-threaded program is forked into the fork server, which then has all
+            # its imports (no lock: with no other thread, no other pool can be starting)
+            _preload.fork_server(self._ctx)
 
     def check_callable(self, fn: Callable[..., Any]) -> None:
         """The function must be picklable (cloudpickle handles lambdas and closures)."""

@@ -39,12 +39,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """Every local backend that is available here, and dask (on the session's cluster)."""
-    if request.param == "dask":
+@pytest.fixture
+def backend(anypool_backend: str, request: pytest.FixtureRequest) -> str:
+    """The backend of this case, from the ``anypool_backend`` fixture anypool ships.
+
+    The ini setting ``anypool_backends`` (pyproject.toml) names every backend, dask included,
+    which runs on the session's cluster; one that cannot run here is skipped with the reason.
+    """
+    if anypool_backend == "dask":
         request.getfixturevalue("dask_cluster")
-    return str(request.param)
+    return anypool_backend
 
 
 @pytest.fixture(scope="session")

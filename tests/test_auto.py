@@ -19,111 +19,56 @@ from anypool._backends._auto import (
 )
 
 
+def _decide(**kw: Any) -> Any:
+    """decide() for 2,000 inputs of 8-byte results on 2 CPUs, picklable, workers not given."""
+    args: dict[str, Any] = {"result_bytes": 8, "remaining": 2000, "cpus": 2, "picklable": True}
+    return decide(**{**args, "workers": None, **kw})
+
+
 class TestDecide:
     """The choice itself, from measured numbers (no timing in tests)."""
 
     def test_tiny_tasks_stay_serial(self) -> None:
-        d = decide(
-            wall=1e-6,
-            cpu=1e-6,
-            result_bytes=8,
-            remaining=200_000,
-            cpus=2,
-            picklable=True,
-            workers=None,
-        )
+        d = _decide(wall=1e-6, cpu=1e-6, remaining=200_000)
         assert d.backend == "serial"
         assert "tiny" in d.reason
 
     def test_cpu_bound_goes_to_processes_with_one_per_core(self) -> None:
-        d = decide(
-            wall=1e-3,
-            cpu=0.97e-3,
-            result_bytes=8,
-            remaining=2000,
-            cpus=2,
-            picklable=True,
-            workers=None,
-        )
+        d = _decide(wall=1e-3, cpu=0.97e-3)
         assert d.backend == "process"
         assert d.workers == 2
         assert "CPU-bound: 97% of wall time on CPU" in d.reason
 
     def test_waiting_goes_to_many_threads(self) -> None:
-        d = decide(
-            wall=10e-3,
-            cpu=20e-6,
-            result_bytes=8,
-            remaining=2000,
-            cpus=2,
-            picklable=True,
-            workers=None,
-        )
+        d = _decide(wall=10e-3, cpu=20e-6)
         assert d.backend == "thread"
         assert d.workers == 64
         assert "I/O-bound" in d.reason
 
     def test_half_cpu_half_wait_uses_more_processes_than_cores(self) -> None:
-        d = decide(
-            wall=2e-3,
-            cpu=1e-3,
-            result_bytes=8,
-            remaining=2000,
-            cpus=2,
-            picklable=True,
-            workers=None,
-        )
+        d = _decide(wall=2e-3, cpu=1e-3)
         assert d.backend == "process"
         assert d.workers == 4
 
     def test_unpicklable_cpu_work_cannot_use_processes(self) -> None:
-        d = decide(
-            wall=1e-3,
-            cpu=1e-3,
-            result_bytes=8,
-            remaining=2000,
-            cpus=2,
-            picklable=False,
-            workers=None,
-        )
+        d = _decide(wall=1e-3, cpu=1e-3, picklable=False)
         assert d.backend != "process"
         assert "cannot be pickled" in d.reason
 
     def test_free_threaded_build_may_use_threads_for_cpu(self) -> None:
-        d = decide(
-            wall=1e-3,
-            cpu=1e-3,
-            result_bytes=8,
-            remaining=2000,
-            cpus=2,
-            picklable=True,
-            workers=None,
-            gil=False,
-        )
+        d = _decide(wall=1e-3, cpu=1e-3, gil=False)
         assert d.backend == "thread"
 
     def test_few_items_do_not_pay_for_a_process_pool(self) -> None:
-        d = decide(
-            wall=1e-3, cpu=1e-3, result_bytes=8, remaining=3, cpus=2, picklable=True, workers=None
-        )
+        d = _decide(wall=1e-3, cpu=1e-3, remaining=3)
         assert d.backend == "serial"
 
     def test_huge_results_weigh_against_processes(self) -> None:
-        d = decide(
-            wall=1e-3,
-            cpu=1e-3,
-            result_bytes=50e6,
-            remaining=2000,
-            cpus=2,
-            picklable=True,
-            workers=None,
-        )
+        d = _decide(wall=1e-3, cpu=1e-3, result_bytes=50e6)
         assert d.backend != "process"
 
     def test_user_workers_are_kept(self) -> None:
-        d = decide(
-            wall=10e-3, cpu=0, result_bytes=8, remaining=2000, cpus=2, picklable=True, workers=7
-        )
+        d = _decide(wall=10e-3, cpu=0, workers=7)
         assert d.workers == 7
 
 

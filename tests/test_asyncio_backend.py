@@ -607,21 +607,28 @@ class TestShutdown:
         assert queued.cancelled()
 
 
+class _Blocked:
+    """A coroutine that holds the only slot until released, and one that records its runs."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.ran: list[int] = []
+
+    async def blocker(self, x: int) -> int:
+        self.started.set()
+        await asyncio.to_thread(self.release.wait, SHORT_TIMEOUT)
+        return x
+
+    async def task(self, x: int) -> int:
+        self.ran.append(x)
+        return x
+
+
 class TestCancel:
     def test_cancelled_queued_future_never_runs(self) -> None:
-        started = threading.Event()
-        release = threading.Event()
-        ran: list[int] = []
-
-        async def blocker(x: int) -> int:
-            started.set()
-            await asyncio.to_thread(release.wait, SHORT_TIMEOUT)
-            return x
-
-        async def task(x: int) -> int:
-            ran.append(x)
-            return x
-
+        b = _Blocked()
+        started, release, ran, blocker, task = b.started, b.release, b.ran, b.blocker, b.task
         with anypool.Pool("asyncio", workers=1) as pool:
             first = pool.submit(blocker, 1)
             assert started.wait(SHORT_TIMEOUT)
@@ -634,19 +641,8 @@ class TestCancel:
         assert ran == [3]
 
     def test_shutdown_cancel_futures(self) -> None:
-        started = threading.Event()
-        release = threading.Event()
-        ran: list[int] = []
-
-        async def blocker(x: int) -> int:
-            started.set()
-            await asyncio.to_thread(release.wait, SHORT_TIMEOUT)
-            return x
-
-        async def task(x: int) -> int:
-            ran.append(x)
-            return x
-
+        b = _Blocked()
+        started, release, ran, blocker, task = b.started, b.release, b.ran, b.blocker, b.task
         pool = anypool.Pool("asyncio", workers=1)
         first = pool.submit(blocker, 1)
         assert started.wait(SHORT_TIMEOUT)
@@ -661,19 +657,8 @@ class TestCancel:
         assert ran == []
 
     def test_cancelled_chunk_never_runs(self) -> None:
-        started = threading.Event()
-        release = threading.Event()
-        ran: list[int] = []
-
-        async def blocker(x: int) -> int:
-            started.set()
-            await asyncio.to_thread(release.wait, SHORT_TIMEOUT)
-            return x
-
-        async def task(x: int) -> int:
-            ran.append(x)
-            return x
-
+        b = _Blocked()
+        started, release, ran, blocker, task = b.started, b.release, b.ran, b.blocker, b.task
         backend = anypool.get_backend("asyncio")(WorkerSpec(workers=1))
         backend.start()
         try:

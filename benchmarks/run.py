@@ -1863,6 +1863,8 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], Table]] = {
     "o": bench_o,
     "r": lambda cfg: __import__("warm_bench").bench_r(cfg),
     "g": lambda cfg: __import__("warm_bench").bench_g(cfg),
+    "i": lambda cfg: __import__("mpire_workloads").bench_i(cfg),
+    "v": lambda cfg: __import__("mpire_workloads").bench_v(cfg),
 }
 
 

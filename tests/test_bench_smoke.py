@@ -162,3 +162,19 @@ def test_scipy_task_and_first_call_script() -> None:
         check=True,
     )
     assert json.loads(out.stdout.splitlines()[-1])["s"] >= 0
+
+
+@pytest.mark.parametrize("workload", ["numerical", "stateful"])
+def test_mpire_workloads_agree_with_serial(workload: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """anypool's way (share / initializer + broadcast) gives the serial result, on small sizes."""
+    pytest.importorskip("scipy")
+    import mpire_workloads as mw
+
+    monkeypatch.setattr(mw, "IMAGE", 64)
+    monkeypatch.setattr(mw, "FILTERS", 4)
+    monkeypatch.setattr(mw, "TASKS", 24)  # sizes the parent uses (workers import their own)
+    fn = mw.numerical if workload == "numerical" else mw.stateful
+    _, expected = fn("serial")
+    _, got = fn("anypool")
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert expected != 0

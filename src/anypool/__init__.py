@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._backends._warm import shutdown_warm_workers as shutdown_warm_workers
+    from ._core._abc import PoolStats as PoolStats
     from ._core._api import amap as amap
     from ._core._api import imap as imap
     from ._core._api import imap_unordered as imap_unordered
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ._core._exceptions import BrokenPoolError as BrokenPoolError
     from ._core._exceptions import ClosedPoolError as ClosedPoolError
     from ._core._exceptions import InitializerError as InitializerError
+    from ._core._exceptions import MemoryLimitExceeded as MemoryLimitExceeded
     from ._core._exceptions import PicklingError as PicklingError
     from ._core._exceptions import RemoteError as RemoteError
     from ._core._exceptions import RemoteTraceback as RemoteTraceback
@@ -67,8 +69,10 @@ __all__ = (
     "Counter",
     "InitializerError",
     "PicklingError",
+    "MemoryLimitExceeded",
     "Pipeline",
     "Pool",
+    "PoolStats",
     "RateLimiter",
     "RemoteError",
     "RemoteTraceback",
@@ -107,6 +111,7 @@ _LAZY: dict[str, str] = {
     "BrokenPoolError": "anypool._core._exceptions",
     "ClosedPoolError": "anypool._core._exceptions",
     "InitializerError": "anypool._core._exceptions",
+    "MemoryLimitExceeded": "anypool._core._exceptions",
     "PicklingError": "anypool._core._exceptions",
     "RemoteError": "anypool._core._exceptions",
     "RemoteTraceback": "anypool._core._exceptions",
@@ -114,6 +119,7 @@ _LAZY: dict[str, str] = {
     "WorkerCrashed": "anypool._core._exceptions",
     "Pipeline": "anypool._core._pipeline",
     "Pool": "anypool._core._pool",
+    "PoolStats": "anypool._core._abc",
     "RateLimiter": "anypool._core._rate",
     "Counter": "anypool._core._sync",
     "Shared": "anypool._core._sync_process",

@@ -701,6 +701,8 @@ class ProcessBackend(Backend):
             self._workers.clear()
             self._close_pipe()
             self._watchdog_stop.set()
+            if self._watchdog is not None:
+                self._watchdog.join()
 
     def _fail_everything(self, err: BaseException) -> None:
         with self._lock:  # with self._broken set, no new task is queued after this

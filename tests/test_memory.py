@@ -257,6 +257,31 @@ class TestTaskLimit:
         assert len([n for n in os.listdir(tmp_path) if n.startswith("ran-1-")]) == 2
 
 
+# -- tracing ----------------------------------------------------------------------------------
+def test_the_trace_shows_recycles_and_kills() -> None:
+    limit = worker_size() + 25 * MB
+    leak = functools.partial(leak_on, 1, STEP)
+    hog = functools.partial(hog_on, 2, None)
+    with anypool.trace() as t:
+        with anypool.Pool("process", workers=1, max_memory_per_worker=limit) as pool:
+            list(pool.map(leak, range(3), chunksize=1))
+        with anypool.Pool("process", workers=1, task_memory_limit="300MB") as pool:
+            list(pool.imap(hog, range(4), chunksize=1, errors="collect"))
+    events = t.worker_events
+    assert [e.kind for e in events] == ["recycle", "memory_kill"]
+    assert "max_memory_per_worker=" in events[0].reason
+    assert "task_memory_limit=300.0 MB" in events[1].reason
+    killed = [r for r in t.tasks if r.outcome == "crash"]
+    assert [r.position for r in killed] == [2]
+    assert killed[0].error is not None
+    assert killed[0].error.startswith("MemoryLimitExceeded: ")
+    # the events survive the Chrome-trace JSON (and so `anypool trace show`)
+    again = anypool.Trace.from_dict(t.to_dict())
+    assert [(e.kind, e.reason, e.pid) for e in again.worker_events] == [
+        (e.kind, e.reason, e.pid) for e in events
+    ]
+
+
 # -- a small soak ----------------------------------------------------------------------------------
 def test_soak_loses_nothing_and_leaves_nothing() -> None:
     before = fk.resources()

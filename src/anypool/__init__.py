@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ._core._tasks import current_worker as current_worker
     from ._core._tracing import TaskRecord as TaskRecord
     from ._core._tracing import Trace as Trace
+    from ._core._tracing import WorkerEvent as WorkerEvent
     from ._core._tracing import trace as trace
     from .checks import AnypoolWarning as AnypoolWarning
     from .checks import BlockedEventLoopWarning as BlockedEventLoopWarning
@@ -84,6 +85,7 @@ __all__ = (
     "Trace",
     "WorkerContext",
     "WorkerCrashed",
+    "WorkerEvent",
     "amap",
     "current_worker",
     "get_all_backends",
@@ -134,6 +136,7 @@ _LAZY: dict[str, str] = {
     "WorkerContext": "anypool._core._tasks",
     "current_worker": "anypool._core._tasks",
     "TaskRecord": "anypool._core._tracing",
+    "WorkerEvent": "anypool._core._tracing",
     "Trace": "anypool._core._tracing",
     "trace": "anypool._core._tracing",
     "AnypoolWarning": "anypool.checks",

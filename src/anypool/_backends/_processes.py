@@ -853,6 +853,13 @@ class ProcessBackend(Backend):
             if tag == _process_worker.MEMORY_LEAVING:
                 w.leaving = True
                 self._memory_recycles += 1
+                self._trace_event(
+                    w,
+                    w.task,
+                    "recycle",
+                    f"its memory, {format_size(size)}, was above "
+                    f"{self._recycle_option()} after a task: replaced",
+                )
             tag, body = body[8:9], body[9:]
         if tag == _process_worker.INIT_FAILED:
             carrier: ExceptionCarrier = pickle.loads(body)
@@ -927,6 +934,8 @@ class ProcessBackend(Backend):
                 self._retry.append(task)
                 return
             kind = WorkerCrashed if kill is None else MemoryLimitExceeded
+            if kill is not None:
+                self._trace_event(w, task, "memory_kill", self._why(w))
             retried = (
                 task.crash_retries > 0
                 and not self._closing
@@ -990,6 +999,25 @@ class ProcessBackend(Backend):
         )
         self._retry.append(again)
         return True
+
+    def _recycle_option(self) -> str:
+        """The option whose limit a worker over ``_recycle_above`` exceeded, in words."""
+        spec = self.spec
+        name = "max_memory_per_worker"
+        if spec.max_memory_per_worker is None or (
+            spec.task_memory_limit is not None
+            and spec.task_memory_limit < spec.max_memory_per_worker
+        ):
+            name = "task_memory_limit"
+        return f"{name}={format_size(self._recycle_above or 0)}"
+
+    def _trace_event(self, w: _Worker, task: _Task | None, kind: str, reason: str) -> None:
+        """Tell a traced task's recorder what happened to its worker (a memory recycle)."""
+        if task is None or task.fn is not run_chunk:
+            return
+        rec = recorder_of(task.args[2])
+        if rec is not None:
+            rec.worker_event(kind, ("process", w.id, w.proc.pid or -1, "MainThread"), reason)
 
     def _why(self, w: _Worker) -> str:
         """Why the worker ended: its exit, or the memory watchdog."""

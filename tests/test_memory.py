@@ -153,6 +153,17 @@ class TestOtherBackends:
         with pytest.raises(ValueError, match="own memory limit"):
             anypool.Pool("dask", max_memory_per_worker="1GB")
 
+    @pytest.mark.skipif(not HAVE_DASK, reason="dask is not installed")
+    def test_dask_gives_its_local_cluster_the_limit(self) -> None:
+        import dask
+
+        with dask.config.set({"scheduler-address": None}):
+            pool = anypool.Pool("dask", workers=1, max_memory_per_worker="1.5GB")
+        with pool:
+            info = pool._backend.client.scheduler_info()  # type: ignore[attr-defined]
+            assert [w["memory_limit"] for w in info["workers"].values()] == [1_500_000_000]
+            assert list(pool.map(abs, [-1, -2])) == [1, 2]
+
     def test_auto_runs_on_processes_and_says_why(self) -> None:
         with anypool.Pool("auto", workers=1, task_memory_limit="1GB") as pool:
             assert list(pool.map(abs, [-1, -2])) == [1, 2]
@@ -192,6 +203,12 @@ class TestRecycle:
             pids = {pid for _, pid in pool.map(functools.partial(leak_on, -1, 0), range(20))}
             assert len(pids) == 1
             assert pool.stats().memory_recycles == 0
+
+    def test_the_one_call_functions_and_pipelines_take_them(self) -> None:
+        opts = {"max_memory_per_worker": "4GB", "task_memory_limit": "4GB"}
+        assert anypool.map(abs, [-1, -2], backend="process", workers=1, **opts) == [1, 2]
+        pipe = anypool.Pipeline([-3, -4]).map(abs, backend="process", workers=1, **opts)
+        assert list(pipe) == [3, 4]
 
     def test_pools_with_a_memory_option_get_no_kept_warm_worker(self) -> None:
         fn = functools.partial(leak_on, -1, 0)

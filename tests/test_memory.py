@@ -7,10 +7,13 @@ in 50 MB steps, so the watchdog ends it long before; nothing here holds more tha
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import functools
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +46,14 @@ def leak_on(bad: int, nbytes: int, i: int) -> tuple[int, int]:
     if i == bad:
         LEAK.append(bytearray(nbytes))
     return i, os.getpid()
+
+
+def leak_then_wait(started: Any, go: Any) -> int:
+    """Leak 50 MB, set ``started``, wait for ``go``; the worker's pid."""
+    LEAK.append(bytearray(STEP))
+    started.set()
+    assert go.wait(30)
+    return os.getpid()
 
 
 def grow(upto: int) -> None:
@@ -197,6 +208,26 @@ class TestRecycle:
         assert stats.memory_recycles == 1
         assert stats.memory_kills == 0
         assert stats.peak_worker_memory > limit
+
+    def test_a_broadcast_waiting_for_a_leaving_worker_still_runs_there(self) -> None:
+        limit = worker_size() + 25 * MB
+        with anypool.Pool("process", workers=1, max_memory_per_worker=limit) as pool:
+            started, go = pool.Event(), pool.Event()
+            fut = pool.submit(leak_then_wait, started, go)
+            assert started.wait(30)  # the worker is busy: the broadcast must wait for it
+            with cf.ThreadPoolExecutor(1) as ex:
+                asked = ex.submit(pool.broadcast, os.getpid)
+                backend: Any = pool._backend
+                deadline = time.monotonic() + 30
+                while not backend._targeted:  # the call waits for the busy worker
+                    assert time.monotonic() < deadline, "the broadcast was never queued"
+                    time.sleep(0.001)
+                go.set()
+                got = asked.result(timeout=30)
+            pid = fut.result(timeout=30)
+            assert got == {0: pid}  # it ran on the worker it was meant for, before it left
+            assert pool.stats().memory_recycles == 1
+            assert pool.submit(os.getpid).result(timeout=30) != pid  # then it was replaced
 
     def test_workers_under_the_limit_stay(self) -> None:
         with anypool.Pool("process", workers=1, max_memory_per_worker="4GB") as pool:

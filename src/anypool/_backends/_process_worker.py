@@ -143,8 +143,8 @@ def main(
     ``lifecycle`` is (the pickled finalizer, its timeout, (inner threads, explicit));
     ``cpu_share`` is this worker's share of the CPUs, which pools it starts size themselves to.
     ``memory_limit``: after each task the worker measures itself and, above this many bytes,
-    sends its result and leaves (the parent starts another); each result then carries the
-    worker's size.
+    says so with its result; the parent gives it no more tasks and stops it (then starts
+    another). Each result then carries the worker's size.
     """
     measure: Any = None
     if memory_limit is not None:
@@ -239,9 +239,11 @@ def main(
         if kind == BROADCAST:
             continue
         ctx.tasks_done += 1
-        if leaving or (max_tasks is not None and ctx.tasks_done >= max_tasks):
+        if max_tasks is not None and ctx.tasks_done >= max_tasks:
             _finalize(conn, ctx, fin_blob, fin_timeout)
             return
+        # leaving (over the memory limit): the parent sends the broadcast calls meant for this
+        # worker, if any, then the empty message that stops it (and runs the finalizer)
 
 
 if __name__ == "__main__":  # pragma: no cover

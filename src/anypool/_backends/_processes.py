@@ -790,9 +790,12 @@ class ProcessBackend(Backend):
                     if self._receive(w2) and w2.proc.sentinel not in ready:
                         w2.done += counted
                         limit = self.spec.max_tasks_per_worker
-                        if (limit is None or w2.done < limit) and not w2.leaving:
+                        if limit is not None and w2.done >= limit:
+                            pass  # it exits by itself; its sentinel fires next
+                        elif w2.leaving:
+                            self._drain(w2)
+                        else:
                             idle.append(w2)
-                        # else: it exits by itself; its sentinel fires next
                 else:
                     # the worker exited; first read a result it sent just before, if any
                     if w2.task is not None and w2.conn.poll():
@@ -807,6 +810,21 @@ class ProcessBackend(Backend):
                         self._on_timeout(w, idle)
             if self._targeted:  # after exits and timeouts: a worker gone takes none along
                 self._drop_targeted()
+
+    def _drain(self, w: _Worker) -> None:
+        """A worker leaving for its memory takes no more tasks: send it the broadcast calls
+        already meant for it, one at a time, then ask it to stop (it runs its finalizer)."""
+        calls = self._targeted.get(w.id)
+        if calls:
+            task = calls.popleft()
+            if not calls:
+                del self._targeted[w.id]
+            self._send(w, task)
+            return
+        try:
+            w.conn.send_bytes(b"")
+        except (OSError, ValueError):
+            pass  # it died meanwhile: its sentinel reports it
 
     def _send(self, w: _Worker, task: _Task) -> None:
         w.progress[0] = TRACK_ALL if task.track else NOT_STARTED

@@ -90,13 +90,13 @@ def lifecycle_options() -> None:
     )
 
 
-def memory_options() -> None:
+def memory_options(pool: anypool.Pool) -> None:
     assert_type(
         anypool.map(square, range(3), max_memory_per_worker="2GB", task_memory_limit=2**30),
         list[int],
     )
-    stats: anypool.PoolStats = anypool.Pool("process").stats()
-    assert_type(stats.memory_recycles, int)
+    assert_type(pool.stats(), anypool.PoolStats)
+    assert_type(pool.stats().memory_recycles, int)
 
 
 def mistakes() -> None:

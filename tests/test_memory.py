@@ -350,6 +350,6 @@ def test_soak_loses_nothing_and_leaves_nothing() -> None:
     assert stats.memory_kills == len(hogs)
     assert stats.memory_recycles >= 1
     # no worker outgrew its limit by more than one task's steps (the watchdog is 20 ms)
-    assert stats.peak_worker_memory < 300 * MB + 400 * MB
+    assert stats.peak_worker_memory < 300 * MB + 500 * MB
     after = fk.resources()
     assert fk.same_resources(before, after), fk.resource_diff(before, after)

@@ -21,6 +21,8 @@ Workloads (see /work/shared/baselines.md for the peers' reference figures):
   h  pool.share: a 50 MB object to 200 process tasks, shared against passed every time
   x  the 1 ms CPU tasks on Dask (a LocalCluster of 2 single-threaded worker processes) vs
      the process backend: overhead per task in steady state, and start-up on its own
+  l  memory limits (issue 15): max_memory_per_worker= and task_memory_limit= on (b)'s tasks
+  n  memory soak: 1,000 process tasks that leak or hog memory, with both limits (memory_bench.py)
   p  a three-stage Pipeline (sleep -> 1 ms CPU -> sleep) against the same work hand-written
      with queues, threads, processes and poison pills, and against running stage by stage
 
@@ -1865,6 +1867,8 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], Table]] = {
     "g": lambda cfg: __import__("warm_bench").bench_g(cfg),
     "i": lambda cfg: __import__("mpire_workloads").bench_i(cfg),
     "v": lambda cfg: __import__("mpire_workloads").bench_v(cfg),
+    "l": lambda cfg: __import__("memory_bench").bench_l(cfg),
+    "n": lambda cfg: __import__("memory_bench").bench_n(cfg),
 }
 
 

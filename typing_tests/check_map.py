@@ -90,12 +90,22 @@ def lifecycle_options() -> None:
     )
 
 
+def memory_options(pool: anypool.Pool) -> None:
+    assert_type(
+        anypool.map(square, range(3), max_memory_per_worker="2GB", task_memory_limit=2**30),
+        list[int],
+    )
+    assert_type(pool.stats(), anypool.PoolStats)
+    assert_type(pool.stats().memory_recycles, int)
+
+
 def mistakes() -> None:
     anypool.map(square, range(3), errors="bogus")  # type: ignore[call-overload]
     anypool.map(square, range(3), chunk_size=4)  # type: ignore[call-overload]
     anypool.map(3, range(3))  # type: ignore[call-overload]
     anypool.map(square, range(3), retries="2")  # type: ignore[call-overload]
     anypool.map(square, range(3), inner_threads="many")  # type: ignore[call-overload]
+    anypool.map(square, range(3), task_memory_limit=1.5)  # type: ignore[call-overload]
     anypool.imap(square, range(3), errors="bogus")  # type: ignore[call-overload]
     anypool.imap_unordered(square, range(3), chunk_size=4)  # type: ignore[call-overload]
     wrong: list[str] = anypool.map(square, range(3))  # type: ignore[arg-type]

@@ -73,6 +73,7 @@ def per_worker(pool: Pool) -> None:
     Pool("process", finalizer=close_connection, finalizer_timeout=2.5, inner_threads=1)
     Pool("process", inner_threads=None)
     Pool("process", inner_threads="auto")
+    Pool("process", max_memory_per_worker="500MB", task_memory_limit=2 * 10**9)
 
 
 async def per_worker_async(pool: Pool) -> None:
@@ -89,5 +90,6 @@ def mistakes(pool: Pool) -> None:
     pool.submit(3)  # type: ignore[call-overload]
     pool.broadcast(3)  # type: ignore[call-overload]
     Pool("process", inner_threads="many")  # type: ignore[arg-type]
+    Pool("process", max_memory_per_worker=2.5)  # type: ignore[arg-type]
     n: str = pool.submit(square, 2).result()  # type: ignore[assignment]
     del n

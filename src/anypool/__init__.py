@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._backends._warm import shutdown_warm_workers as shutdown_warm_workers
+    from ._core._abc import PoolStats as PoolStats
     from ._core._api import amap as amap
     from ._core._api import imap as imap
     from ._core._api import imap_unordered as imap_unordered
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ._core._exceptions import BrokenPoolError as BrokenPoolError
     from ._core._exceptions import ClosedPoolError as ClosedPoolError
     from ._core._exceptions import InitializerError as InitializerError
+    from ._core._exceptions import MemoryLimitExceeded as MemoryLimitExceeded
     from ._core._exceptions import PicklingError as PicklingError
     from ._core._exceptions import RemoteError as RemoteError
     from ._core._exceptions import RemoteTraceback as RemoteTraceback
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from ._core._tasks import current_worker as current_worker
     from ._core._tracing import TaskRecord as TaskRecord
     from ._core._tracing import Trace as Trace
+    from ._core._tracing import WorkerEvent as WorkerEvent
     from ._core._tracing import trace as trace
     from .checks import AnypoolWarning as AnypoolWarning
     from .checks import BlockedEventLoopWarning as BlockedEventLoopWarning
@@ -67,8 +70,10 @@ __all__ = (
     "Counter",
     "InitializerError",
     "PicklingError",
+    "MemoryLimitExceeded",
     "Pipeline",
     "Pool",
+    "PoolStats",
     "RateLimiter",
     "RemoteError",
     "RemoteTraceback",
@@ -80,6 +85,7 @@ __all__ = (
     "Trace",
     "WorkerContext",
     "WorkerCrashed",
+    "WorkerEvent",
     "amap",
     "current_worker",
     "get_all_backends",
@@ -107,6 +113,7 @@ _LAZY: dict[str, str] = {
     "BrokenPoolError": "anypool._core._exceptions",
     "ClosedPoolError": "anypool._core._exceptions",
     "InitializerError": "anypool._core._exceptions",
+    "MemoryLimitExceeded": "anypool._core._exceptions",
     "PicklingError": "anypool._core._exceptions",
     "RemoteError": "anypool._core._exceptions",
     "RemoteTraceback": "anypool._core._exceptions",
@@ -114,6 +121,7 @@ _LAZY: dict[str, str] = {
     "WorkerCrashed": "anypool._core._exceptions",
     "Pipeline": "anypool._core._pipeline",
     "Pool": "anypool._core._pool",
+    "PoolStats": "anypool._core._abc",
     "RateLimiter": "anypool._core._rate",
     "Counter": "anypool._core._sync",
     "Shared": "anypool._core._sync_process",
@@ -128,6 +136,7 @@ _LAZY: dict[str, str] = {
     "WorkerContext": "anypool._core._tasks",
     "current_worker": "anypool._core._tasks",
     "TaskRecord": "anypool._core._tracing",
+    "WorkerEvent": "anypool._core._tracing",
     "Trace": "anypool._core._tracing",
     "trace": "anypool._core._tracing",
     "AnypoolWarning": "anypool.checks",

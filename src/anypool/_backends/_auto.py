@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from .._core._abc import Backend, WorkerSpec
+from .._core._abc import Backend, PoolStats, WorkerSpec
 from .._core._exceptions import ClosedPoolError
 from .._core._registry import get_backend
 from .._core._tasks import (
@@ -532,6 +532,8 @@ class AutoBackend(Backend):
 
     name = "auto"
     sync_kind = "auto"
+    #: given either, auto runs on processes at once (only they can honour them)
+    memory_options = frozenset({"max_memory_per_worker", "task_memory_limit"})
 
     def __init__(self, spec: WorkerSpec) -> None:
         super().__init__(spec)
@@ -600,6 +602,11 @@ class AutoBackend(Backend):
 
     def start(self) -> None:
         """Nothing starts until the work is known."""
+
+    def stats(self) -> PoolStats:
+        """The chosen backend's counts (none before it is chosen)."""
+        inner = self._inner
+        return inner.stats() if inner is not None else PoolStats()
 
     def effective_workers(self) -> int:
         """The chosen backend's workers; 1 while measuring."""
@@ -674,9 +681,32 @@ class AutoBackend(Backend):
             self.on_choose(inner)
         return inner
 
+    def _decide_for_memory(self) -> Backend | None:
+        """With a memory option, processes without measuring (None: no memory option)."""
+        given = [
+            f"{name}="
+            for name in ("max_memory_per_worker", "task_memory_limit")
+            if getattr(self.spec, name) is not None
+        ]
+        if not given:
+            return None
+        workers = self._user_workers or get_backend("process").default_workers()
+        return self._choose(
+            Decision(
+                "process",
+                workers,
+                f"{' and '.join(given)} limit(s) the memory of worker processes, which only "
+                "the process backend can watch; auto chose it without measuring (and ran no "
+                "task in the caller)",
+            )
+        )
+
     def _decide_without_measuring(self, fn: Callable[..., Any]) -> Backend:
         if self._inner is not None:
             return self._inner
+        memory = self._decide_for_memory()
+        if memory is not None:
+            return memory
         if is_async_callable(fn):
             return self._choose(decide_async(self._user_workers))
         workers = self._user_workers or get_backend("thread").default_workers()
@@ -715,6 +745,8 @@ class AutoBackend(Backend):
     ) -> cf.Future[ChunkResult]:
         """Measure in the caller until the work is known, then delegate."""
         inner = self._inner
+        if inner is None:
+            inner = self._decide_for_memory()
         if inner is None:
             if is_async_callable(fn):
                 inner = self._decide_without_measuring(fn)

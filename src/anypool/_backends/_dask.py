@@ -34,6 +34,10 @@ What Dask can and cannot do, and how anypool maps it:
   the pool; :func:`anypool.current_worker` gives a per-worker ``state`` dict (shared by the
   threads of a multi-threaded Dask worker). ``max_tasks_per_worker`` is not supported (Dask
   workers are long-lived; use Dask's ``--lifetime`` to restart them).
+* ``max_memory_per_worker`` becomes the ``memory_limit`` of the LocalCluster the pool starts
+  (Dask's nanny then restarts a worker past 95 % of it, even mid-task); on a cluster the pool
+  did not start (``address=``, ``client=``) it is refused: the workers' own limit applies.
+  ``task_memory_limit`` is refused (anypool does not watch Dask workers).
 """
 
 from __future__ import annotations
@@ -313,6 +317,8 @@ class DaskBackend(Backend):
     """Tasks run on a ``dask.distributed`` cluster (a LocalCluster or a remote scheduler)."""
 
     name = "dask"
+    #: max_memory_per_worker= becomes the memory_limit of the LocalCluster the pool starts
+    memory_options = frozenset({"max_memory_per_worker"})
     option_names = ("address", "client")
     requires_pickle = True
     shares_memory = False
@@ -392,13 +398,26 @@ class DaskBackend(Backend):
         """A LocalCluster gets one single-threaded worker process per CPU."""
         return available_cpus()
 
+    def _refuse_memory_option(self, where: str) -> None:
+        """max_memory_per_worker= on a cluster the pool did not start: explain."""
+        if self.spec.max_memory_per_worker is not None:
+            raise ValueError(
+                f"max_memory_per_worker= cannot be applied to {where}: its workers were "
+                "started with their own memory limit, which applies (`dask worker "
+                "--memory-limit 2GB`, or LocalCluster(memory_limit=...)). Leave out "
+                "max_memory_per_worker=, or let the pool start its own LocalCluster (no "
+                "address= or client=)"
+            )
+
     def start(self) -> None:
         """Connect to the cluster (or start a LocalCluster) now, so a bad address fails here."""
         if self._given_client is not None:
+            self._refuse_memory_option("the cluster of the given client=")
             self._client = self._given_client
         else:
             address = self._address or dask.config.get("scheduler-address", None)
             if address:
+                self._refuse_memory_option(f"the cluster at {address!r}")
                 try:
                     self._client = distributed.Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
                 except OSError as exc:
@@ -426,6 +445,8 @@ class DaskBackend(Backend):
                         scheduler_port=0,
                         dashboard_address=":0",  # a free port: never clashes on 8787
                         silence_logs=logging.ERROR,
+                        # Dask's nanny restarts a worker that grows past 95 % of this
+                        memory_limit=self.spec.max_memory_per_worker or "auto",
                     )
                 try:
                     self._client = distributed.Client(  # type: ignore[no-untyped-call]

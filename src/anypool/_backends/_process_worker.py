@@ -26,6 +26,9 @@ RESULT_ERR = b"e"
 INIT_FAILED = b"i"
 READY = b"r"
 FINALIZER_FAILED = b"f"  # the finalizer's error, sent as the worker stops
+#: before a result, with a memory limit: 8 bytes of this worker's size, then the result
+MEMORY_STAYS = b"m"
+MEMORY_LEAVING = b"M"  # ... and the worker leaves after it (over its memory limit)
 #: kinds of task message
 CALL = 0
 CHUNK = 1
@@ -133,12 +136,19 @@ def main(
     lifecycle: tuple[bytes | None, float, tuple[int, bool] | None] = (None, 0.0, None),
     cpu_share: int | None = None,
     progress: Any = None,
+    memory_limit: int | None = None,
 ) -> None:
     """Run tasks sent over ``conn`` until told to stop (an empty message) or the pipe closes.
 
     ``lifecycle`` is (the pickled finalizer, its timeout, (inner threads, explicit));
     ``cpu_share`` is this worker's share of the CPUs, which pools it starts size themselves to.
+    ``memory_limit``: after each task the worker measures itself and, above this many bytes,
+    says so with its result; the parent gives it no more tasks and stops it (then starts
+    another). Each result then carries the worker's size.
     """
+    measure: Any = None
+    if memory_limit is not None:
+        from .._core._memory import private_rss as measure
     fin_blob, fin_timeout, inner_threads = lifecycle
     _allow_nested_pools(cpu_share)
     if progress is not None:  # the index of the chunk's running item, for the parent
@@ -216,6 +226,11 @@ def main(
             # it can only come from the task itself, and goes back to the caller like any error
             out = _dump_result(False, ExceptionCarrier(exc), fn)
         del fn
+        leaving = False
+        if measure is not None and kind != BROADCAST:
+            size = measure() or 0
+            leaving = memory_limit is not None and size > memory_limit
+            out = (MEMORY_LEAVING if leaving else MEMORY_STAYS) + size.to_bytes(8) + out
         try:
             send(out)
         except (OSError, ValueError):
@@ -227,6 +242,8 @@ def main(
         if max_tasks is not None and ctx.tasks_done >= max_tasks:
             _finalize(conn, ctx, fin_blob, fin_timeout)
             return
+        # leaving (over the memory limit): the parent sends the broadcast calls meant for this
+        # worker, if any, then the empty message that stops it (and runs the finalizer)
 
 
 if __name__ == "__main__":  # pragma: no cover

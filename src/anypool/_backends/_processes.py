@@ -36,13 +36,14 @@ from typing import Any
 
 import cloudpickle
 
-from .._core._abc import Backend, WorkerSpec
+from .._core._abc import Backend, PoolStats, WorkerSpec
 from .._core._exceptions import (
     AnypoolInternalError,
     BrokenPoolError,
     ClosedPoolError,
     ExceptionCarrier,
     InitializerError,
+    MemoryLimitExceeded,
     PicklingError,
     TaskTimeoutError,
     WorkerCrashed,
@@ -53,6 +54,7 @@ from .._core._lifecycle import (
     log_finalizer_timeout,
     raise_broadcast_errors,
 )
+from .._core._memory import WATCH_INTERVAL, format_size, private_rss
 from .._core._tasks import (
     NOT_STARTED,
     TRACK_ALL,
@@ -201,6 +203,8 @@ class _Worker:
         "ready",
         "progress",
         "fn_key",
+        "leaving",
+        "memory_kill",
     )
 
     def __init__(self, wid: int, proc: Any, conn: mpc.Connection, progress: Any) -> None:
@@ -215,6 +219,10 @@ class _Worker:
         self.done = 0
         self.ready = False  # set when the worker says its initializer has run
         self.fn_key = -1  # the function the worker holds (see _Payload)
+        #: it said it leaves after its task, over its memory limit (max_memory_per_worker)
+        self.leaving = False
+        #: (the task it ran, its size): the memory watchdog ended it (task_memory_limit)
+        self.memory_kill: tuple[_Task, int] | None = None
 
 
 def _one(items: Sequence[Any], k: int) -> Any:
@@ -258,6 +266,7 @@ class ProcessBackend(Backend):
     name = "process"
     sync_kind = "process"
     option_names = ("start_method", "mp_context")
+    memory_options = frozenset({"max_memory_per_worker", "task_memory_limit"})
     requires_pickle = True
     shares_memory = False
     supports_cancel_running = True
@@ -315,12 +324,22 @@ class ProcessBackend(Backend):
         #: what each worker needs for its life around the tasks (see _process_worker.main)
         self._lifecycle = (fin_blob, spec.finalizer_timeout, threads)
         self._cpu_share = max(1, available_cpus() // max(1, spec.workers))
+        #: a worker above this after a task leaves (the lower of the two memory options)
+        limits = [x for x in (spec.max_memory_per_worker, spec.task_memory_limit) if x]
+        self._recycle_above: int | None = min(limits) if limits else None
+        self._memory_recycles = 0
+        self._memory_kills = 0
+        self._peak_memory = 0
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
         #: workers of pools with this key are interchangeable (None: never kept warm)
         self._warm_key: Any = None
         if (
             spec.initializer is None
             and spec.finalizer is None
             and spec.max_tasks_per_worker is None
+            and spec.max_memory_per_worker is None
+            and spec.task_memory_limit is None
             and isinstance(method, str | None)
         ):
             self._warm_key = (self.start_method, threads, self._cpu_share)
@@ -334,6 +353,14 @@ class ProcessBackend(Backend):
     def effective_workers(self) -> int:
         """The configured number of worker processes."""
         return self.spec.workers
+
+    def stats(self) -> PoolStats:
+        """Memory recycles and kills so far, and the largest worker size measured."""
+        return PoolStats(
+            memory_recycles=self._memory_recycles,
+            memory_kills=self._memory_kills,
+            peak_worker_memory=self._peak_memory,
+        )
 
     def start(self) -> None:
         """Workers start with the first task."""
@@ -374,8 +401,10 @@ class ProcessBackend(Backend):
         timeout: float | None = None,
     ) -> cf.Future[ChunkResult]:
         """A chunk is one task; with retries a crashed chunk is re-run on a fresh worker."""
-        # a crash is retried by the one rule: when retry_on matches WorkerCrashed
-        crash_retries = retry.attempts if retry.covers(WorkerCrashed) else 0
+        # a crash is retried by the one rule: when retry_on matches WorkerCrashed (or, for a
+        # task stopped by task_memory_limit, MemoryLimitExceeded: see _on_exit_joined)
+        crashes = retry.covers(WorkerCrashed) or retry.covers(MemoryLimitExceeded)
+        crash_retries = retry.attempts if crashes else 0
         return self._submit(run_chunk, (fn, items, retry), {}, timeout, crash_retries)
 
     def _submit(
@@ -400,12 +429,51 @@ class ProcessBackend(Backend):
                 raise ClosedPoolError("cannot submit to a pool that was shut down")
             self._queue.append(task)
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._dispatch, name="anypool-process-dispatcher", daemon=True
-                )
-                self._thread.start()
+                self._start_dispatcher()
             self._wake()
         return fut
+
+    def _start_dispatcher(self) -> None:
+        """Start the dispatcher thread (and the memory watchdog), under ``_lock``."""
+        self._thread = threading.Thread(
+            target=self._dispatch, name="anypool-process-dispatcher", daemon=True
+        )
+        self._thread.start()
+        if self.spec.task_memory_limit is not None:
+            self._watchdog = threading.Thread(
+                target=self._watch_memory,
+                args=(self.spec.task_memory_limit,),
+                name="anypool-process-memory-watchdog",
+                daemon=True,
+            )
+            self._watchdog.start()
+
+    def _watch_memory(self, limit: int) -> None:
+        """The task_memory_limit watchdog: every WATCH_INTERVAL, measure each busy worker
+        (from here: a task holding its worker's GIL cannot keep it from being measured) and
+        end any that grew past the limit; the dispatcher then fails its task."""
+        stop = self._watchdog_stop
+        while not stop.wait(WATCH_INTERVAL):
+            try:
+                workers = list(self._workers.values())
+            except RuntimeError:  # the dispatcher changed the dict meanwhile: next time
+                continue
+            for w in workers:
+                task = w.task
+                if task is None or not w.ready or w.memory_kill is not None:
+                    continue
+                size = private_rss(w.proc.pid)
+                if size is None:
+                    continue
+                if size > self._peak_memory:
+                    self._peak_memory = size
+                if size > limit and w.task is task:
+                    w.memory_kill = (task, size)
+                    self._memory_kills += 1
+                    try:
+                        os.kill(w.proc.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):  # pragma: no cover - gone
+                        pass
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
         """Finish (or cancel) queued tasks, stop the workers, and optionally wait."""
@@ -593,6 +661,7 @@ class ProcessBackend(Backend):
                 self._lifecycle,
                 self._cpu_share,
                 progress,
+                self._recycle_above,
             ),
             name=f"anypool-process-{wid}",
             daemon=True,
@@ -631,6 +700,9 @@ class ProcessBackend(Backend):
                 self._stop_worker(w, deadline)
             self._workers.clear()
             self._close_pipe()
+            self._watchdog_stop.set()
+            if self._watchdog is not None:
+                self._watchdog.join()
 
     def _fail_everything(self, err: BaseException) -> None:
         with self._lock:  # with self._broken set, no new task is queued after this
@@ -718,9 +790,12 @@ class ProcessBackend(Backend):
                     if self._receive(w2) and w2.proc.sentinel not in ready:
                         w2.done += counted
                         limit = self.spec.max_tasks_per_worker
-                        if limit is None or w2.done < limit:
+                        if limit is not None and w2.done >= limit:
+                            pass  # it exits by itself; its sentinel fires next
+                        elif w2.leaving:
+                            self._drain(w2)
+                        else:
                             idle.append(w2)
-                        # else: it exits by itself; its sentinel fires next
                 else:
                     # the worker exited; first read a result it sent just before, if any
                     if w2.task is not None and w2.conn.poll():
@@ -735,6 +810,21 @@ class ProcessBackend(Backend):
                         self._on_timeout(w, idle)
             if self._targeted:  # after exits and timeouts: a worker gone takes none along
                 self._drop_targeted()
+
+    def _drain(self, w: _Worker) -> None:
+        """A worker leaving for its memory takes no more tasks: send it the broadcast calls
+        already meant for it, one at a time, then ask it to stop (it runs its finalizer)."""
+        calls = self._targeted.get(w.id)
+        if calls:
+            task = calls.popleft()
+            if not calls:
+                del self._targeted[w.id]
+            self._send(w, task)
+            return
+        try:
+            w.conn.send_bytes(b"")
+        except (OSError, ValueError):
+            pass  # it died meanwhile: its sentinel reports it
 
     def _send(self, w: _Worker, task: _Task) -> None:
         w.progress[0] = TRACK_ALL if task.track else NOT_STARTED
@@ -774,6 +864,21 @@ class ProcessBackend(Backend):
 
     def _receive_message(self, w: _Worker, data: bytes) -> bool:
         tag, body = data[:1], data[1:]
+        if tag in (_process_worker.MEMORY_STAYS, _process_worker.MEMORY_LEAVING):
+            size = int.from_bytes(body[:8])
+            if size > self._peak_memory:
+                self._peak_memory = size
+            if tag == _process_worker.MEMORY_LEAVING:
+                w.leaving = True
+                self._memory_recycles += 1
+                self._trace_event(
+                    w,
+                    w.task,
+                    "recycle",
+                    f"its memory, {format_size(size)}, was above "
+                    f"{self._recycle_option()} after a task: replaced",
+                )
+            tag, body = body[8:9], body[9:]
         if tag == _process_worker.INIT_FAILED:
             carrier: ExceptionCarrier = pickle.loads(body)
             original = carrier.rebuild()
@@ -840,10 +945,21 @@ class ProcessBackend(Backend):
         task = w.task
         w.task = None
         if task is not None and not task.fut.done():
-            retried = task.crash_retries > 0 and not self._closing
-            self._trace_lost(
-                w, task, "retry" if retried else "crash", _describe_exit(w.proc.exitcode)
+            kill = w.memory_kill
+            if kill is not None and kill[0] is not task and not self._closing:
+                # the watchdog measured the task before: this one only just started, and
+                # did not grow the worker; it runs again, spending no retry
+                self._retry.append(task)
+                return
+            kind = WorkerCrashed if kill is None else MemoryLimitExceeded
+            if kill is not None:
+                self._trace_event(w, task, "memory_kill", self._why(w))
+            retried = (
+                task.crash_retries > 0
+                and not self._closing
+                and (task.fn is not run_chunk or task.args[2].covers(kind))
             )
+            self._trace_lost(w, task, "retry" if retried else "crash", self._why(w), kind.__name__)
             if retried:
                 task.crash_retries -= 1
                 task.attempt += 1
@@ -851,14 +967,7 @@ class ProcessBackend(Backend):
             elif self._isolate(w, task):
                 pass
             else:
-                crashed = WorkerCrashed(
-                    f"worker process {w.proc.pid} died while running task {task.describe()}: "
-                    f"{_describe_exit(w.proc.exitcode)}"
-                    + (f"; gave up after {task.attempt} attempts" if task.attempt > 1 else ""),
-                    pid=w.proc.pid,
-                    exitcode=w.proc.exitcode,
-                    task=task.describe(),
-                )
+                crashed = self._crash_error(w, task.describe(), task.attempt)
                 if task.fn is run_chunk and task.attempt == 1:
                     task.args[2].gave_up(crashed, 1)  # says why it was not retried, if it wasn't
                 task.fut.set_exception(crashed)
@@ -882,14 +991,11 @@ class ProcessBackend(Backend):
                 self._retry.append(task)
                 return True
             return False  # died outside the items (arguments, results): the chunk fails
-        crashed = WorkerCrashed(
-            f"worker process {w.proc.pid} died while running task "
-            f"{getattr(fn, '__qualname__', repr(fn))} on input {_short.repr(_one(items, k))}: "
-            f"{_describe_exit(w.proc.exitcode)}"
-            + (f"; gave up after {task.attempt} attempts" if task.attempt > 1 else ""),
-            pid=w.proc.pid,
-            exitcode=w.proc.exitcode,
-            task=getattr(fn, "__qualname__", repr(fn)),
+        crashed = self._crash_error(
+            w,
+            f"{getattr(fn, '__qualname__', repr(fn))} on input {_short.repr(_one(items, k))}",
+            task.attempt,
+            getattr(fn, "__qualname__", repr(fn)),
         )
         if task.attempt == 1:
             retry.gave_up(crashed, 1)  # says why it was not retried, if it wasn't
@@ -911,6 +1017,60 @@ class ProcessBackend(Backend):
         )
         self._retry.append(again)
         return True
+
+    def _recycle_option(self) -> str:
+        """The option whose limit a worker over ``_recycle_above`` exceeded, in words."""
+        spec = self.spec
+        name = "max_memory_per_worker"
+        if spec.max_memory_per_worker is None or (
+            spec.task_memory_limit is not None
+            and spec.task_memory_limit < spec.max_memory_per_worker
+        ):
+            name = "task_memory_limit"
+        return f"{name}={format_size(self._recycle_above or 0)}"
+
+    def _trace_event(self, w: _Worker, task: _Task | None, kind: str, reason: str) -> None:
+        """Tell a traced task's recorder what happened to its worker (a memory recycle)."""
+        if task is None or task.fn is not run_chunk:
+            return
+        rec = recorder_of(task.args[2])
+        if rec is not None:
+            rec.worker_event(kind, ("process", w.id, w.proc.pid or -1, "MainThread"), reason)
+
+    def _why(self, w: _Worker) -> str:
+        """Why the worker ended: its exit, or the memory watchdog."""
+        if w.memory_kill is None:
+            return _describe_exit(w.proc.exitcode)
+        limit = self.spec.task_memory_limit or 0
+        return (
+            f"it exceeded the memory limit: task_memory_limit={format_size(limit)}, and the "
+            f"worker reached {format_size(w.memory_kill[1])}; it was ended and replaced"
+        )
+
+    def _crash_error(
+        self, w: _Worker, what: str, attempt: int, task: str | None = None
+    ) -> WorkerCrashed:
+        """The error of the task ``what`` that ``w`` held as it died (or was ended)."""
+        gave_up = f"; gave up after {attempt} attempts" if attempt > 1 else ""
+        if w.memory_kill is None:
+            return WorkerCrashed(
+                f"worker process {w.proc.pid} died while running task {what}: "
+                f"{self._why(w)}{gave_up}",
+                pid=w.proc.pid,
+                exitcode=w.proc.exitcode,
+                task=task or what,
+            )
+        return MemoryLimitExceeded(
+            f"task {what} exceeded the memory limit: its worker process {w.proc.pid} grew to "
+            f"{format_size(w.memory_kill[1])}, over task_memory_limit="
+            f"{format_size(self.spec.task_memory_limit or 0)}; the worker was ended and "
+            f"replaced{gave_up}",
+            pid=w.proc.pid,
+            exitcode=w.proc.exitcode,
+            task=task or what,
+            limit=self.spec.task_memory_limit or 0,
+            reached=w.memory_kill[1],
+        )
 
     def _on_timeout(self, w: _Worker, idle: deque[_Worker]) -> None:
         try:
@@ -934,14 +1094,16 @@ class ProcessBackend(Backend):
                 )
             )
 
-    def _trace_lost(self, w: _Worker, task: _Task, outcome: str, why: str) -> None:
+    def _trace_lost(
+        self, w: _Worker, task: _Task, outcome: str, why: str, kind: str = "WorkerCrashed"
+    ) -> None:
         """Tell a traced chunk's recorder about an attempt that ended without a result."""
         rec = recorder_of(task.args[2]) if task.fn is run_chunk else None
         if rec is None:
             return
         end = time.time()
         start = end - (time.monotonic() - w.started)
-        error = f"WorkerCrashed: {why}" if outcome != "timeout" else f"TaskTimeoutError: {why}"
+        error = f"{kind}: {why}" if outcome != "timeout" else f"TaskTimeoutError: {why}"
         worker = ("process", w.id, w.proc.pid or -1, "MainThread")
         rec.lost(task.fut, len(task.args[1]), outcome, worker, start, end, error, task.attempt)
 
@@ -1037,10 +1199,7 @@ class ProcessBackend(Backend):
                 raise ClosedPoolError("cannot broadcast to a pool that was shut down")
             self._broadcasts.append((payload, fn, args, request))
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._dispatch, name="anypool-process-dispatcher", daemon=True
-                )
-                self._thread.start()
+                self._start_dispatcher()
             self._wake()
         futures: dict[int, cf.Future[Any]] = request.result()
         cf.wait(futures.values())
@@ -1084,7 +1243,7 @@ class ProcessBackend(Backend):
 
         def staying(w: _Worker) -> bool:
             last = w.task is not None and not isinstance(w.task, _Targeted)
-            return limit is None or w.done + last < limit
+            return (limit is None or w.done + last < limit) and not w.leaving
 
         waiting: list[_BroadcastRequest] = []
         for payload, fn, args, request in requests:

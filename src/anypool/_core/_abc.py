@@ -28,6 +28,11 @@ class WorkerSpec:
         inner_threads: thread cap of native libraries (BLAS, OpenMP) in each worker:
             ``"auto"`` (the backend's default), a number, or ``None`` (leave them alone).
             *Added in 0.2.*
+        max_memory_per_worker: bytes; a process worker whose private resident memory is
+            above it after a task is replaced (``None``: never). *Added in 0.3.*
+        task_memory_limit: bytes; a process worker that grows past it while running a task
+            is ended and that task fails with :class:`~anypool.MemoryLimitExceeded`
+            (``None``: no limit). *Added in 0.3.*
         options: backend-specific options (for example ``start_method`` for processes).
 
     .. versionadded:: 0.1
@@ -41,6 +46,28 @@ class WorkerSpec:
     finalizer: Callable[..., object] | None = None
     finalizer_timeout: float = FINALIZER_TIMEOUT
     inner_threads: InnerThreads = "auto"
+    max_memory_per_worker: int | None = None
+    task_memory_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Counts of what a pool did to its workers, from :meth:`Pool.stats() <anypool.Pool.stats>`.
+
+    Attributes:
+        memory_recycles: workers replaced after a task because their memory was above
+            ``max_memory_per_worker`` (or ``task_memory_limit``).
+        memory_kills: tasks stopped because their worker grew past ``task_memory_limit``
+            (each failed with :class:`~anypool.MemoryLimitExceeded`).
+        peak_worker_memory: the largest worker size (private resident memory, bytes) the
+            pool measured; 0 when it measured none (no memory option, or not a process pool).
+
+    .. versionadded:: 0.3
+    """
+
+    memory_recycles: int = 0
+    memory_kills: int = 0
+    peak_worker_memory: int = 0
 
 
 class Backend(ABC):
@@ -63,6 +90,9 @@ class Backend(ABC):
     runs_coroutines: ClassVar[bool] = False
     #: a running task can be stopped (its worker is ended)
     supports_cancel_running: ClassVar[bool] = False
+    #: the memory options it honours (``"max_memory_per_worker"``, ``"task_memory_limit"``);
+    #: the pool refuses the others with a clear error. *Added in 0.3.*
+    memory_options: ClassVar[frozenset[str]] = frozenset()
     #: the backend options it accepts (``Pool(backend, **options)``)
     option_names: ClassVar[tuple[str, ...]] = ()
     #: seconds of work one chunk should hold when chunk sizes are chosen automatically
@@ -114,6 +144,13 @@ class Backend(ABC):
     @abstractmethod
     def effective_workers(self) -> int:
         """How many tasks can run at the same time."""
+
+    def stats(self) -> PoolStats:
+        """What this backend did to its workers (default: nothing to count).
+
+        .. versionadded:: 0.3
+        """
+        return PoolStats()
 
     def terminate(self) -> None:
         """Stop now: cancel queued work and end running work where the backend can.

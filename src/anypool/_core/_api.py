@@ -116,7 +116,7 @@ def map(
             ``progress``, ``errors``, ``task_timeout``, ``retries``, ``retry_on``, ``rate``)
             and the pool options of :class:`~anypool.ApiKwargs` (``initializer``,
             ``initargs``, ``max_tasks_per_worker``, ``finalizer``, ``inner_threads``,
-            backend options).
+            ``max_memory_per_worker``, ``task_memory_limit``, backend options).
 
     .. versionadded:: 0.1
     """

@@ -7,6 +7,7 @@ Hierarchy::
      ├── BrokenPoolError (also BrokenExecutor)    the pool can no longer run tasks
      │    └── InitializerError                    a worker's initializer raised
      ├── WorkerCrashed (also BrokenProcessPool)   a worker died while holding a task
+     │    └── MemoryLimitExceeded                 ... ended: it outgrew task_memory_limit
      ├── TaskTimeoutError (also TimeoutError)     a task ran longer than task_timeout
      ├── PicklingError (also TypeError)          cannot send a function/argument/result
      ├── RemoteError                              a worker's exception that could not be pickled
@@ -69,6 +70,43 @@ class WorkerCrashed(AnypoolError, BrokenProcessPool):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.pid, self.exitcode, self.task))
+
+
+class MemoryLimitExceeded(WorkerCrashed):
+    """A task's worker process grew past ``task_memory_limit``; it was ended and replaced.
+
+    Only that task fails. It is retried only when ``retry_on`` names this class or
+    :class:`WorkerCrashed` (the default ``retry_on=Exception`` does not: the same input
+    would most likely outgrow the limit again).
+
+    Attributes:
+        limit: the limit, in bytes.
+        reached: the worker's private resident memory when it was ended, in bytes.
+
+    .. versionadded:: 0.3
+    """
+
+    #: retry_on must name an anypool class that includes it (see ``Retry.covers``)
+    retried_only_when_named = True
+
+    def __init__(
+        self,
+        message: str,
+        pid: int | None = None,
+        exitcode: int | None = None,
+        task: str | None = None,
+        limit: int = 0,
+        reached: int = 0,
+    ) -> None:
+        super().__init__(message, pid, exitcode, task)
+        self.limit = limit
+        self.reached = reached
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (str(self), self.pid, self.exitcode, self.task, self.limit, self.reached),
+        )
 
 
 class TaskTimeoutError(AnypoolError, TimeoutError):

@@ -63,6 +63,8 @@ class _PoolKwargs(TypedDict, total=False):
     finalizer: Callable[..., object] | None
     finalizer_timeout: float
     inner_threads: InnerThreads
+    max_memory_per_worker: int | str | None
+    task_memory_limit: int | str | None
     start_method: str
     uvloop: bool
     debug: bool
@@ -89,6 +91,10 @@ class ApiKwargs(MapKwargs, _PoolKwargs, total=False):
         inner_threads: threads for native libraries (BLAS, OpenMP) in each worker:
             ``"auto"`` (processes: CPUs // workers), a number, or ``None`` (untouched).
             *Added in 0.2.*
+        max_memory_per_worker: process workers: replace a worker whose memory is above this
+            after a task (bytes, or ``"2GB"``, ``"500MB"``...). *Added in 0.3.*
+        task_memory_limit: process workers: stop a task whose worker grows past this; it
+            fails with :class:`~anypool.MemoryLimitExceeded`. *Added in 0.3.*
         start_method: process backend: ``"forkserver"``, ``"spawn"`` or ``"fork"``.
         uvloop: asyncio backend: use uvloop when installed (default True).
         debug: warn about blocked event loops and CPU-bound work on threads.

@@ -15,7 +15,7 @@ from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 from . import _tracing
-from ._abc import Backend, WorkerSpec
+from ._abc import Backend, PoolStats, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
 from ._lifecycle import (
@@ -25,6 +25,7 @@ from ._lifecycle import (
     check_inner_threads,
     limit_in_process,
 )
+from ._memory import check_memory_options, parse_size
 from ._options import Errors, MapKwargs, _MapKwargsNoErrors
 from ._rate import RateLimiter, make_limiter
 from ._registry import get_backend
@@ -217,6 +218,15 @@ class Pool(cf.Executor):
             ``"auto"`` (default: process workers get ``CPUs // workers``, at least 1; the
             other backends leave them alone), a number, or ``None`` (never touch them).
             *Added in 0.2.*
+        max_memory_per_worker: process workers only: a worker whose private resident memory
+            is above this after a task is replaced before it takes more work (its finalizer
+            runs; no work is lost). Bytes, or a string: ``"2GB"``, ``"500MB"``, ``"1.5GiB"``.
+            Counted in :meth:`stats`. *Added in 0.3.*
+        task_memory_limit: process workers only: a task whose worker grows past this while
+            running it is stopped (the worker is ended and replaced) and that task alone
+            fails with :class:`~anypool.MemoryLimitExceeded` (a
+            :class:`~anypool.WorkerCrashed`), retried only when ``retry_on`` names one of
+            those. Same units as ``max_memory_per_worker``. *Added in 0.3.*
         chunksize: inputs per task in ``map``; default: chosen from measured task time.
         progress: show a tqdm progress bar in ``map``/``imap`` (a dict is passed to tqdm).
         errors: ``"raise"`` (the first error stops the map) or ``"collect"`` (each input
@@ -263,6 +273,8 @@ class Pool(cf.Executor):
         finalizer: Callable[..., object] | None = None,
         finalizer_timeout: float = FINALIZER_TIMEOUT,
         inner_threads: InnerThreads = "auto",
+        max_memory_per_worker: int | str | None = None,
+        task_memory_limit: int | str | None = None,
         chunksize: int | None = None,
         progress: bool | dict[str, Any] = False,
         errors: Errors = "raise",
@@ -293,6 +305,8 @@ class Pool(cf.Executor):
             _check_callable(finalizer)
         finalizer_timeout = check_finalizer_timeout(finalizer_timeout)
         inner_threads = check_inner_threads(inner_threads)
+        max_memory = parse_size("max_memory_per_worker", max_memory_per_worker)
+        task_memory = parse_size("task_memory_limit", task_memory_limit)
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
         cls: type[Backend]
@@ -309,8 +323,18 @@ class Pool(cf.Executor):
                 f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
                 "chunksize, errors, progress, rate, retries, retry_on, task_timeout; the pool "
                 "options: initializer, initargs, max_tasks_per_worker, finalizer, "
-                "finalizer_timeout, inner_threads, debug, trace"
+                "finalizer_timeout, inner_threads, max_memory_per_worker, task_memory_limit, "
+                "debug, trace"
             )
+        given = {
+            name
+            for name, value in (
+                ("max_memory_per_worker", max_memory),
+                ("task_memory_limit", task_memory),
+            )
+            if value is not None
+        }
+        check_memory_options(cls, given)
         self._defaults = _options(
             chunksize=chunksize,
             progress=progress,
@@ -329,6 +353,8 @@ class Pool(cf.Executor):
             finalizer=finalizer,
             finalizer_timeout=finalizer_timeout,
             inner_threads=inner_threads,
+            max_memory_per_worker=max_memory,
+            task_memory_limit=task_memory,
         )
         self._backend: Backend = cls(spec)
         configure = getattr(self._backend, "configure", None)
@@ -426,6 +452,13 @@ class Pool(cf.Executor):
     def workers(self) -> int:
         """How many tasks can run at the same time."""
         return self._backend.effective_workers()
+
+    def stats(self) -> PoolStats:
+        """Counts of what the pool did to its workers so far (memory recycles and kills).
+
+        .. versionadded:: 0.3
+        """
+        return self._backend.stats()
 
     @property
     def _max_workers(self) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._exceptions import ExceptionCarrier
+from ._exceptions import ExceptionCarrier, WorkerCrashed
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,19 @@ class Retry:
         :class:`~anypool.TaskTimeoutError` for an overrun, a :class:`~anypool.WorkerCrashed`
         for a worker that died running it.
         """
-        return failures <= self.attempts and isinstance(exc, self.retry_on)
+        return failures <= self.attempts and self._matches(type(exc))
 
     def covers(self, kind: type[BaseException]) -> bool:
         """Whether ``retry_on`` matches failures of this kind (e.g. ``WorkerCrashed``)."""
-        return self.attempts > 0 and issubclass(kind, self.retry_on)
+        return self.attempts > 0 and self._matches(kind)
+
+    def _matches(self, kind: type[BaseException]) -> bool:
+        """``retry_on`` matches ``kind``. A kind marked ``retried_only_when_named``
+        (:class:`~anypool.MemoryLimitExceeded`) matches only an anypool class that includes
+        it (itself or :class:`~anypool.WorkerCrashed`), never a catch-all like ``Exception``."""
+        if not getattr(kind, "retried_only_when_named", False):
+            return issubclass(kind, self.retry_on)
+        return any(issubclass(kind, t) and issubclass(t, WorkerCrashed) for t in self.retry_on)
 
     def gave_up(self, exc: BaseException, attempts: int) -> None:
         """Note on the final error how many attempts were made (when there was a retry)."""
@@ -70,7 +78,7 @@ class Retry:
             return
         if attempts > 1:
             exc.add_note(f"anypool: gave up after {attempts} attempts (retries={self.attempts})")
-        elif isinstance(exc, Exception) and not isinstance(exc, self.retry_on):
+        elif isinstance(exc, Exception) and not self._matches(type(exc)):
             names = ", ".join(t.__name__ for t in self.retry_on)
             exc.add_note(
                 f"anypool: not retried: retry_on=({names}) does not match {type(exc).__name__}"

@@ -131,6 +131,36 @@ class TaskRecord:
         return self.end - self.start
 
 
+@dataclass(frozen=True)
+class WorkerEvent:
+    """Something that happened to a worker, not to a task: a worker replaced for its memory.
+
+    Attributes:
+        kind: ``"recycle"`` (replaced after a task: ``max_memory_per_worker``) or
+            ``"memory_kill"`` (ended during a task: ``task_memory_limit``).
+        at: when, wall-clock seconds (``time.time()``).
+        reason: in words, with the sizes.
+        backend: the worker's backend.
+        worker: the worker's lane label (as :attr:`TaskRecord.worker`).
+        pid: the worker's process id.
+        worker_id: the worker's number in its pool.
+        pool: the pool's number in this trace.
+        run: the map's number in this trace.
+
+    .. versionadded:: 0.3
+    """
+
+    kind: str
+    at: float
+    reason: str
+    backend: str
+    worker: str
+    pid: int
+    worker_id: int
+    pool: int
+    run: int
+
+
 @dataclass
 class RunInfo:
     """One traced map (or a pool's ``submit`` calls): what ran, on which pool.
@@ -271,6 +301,12 @@ class RunRecorder:
         with self._lock:
             self._lost.setdefault(id(fut), []).extend(entries)
 
+    def worker_event(self, kind: str, worker: tuple[Any, ...], reason: str) -> None:
+        """A worker of this run was replaced (``kind``: ``"recycle"``, ``"memory_kill"``)."""
+        at = time.time()
+        for t in self.traces:
+            t._add_event(self.run, kind, worker, at, reason)
+
     # -- the done-callback ---------------------------------------------------------------
     def _done(
         self,
@@ -359,6 +395,8 @@ class Trace:
         self._chunks: list[tuple[RunInfo, int, list[TraceEntry], str | None]] = []
         self._loaded: list[TaskRecord] | None = None
         self._loaded_runs: list[RunInfo] | None = None
+        self._events: list[tuple[RunInfo, str, tuple[Any, ...], float, str]] = []
+        self._loaded_events: list[WorkerEvent] | None = None
         self.started = time.time()
         self.ended: float | None = None
 
@@ -400,7 +438,34 @@ class Trace:
         with self._lock:
             self._chunks.append((run, base, entries, fn))
 
+    def _add_event(
+        self, run: RunInfo, kind: str, worker: tuple[Any, ...], at: float, reason: str
+    ) -> None:
+        with self._lock:
+            self._events.append((run, kind, worker, at, reason))
+
     # -- reading --------------------------------------------------------------------------
+    @property
+    def worker_events(self) -> list[WorkerEvent]:
+        """Workers replaced for their memory, in time order (they appear on their lanes).
+
+        .. versionadded:: 0.3
+        """
+        if self._loaded_events is not None:
+            return list(self._loaded_events)
+        pools, run_ids, _ = self._numbering()
+        with self._lock:
+            events = list(self._events)
+        out = []
+        for run, kind, worker, at, reason in events:
+            backend, wid, pid, thread = worker[:4]
+            pool = pools.get(run.pool, 0)
+            label = _lane_label(pool, backend, wid, pid, thread)
+            rid = run_ids.get(run.id, 0)
+            out.append(WorkerEvent(kind, at, reason, backend, label, pid, wid, pool, rid))
+        out.sort(key=lambda e: e.at)
+        return out
+
     def _numbering(self) -> tuple[dict[int, int], dict[int, int], list[RunInfo]]:
         with self._lock:
             runs = list(self._runs)
@@ -470,7 +535,7 @@ class Trace:
     # -- exports --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The trace as Chrome Trace Event Format data (see :meth:`to_chrome_json`)."""
-        return chrome_trace(self.tasks, self.runs)
+        return chrome_trace(self.tasks, self.runs, self.worker_events)
 
     def to_chrome_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """Chrome-trace JSON (opens in Perfetto / ``chrome://tracing``); written to ``path``.
@@ -560,6 +625,22 @@ class Trace:
                 origin + float(r["start"]),
             )
             for r in meta.get("runs", [])
+        ]
+        t._loaded_events = [
+            WorkerEvent(
+                kind=str(a["kind"]),
+                at=origin + ev["ts"] / 1e6,
+                reason=str(a["reason"]),
+                backend=str(a["backend"]),
+                worker=str(a["worker"]),
+                pid=int(a["pid"]),
+                worker_id=int(a["worker_id"]),
+                pool=int(a["pool"]),
+                run=int(a["run"]),
+            )
+            for ev in data["traceEvents"]
+            if ev.get("ph") == "i" and ev.get("cat") == "anypool.worker"
+            for a in (ev["args"],)
         ]
         t.started = origin
         return t
@@ -696,8 +777,13 @@ def summarize(tasks: Sequence[TaskRecord], top: int = 10) -> dict[str, Any]:
 
 
 # -- Chrome trace -------------------------------------------------------------------------
-def chrome_trace(tasks: Sequence[TaskRecord], runs: Iterable[RunInfo]) -> dict[str, Any]:
-    """Trace Event Format data: one ``"X"`` event per attempt, a lane per worker."""
+def chrome_trace(
+    tasks: Sequence[TaskRecord],
+    runs: Iterable[RunInfo],
+    worker_events: Sequence[WorkerEvent] = (),
+) -> dict[str, Any]:
+    """Trace Event Format data: one ``"X"`` event per attempt, a lane per worker, and an
+    ``"i"`` (instant) event on its lane for each worker event (a memory recycle)."""
     runs = list(runs)
     starts = [r.start for r in tasks] + [r.start for r in runs]
     origin = min(starts) if starts else time.time()
@@ -762,6 +848,29 @@ def chrome_trace(tasks: Sequence[TaskRecord], runs: Iterable[RunInfo]) -> dict[s
                 "tid": tid,
                 "cname": _CHROME_COLOURS.get(r.outcome, "generic_work"),
                 "args": args,
+            }
+        )
+    for e in worker_events:
+        pid, tid = lanes.get(e.worker, (e.pid if e.pid > 0 else parent, 0))
+        events.append(
+            {
+                "name": f"worker {e.kind}",
+                "cat": "anypool.worker",
+                "ph": "i",
+                "s": "t",
+                "ts": round((e.at - origin) * 1e6, 3),
+                "pid": pid,
+                "tid": tid,
+                "args": {
+                    "kind": e.kind,
+                    "reason": e.reason,
+                    "backend": e.backend,
+                    "worker": e.worker,
+                    "pid": e.pid,
+                    "worker_id": e.worker_id,
+                    "pool": e.pool,
+                    "run": e.run,
+                },
             }
         )
     return {

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 import anypool
+from anypool._core import _options
 
 
 def square(x: int) -> int:
@@ -99,3 +100,30 @@ def test_a_misspelt_option_is_named_not_ignored(backend_name: str) -> None:
 def test_a_misspelt_map_option_on_a_pool_is_named() -> None:
     with anypool.Pool("thread") as pool, pytest.raises(TypeError, match="unknown option retry="):
         pool.imap(square, [1], retry=3)  # type: ignore[call-arg]
+
+
+def test_the_unknown_option_error_names_the_nearest_valid_ones() -> None:
+    with pytest.raises(TypeError) as info:
+        anypool.map(square, [1], backend="process", start_methd="spawn", retry=2)  # type: ignore[call-arg]
+    msg = str(info.value)
+    assert msg.startswith("unknown options retry=, start_methd= for backend='process'")
+    assert "start_methd=: did you mean start_method=?" in msg
+    assert "retry=: did you mean retry_on= or retries=?" in msg
+    # the lists of valid names come from the one declaration of the options
+    for name in _options.MAP_KEYS | _options.POOL_KEYS:
+        assert name in msg
+
+
+def test_every_entry_point_checks_an_option_the_same_way() -> None:
+    # Pool, a map call on it, the one-call functions and a Pipeline stage share the checks
+    with pytest.raises(ValueError, match="task_timeout must be a positive number of seconds"):
+        anypool.Pool("thread", task_timeout=0)
+    timeout_error = "task_timeout must be a positive number of seconds"
+    with anypool.Pool("thread") as pool, pytest.raises(ValueError, match=timeout_error):
+        pool.imap(square, [1], task_timeout=0)
+    with pytest.raises(ValueError, match="task_timeout must be a positive number of seconds"):
+        anypool.Pipeline([1]).map(square, backend="thread", task_timeout=0).run()
+    with pytest.raises(TypeError, match="retry_on must be an exception type or a tuple"):
+        anypool.map(square, [1], backend="thread", retry_on=ValueError())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="initializer must be callable"):
+        anypool.Pool("thread", initializer=3)  # type: ignore[arg-type]

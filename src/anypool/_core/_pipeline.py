@@ -40,7 +40,19 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack, final, overload
 
 from . import _tracing
-from ._options import MAP_KEYS, ApiKwargs, Errors, split_options
+from ._options import (
+    MAP_KEYS,
+    STAGE,
+    STAGE_KEYS,
+    ApiKwargs,
+    Errors,
+    check_bool,
+    check_option,
+    check_whole,
+    check_workers,
+    split_options,
+    unknown_option_error,
+)
 from ._registry import get_backend
 from ._result import Result
 from ._tasks import is_async_callable
@@ -305,9 +317,6 @@ class _Stage:
         return f".{self.kind}({', '.join(parts)})"
 
 
-_POOL_STAGE_KEYS = frozenset(ApiKwargs.__optional_keys__) - {"errors"}
-
-
 def _check_stage_fn(kind: str, fn: object) -> None:
     if not callable(fn):
         raise TypeError(
@@ -323,13 +332,14 @@ def _check_stage_options(kind: str, backend: str, options: dict[str, Any]) -> No
             f"Pipeline(source, errors={options['errors']!r})"
         )
     cls = get_backend(backend)  # an unknown backend name raises here, at build time
-    valid = _POOL_STAGE_KEYS | set(cls.option_names)
-    unknown = sorted(set(options) - valid)
+    unknown = set(options) - STAGE_KEYS - set(cls.option_names)
     if unknown:
-        raise TypeError(
-            f"unknown option(s) {', '.join(u + '=' for u in unknown)} for Pipeline.{kind}() "
-            f"with backend={cls.name!r}; valid options: backend, workers, ordered, "
-            + ", ".join(sorted(valid))
+        raise unknown_option_error(
+            unknown,
+            STAGE,
+            context=f"Pipeline.{kind}() with backend={cls.name!r}",
+            backend_options=cls.option_names,
+            extra=("backend", "workers", "pool", "ordered"),
         )
 
 
@@ -353,18 +363,6 @@ def _check_own_pool(
             f"{', '.join(k + '=' for k in not_map)} set(s) up a pool; with pool=... give it "
             f"to that Pool instead. Per-stage map options: {', '.join(sorted(MAP_KEYS))}"
         )
-
-
-def _check_workers(workers: object) -> None:
-    if workers is None:
-        return
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive whole number (1 or more), got {workers!r}")
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 # -- the pipeline -----------------------------------------------------------------------------
@@ -451,14 +449,9 @@ class Pipeline(Generic[T]):
                 f"Pipeline(source) needs an iterable or async iterable, got "
                 f"{type(source).__name__} {source!r}"
             )
-        if errors not in ("raise", "collect"):
-            raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
-        if not isinstance(progress, bool | dict):
-            raise TypeError(
-                f"progress must be True, False or a dict of tqdm options, got {progress!r}"
-            )
-        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
-            raise ValueError(f"buffer must be a positive whole number, got {buffer!r}")
+        errors = check_option("errors", errors)
+        progress = check_option("progress", progress)
+        check_whole("buffer", buffer, 1)
         self._source: Any = source
         self._stages: tuple[_Stage, ...] = ()
         self._errors: Errors = errors
@@ -497,8 +490,8 @@ class Pipeline(Generic[T]):
         options: dict[str, Any],
     ) -> Pipeline[Any]:
         _check_stage_fn(kind, fn)
-        _check_workers(workers)
-        _check_bool("ordered", ordered)
+        check_workers(workers)
+        check_bool("ordered", ordered)
         if pool is not None:
             _check_own_pool(kind, pool, backend, workers, options)
         else:

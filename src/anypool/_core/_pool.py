@@ -18,19 +18,26 @@ from . import _tracing
 from ._abc import Backend, PoolStats, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
-from ._lifecycle import (
-    FINALIZER_TIMEOUT,
-    InnerThreads,
-    check_finalizer_timeout,
-    check_inner_threads,
-    limit_in_process,
+from ._lifecycle import FINALIZER_TIMEOUT, InnerThreads, limit_in_process
+from ._memory import check_memory_options
+from ._options import (
+    POOL,
+    Errors,
+    MapKwargs,
+    _MapKwargsNoErrors,
+    check_callable,
+    check_option,
+    check_timeout,
+    check_whole,
+    check_workers,
+    map_options,
+    merge_map_options,
+    unknown_option_error,
 )
-from ._memory import check_memory_options, parse_size
-from ._options import Errors, MapKwargs, _MapKwargsNoErrors
-from ._rate import RateLimiter, make_limiter
+from ._rate import RateLimiter
 from ._registry import get_backend
 from ._result import Result
-from ._tasks import ChunkResult, Retry
+from ._tasks import ChunkResult
 
 if TYPE_CHECKING:
     from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun
@@ -55,36 +62,6 @@ def _runtime_checks(load: bool) -> ModuleType | None:
 
 
 T = TypeVar("T")
-
-
-def _check_positive_int(name: str, value: object, *, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive whole number (1 or more), got {value!r}")
-    return value
-
-
-def _check_timeout(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-    return float(value)
-
-
-def _validate(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_callable(fn: object) -> None:
-    if not callable(fn):
-        raise TypeError(
-            f"the function to run must be callable, got {type(fn).__name__} {fn!r}; pass the "
-            "function itself (fn), not the result of calling it (fn())"
-        )
 
 
 def _args(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterator[Any], int | None]:
@@ -289,42 +266,31 @@ class Pool(cf.Executor):
         #: this pool's own trace (``trace=``): written to its path when the pool shuts down
         self._trace = _tracing.as_trace(trace)
         self._trace_owned = self._trace is not None and not isinstance(trace, _tracing.Trace)
-        if not isinstance(debug, bool):
-            raise TypeError(f"debug must be True or False, got {debug!r}")
+        debug = check_option("debug", debug)
         if workers is not None and max_workers is not None and workers != max_workers:
             raise ValueError(
                 f"workers={workers!r} and max_workers={max_workers!r} disagree; they are two "
                 "names for the same setting, pass only one"
             )
-        n = workers if workers is not None else max_workers
-        _check_positive_int("workers", n)
-        _check_positive_int("max_tasks_per_worker", max_tasks_per_worker)
-        if initializer is not None:
-            _check_callable(initializer)
-        if finalizer is not None:
-            _check_callable(finalizer)
-        finalizer_timeout = check_finalizer_timeout(finalizer_timeout)
-        inner_threads = check_inner_threads(inner_threads)
-        max_memory = parse_size("max_memory_per_worker", max_memory_per_worker)
-        task_memory = parse_size("task_memory_limit", task_memory_limit)
-        if not isinstance(initargs, tuple):
-            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
+        n = check_workers(workers if workers is not None else max_workers)
+        max_tasks_per_worker = check_option("max_tasks_per_worker", max_tasks_per_worker)
+        initializer = check_option("initializer", initializer)
+        finalizer = check_option("finalizer", finalizer)
+        finalizer_timeout = check_option("finalizer_timeout", finalizer_timeout)
+        inner_threads = check_option("inner_threads", inner_threads)
+        initargs = check_option("initargs", initargs)
+        max_memory = check_option("max_memory_per_worker", max_memory_per_worker)
+        task_memory = check_option("task_memory_limit", task_memory_limit)
         cls: type[Backend]
         if isinstance(backend, cf.Executor):
             cls, n, options = _executor_backend(backend, n, options)
         else:
             cls = get_backend(backend)
         self._backend_cls = cls
-        unknown = sorted(set(options) - set(cls.option_names))
+        unknown = set(options) - set(cls.option_names)
         if unknown:
-            accepted = ", ".join(cls.option_names) or "none"
-            raise TypeError(
-                f"unknown option(s) {', '.join(u + '=' for u in unknown)} for "
-                f"backend={cls.name!r}; its backend options: {accepted}; the map options: "
-                "chunksize, errors, progress, rate, retries, retry_on, task_timeout; the pool "
-                "options: initializer, initargs, max_tasks_per_worker, finalizer, "
-                "finalizer_timeout, inner_threads, max_memory_per_worker, task_memory_limit, "
-                "debug, trace"
+            raise unknown_option_error(
+                unknown, POOL, context=f"backend={cls.name!r}", backend_options=cls.option_names
             )
         given = {
             name
@@ -335,14 +301,16 @@ class Pool(cf.Executor):
             if value is not None
         }
         check_memory_options(cls, given)
-        self._defaults = _options(
-            chunksize=chunksize,
-            progress=progress,
-            errors=errors,
-            task_timeout=task_timeout,
-            retries=retries,
-            retry_on=retry_on,
-            rate=make_limiter(rate),
+        self._defaults = map_options(
+            {
+                "chunksize": chunksize,
+                "progress": progress,
+                "errors": errors,
+                "task_timeout": task_timeout,
+                "retries": retries,
+                "retry_on": retry_on,
+                "rate": rate,
+            }
         )
         spec = WorkerSpec(
             workers=n if n is not None else cls.default_workers(),
@@ -535,14 +503,14 @@ class Pool(cf.Executor):
 
         .. versionadded:: 0.2
         """
-        return self._factory().Semaphore(_validate("value", value, 0))
+        return self._factory().Semaphore(check_whole("value", value, 0))
 
     def BoundedSemaphore(self, value: int = 1) -> Any:
         """A semaphore that raises ``ValueError`` when released above ``value``.
 
         .. versionadded:: 0.2
         """
-        return self._factory().BoundedSemaphore(_validate("value", value, 0))
+        return self._factory().BoundedSemaphore(check_whole("value", value, 0))
 
     def Event(self) -> Any:
         """An event (``set``/``is_set``/``wait``/``clear``) of this pool's kind.
@@ -583,7 +551,7 @@ class Pool(cf.Executor):
 
         .. versionadded:: 0.2
         """
-        return self._factory().Barrier(_validate("parties", parties, 1), action, timeout)
+        return self._factory().Barrier(check_whole("parties", parties, 1), action, timeout)
 
     def Queue(self, maxsize: int = 0) -> Any:
         """A FIFO queue (``queue.Queue``, ``asyncio.Queue`` or a manager queue).
@@ -593,7 +561,7 @@ class Pool(cf.Executor):
 
         .. versionadded:: 0.2
         """
-        return self._factory().Queue(_validate("maxsize", maxsize, 0))
+        return self._factory().Queue(check_whole("maxsize", maxsize, 0))
 
     def Value(self, typecode: str, initial: Any = 0) -> Any:
         """One shared number with ``.value`` and ``get_lock()``, as ``multiprocessing.Value``.
@@ -661,7 +629,7 @@ class Pool(cf.Executor):
         A coroutine function is awaited (asyncio backend) or run to completion in the worker
         (the others): the future holds what it returns, never a coroutine.
         """
-        _check_callable(fn)
+        check_callable(fn)
         if self._closed:
             raise ClosedPoolError("cannot submit to a pool that was shut down")
         self._backend.check_callable(fn)
@@ -709,7 +677,7 @@ class Pool(cf.Executor):
 
         .. versionadded:: 0.2
         """
-        _check_callable(fn)
+        check_callable(fn)
         if self._closed:
             raise ClosedPoolError("cannot broadcast to a pool that was shut down")
         if self._backend.owns_current_thread():
@@ -734,7 +702,7 @@ class Pool(cf.Executor):
 
         .. versionadded:: 0.2
         """
-        _check_callable(fn)
+        check_callable(fn)
         if self._closed:
             raise ClosedPoolError("cannot broadcast to a pool that was shut down")
         return await self._backend.abroadcast(fn, args)
@@ -931,14 +899,14 @@ class Pool(cf.Executor):
         ordered: bool,
         **overrides: Any,
     ) -> MapRun:
-        _check_callable(fn)
+        check_callable(fn)
         if self._closed:
             raise ClosedPoolError("cannot map on a pool that was shut down")
         self._backend.check_callable(fn)
         timeout = overrides.pop("timeout", None)
-        opts = self._defaults.merge(**overrides)
+        opts = merge_map_options(self._defaults, overrides)
         if timeout is not None:
-            opts = MapOptions(**{**opts.__dict__, "timeout": _check_timeout("timeout", timeout)})
+            opts = MapOptions(**{**opts.__dict__, "timeout": check_timeout("timeout", timeout)})
         args, total = _args(iterables)
         set_total = getattr(self._backend, "set_total", None)
         if set_total is not None:
@@ -1288,81 +1256,6 @@ async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
                 yield chunk.pop()
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
-
-
-class _Defaults:
-    __slots__ = ("chunksize", "progress", "errors", "task_timeout", "retry", "rate")
-
-    def __init__(
-        self,
-        chunksize: int | None,
-        progress: bool | dict[str, Any],
-        errors: str,
-        task_timeout: float | None,
-        retry: Retry,
-        rate: RateLimiter | None,
-    ) -> None:
-        self.chunksize = chunksize
-        self.progress = progress
-        self.errors = errors
-        self.task_timeout = task_timeout
-        self.retry = retry
-        self.rate = rate
-
-    def merge(self, **over: Any) -> MapOptions:
-        d = {
-            "chunksize": self.chunksize,
-            "progress": self.progress,
-            "errors": self.errors,
-            "task_timeout": self.task_timeout,
-            "retries": self.retry.attempts,
-            "retry_on": self.retry.retry_on,
-            "rate": self.rate,
-        }
-        for k, v in over.items():
-            if k not in d:
-                raise TypeError(
-                    f"unknown option {k}=; the map options are: " + ", ".join(sorted(d))
-                )
-            d[k] = v
-        o = _options(**d)
-        return MapOptions(
-            chunksize=o.chunksize,
-            errors=o.errors,
-            task_timeout=o.task_timeout,
-            retry=o.retry,
-            progress=o.progress,
-            rate=o.rate,
-        )
-
-
-def _options(
-    *,
-    chunksize: Any,
-    progress: Any,
-    errors: Any,
-    task_timeout: Any,
-    retries: Any,
-    retry_on: Any,
-    rate: Any = None,
-) -> _Defaults:
-    _check_positive_int("chunksize", chunksize)
-    limiter = make_limiter(rate)
-    if limiter is not None and chunksize not in (None, 1):
-        raise ValueError(
-            f"rate= paces the start of every input, so inputs go one per task; it cannot be "
-            f"combined with chunksize={chunksize!r} (drop chunksize=, or pass chunksize=1)"
-        )
-    if errors not in ("raise", "collect"):
-        raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
-    if not isinstance(progress, bool | dict):
-        raise TypeError(f"progress must be True, False or a dict of tqdm options, got {progress!r}")
-    if isinstance(retry_on, type):
-        retry_on = (retry_on,)
-    retry = Retry(attempts=retries, retry_on=tuple(retry_on))
-    return _Defaults(
-        chunksize, progress, errors, _check_timeout("task_timeout", task_timeout), retry, limiter
-    )
 
 
 def _unwrap_single(inner: cf.Future[ChunkResult]) -> cf.Future[Any]:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard src tests benchmarks examples typing_tests)
 
-.PHONY: demo test lint typecheck unit bench test-all clean browser engines
+.PHONY: demo test lint typecheck unit bench test-all clean browser engines generate
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anypool needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -21,6 +21,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/anypool check src examples typing_tests
+
+# The typed options, Pool's option parameters and the overloads, from the option declaration
+# (OPTIONS in src/anypool/_core/_options.py); tests/test_generated.py fails when they are stale.
+generate: $(STAMP)
+	$(BIN)/python -m anypool._core._gen
+	$(BIN)/ruff format --check src/anypool/_core
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src typing_tests

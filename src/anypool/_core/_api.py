@@ -1,7 +1,9 @@
 """The one-call API: ``map``, ``imap``, ``imap_unordered``, ``amap``.
 
 Each builds a :class:`~anypool.Pool`, runs, and shuts the pool down; no logic lives here.
-Options are declared once, in :class:`~anypool.MapKwargs` and :class:`~anypool.ApiKwargs`.
+Options are declared once, in ``OPTIONS`` (``_options.py``); the typed
+:class:`~anypool.MapKwargs`/:class:`~anypool.ApiKwargs` and the overloads here are generated
+from it (``make generate``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ DEFAULT_BACKEND = "auto"
 #      or no ``errors=`` gives T items; the other options then come from a TypedDict without
 #      the ``errors`` key;
 #   3. ``errors=`` not known statically (a forwarded ``**ApiKwargs`` dict): either kind.
-# typing_tests/ checks all of this with assert_type (``make typecheck``).
+# typing_tests/ checks all of this with assert_type (``make typecheck``). The overloads between
+# the GENERATED markers are written by ``python -m anypool._core._gen`` (``make generate``) from
+# the templates in _gen.py; tests/test_generated.py fails when they are stale.
+
+
+# BEGIN GENERATED overloads of map (python -m anypool._core._gen)
 
 
 @overload
@@ -91,6 +98,9 @@ def map(
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> list[T] | list[Result[T]]: ...
+
+
+# END GENERATED overloads of map
 
 
 def map(
@@ -188,6 +198,9 @@ def _owned(
     return _OwnedIterator(pool, it)
 
 
+# BEGIN GENERATED overloads of imap (python -m anypool._core._gen)
+
+
 @overload
 def imap(
     fn: Callable[..., Coroutine[Any, Any, T]],
@@ -250,6 +263,9 @@ def imap(
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> Iterator[T] | Iterator[Result[T]]: ...
+
+
+# END GENERATED overloads of imap
 
 
 def imap(
@@ -269,6 +285,9 @@ def imap(
     return _owned(True, fn, iterables, backend, workers, dict(options))
 
 
+# BEGIN GENERATED overloads of imap_unordered (python -m anypool._core._gen)
+
+
 @overload
 def imap_unordered(
     fn: Callable[..., Coroutine[Any, Any, T]],
@@ -331,6 +350,9 @@ def imap_unordered(
     workers: int | None = ...,
     **options: Unpack[ApiKwargs],
 ) -> Iterator[T] | Iterator[Result[T]]: ...
+
+
+# END GENERATED overloads of imap_unordered
 
 
 def imap_unordered(
@@ -347,6 +369,9 @@ def imap_unordered(
     return _owned(False, fn, iterables, backend, workers, dict(options))
 
 
+# BEGIN GENERATED overloads of amap (python -m anypool._core._gen)
+
+
 @overload
 async def amap(
     fn: Callable[..., Coroutine[Any, Any, T]],
@@ -415,6 +440,9 @@ async def amap(
     ordered: bool = ...,
     **options: Unpack[ApiKwargs],
 ) -> list[T] | list[Result[T]]: ...
+
+
+# END GENERATED overloads of amap
 
 
 async def amap(

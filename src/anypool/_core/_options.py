@@ -154,6 +154,7 @@ class Option:
         doc: one line for the docs and docstrings.
         where: the entry points that accept it (:data:`POOL`, :data:`API`, :data:`METHOD`,
             :data:`STAGE`).
+        added: the version that added it, when later than 0.1 (said in the docs).
         backend: for a backend option, the backend that reads it (``Pool`` passes it on in
             ``**options``; the backend's ``option_names`` accept it).
     """
@@ -166,6 +167,7 @@ class Option:
     doc: str
     where: frozenset[str]
     backend: str | None = None
+    added: str | None = None
 
 
 _MAP = frozenset({POOL, API, METHOD, STAGE})
@@ -174,106 +176,150 @@ _BACKEND = frozenset({API, STAGE})
 
 #: Every option, in the order of the generated signatures and docs.
 OPTIONS: tuple[Option, ...] = (
-    # the map options: a pool's default for its maps, or one call's (or one stage's) own
+    # -- the map options: a pool's default for its maps, or one call's (one stage's) own --
     Option(
-        "chunksize", "int | None", None, "None",
-        lambda v: check_positive_int("chunksize", v),
-        "inputs per task (default: chosen from the measured time per task)", _MAP,
+        name="chunksize", annotation="int | None", default=None, default_src="None",
+        check=lambda v: check_positive_int("chunksize", v),
+        doc="inputs per task (default: chosen from the measured time per task).",
+        where=_MAP,
     ),
     Option(
-        "progress", "bool | dict[str, Any]", False, "False", _check_progress,
-        "show a tqdm progress bar counting finished tasks (a dict is passed to tqdm)", _MAP,
+        name="progress", annotation="bool | dict[str, Any]", default=False, default_src="False",
+        check=_check_progress,
+        doc="show a tqdm progress bar counting finished tasks (a dict is passed to tqdm).",
+        where=_MAP,
     ),
     Option(
-        "errors", "Errors", "raise", '"raise"', _check_errors,
-        '"raise" (the first error stops the map) or "collect" (each input gives a Result); '
-        "a Pipeline sets it once for all its stages",
-        frozenset({POOL, API, METHOD}),
+        name="errors", annotation="Errors", default="raise", default_src='"raise"',
+        check=_check_errors,
+        doc='``"raise"`` (the first error stops the map) or ``"collect"`` (each input gives a '
+        ":class:`~anypool.Result`).",
+        where=frozenset({POOL, API, METHOD}),  # a Pipeline sets it once, for all its stages
     ),
     Option(
-        "task_timeout", "float | None", None, "None",
-        lambda v: check_timeout("task_timeout", v),
-        "seconds one task may run; it then fails with TaskTimeoutError", _MAP,
+        name="task_timeout", annotation="float | None", default=None, default_src="None",
+        check=lambda v: check_timeout("task_timeout", v),
+        doc="seconds one task may run; it then fails with ``TaskTimeoutError``.",
+        where=_MAP,
     ),
     Option(
-        "retries", "int", 0, "0", _check_retries,
-        "how many more times a failing task is tried (a timed-out one too)", _MAP,
+        name="retries", annotation="int", default=0, default_src="0",
+        check=_check_retries,
+        doc="how many more times a failing task is tried (a timed-out one too).",
+        where=_MAP,
     ),
     Option(
-        "retry_on", "tuple[type[BaseException], ...] | type[BaseException]",
-        (Exception,), "(Exception,)", _check_retry_on,
-        "which exception types are retried (default: Exception)", _MAP,
+        name="retry_on", annotation="tuple[type[BaseException], ...] | type[BaseException]",
+        default=(Exception,), default_src="(Exception,)",
+        check=_check_retry_on,
+        doc="which exception types are retried (default: ``Exception``).",
+        where=_MAP,
     ),
     Option(
-        "rate", "str | float | RateLimiter | None", None, "None", make_limiter,
-        'at most this many task starts: "50/s", "300/min", a number per second or a '
-        "RateLimiter", _MAP,
+        name="rate", annotation="str | float | RateLimiter | None", default=None,
+        default_src="None",
+        check=make_limiter,
+        doc='at most this many task starts: ``"50/s"``, ``"300/min"``, ``"1000/h"``, a number '
+        "(per second) or a :class:`~anypool.RateLimiter` (to share one budget or choose the "
+        "burst). Inputs then go one per task and each start takes a token; starts are evenly "
+        "spaced (burst 1). ``None``: no limit.",
+        where=_MAP, added="0.2",
     ),
-    # the pool options: how the workers are set up
+    # -- the pool options: how the workers are set up ------------------------------------------
     Option(
-        "initializer", "Callable[..., object] | None", None, "None",
-        _optional_callable("initializer"),
-        "called once in each worker before its first task", _POOL,
-    ),
-    Option(
-        "initargs", "tuple[Any, ...]", (), "()", _check_initargs,
-        "arguments for initializer", _POOL,
-    ),
-    Option(
-        "max_tasks_per_worker", "int | None", None, "None",
-        lambda v: check_positive_int("max_tasks_per_worker", v),
-        "replace a worker after it ran this many tasks", _POOL,
+        name="initializer", annotation="Callable[..., object] | None", default=None,
+        default_src="None",
+        check=_optional_callable("initializer"),
+        doc="called once in each worker before its first task.",
+        where=_POOL,
     ),
     Option(
-        "finalizer", "Callable[..., object] | None", None, "None",
-        _optional_callable("finalizer"),
-        "called once in each worker as it stops (errors are logged)", _POOL,
+        name="initargs", annotation="tuple[Any, ...]", default=(), default_src="()",
+        check=_check_initargs,
+        doc="arguments for ``initializer``.",
+        where=_POOL,
     ),
     Option(
-        "finalizer_timeout", "float", FINALIZER_TIMEOUT, "FINALIZER_TIMEOUT",
-        check_finalizer_timeout,
-        "seconds a finalizer may run before its worker is killed", _POOL,
+        name="max_tasks_per_worker", annotation="int | None", default=None, default_src="None",
+        check=lambda v: check_positive_int("max_tasks_per_worker", v),
+        doc="replace a worker after it ran this many tasks.",
+        where=_POOL,
     ),
     Option(
-        "inner_threads", "InnerThreads", "auto", '"auto"', check_inner_threads,
-        'threads for native libraries (BLAS, OpenMP) in each worker: "auto", a number or None',
-        _POOL,
+        name="finalizer", annotation="Callable[..., object] | None", default=None,
+        default_src="None",
+        check=_optional_callable("finalizer"),
+        doc="called once in each worker as it stops (errors are logged).",
+        where=_POOL, added="0.2",
     ),
     Option(
-        "max_memory_per_worker", "int | str | None", None, "None",
-        lambda v: parse_size("max_memory_per_worker", v),
-        "process workers: replace a worker whose memory is above this after a task", _POOL,
+        name="finalizer_timeout", annotation="float", default=FINALIZER_TIMEOUT,
+        default_src="FINALIZER_TIMEOUT",
+        check=check_finalizer_timeout,
+        doc="seconds a finalizer may run before its worker is killed.",
+        where=_POOL, added="0.2",
     ),
     Option(
-        "task_memory_limit", "int | str | None", None, "None",
-        lambda v: parse_size("task_memory_limit", v),
-        "process workers: stop a task whose worker grows past this", _POOL,
+        name="inner_threads", annotation="InnerThreads", default="auto", default_src='"auto"',
+        check=check_inner_threads,
+        doc="threads for native libraries (BLAS, OpenMP) in each worker: ``\"auto\"`` "
+        "(processes: CPUs // workers), a number, or ``None`` (untouched).",
+        where=_POOL, added="0.2",
     ),
     Option(
-        "debug", "bool", False, "False", lambda v: check_bool("debug", v),
-        "warn about blocked event loops and CPU-bound work on threads", _POOL,
+        name="max_memory_per_worker", annotation="int | str | None", default=None,
+        default_src="None",
+        check=lambda v: parse_size("max_memory_per_worker", v),
+        doc="process workers: replace a worker whose memory is above this after a task "
+        '(bytes, or ``"2GB"``, ``"500MB"``...).',
+        where=_POOL, added="0.3",
     ),
     Option(
-        "trace", "str | os.PathLike[str] | Trace | None", None, "None", None,
-        'record every task: a path ending in ".html" or ".json", or a Trace', _POOL,
-    ),
-    # backend options: Pool takes them in **options and its backend checks them
-    Option(
-        "start_method", "str", None, "", None,
-        'process backend: "forkserver", "spawn" or "fork"', _BACKEND, backend="process",
-    ),
-    Option(
-        "uvloop", "bool", True, "", None,
-        "asyncio backend: use uvloop when installed (default True)", _BACKEND,
-        backend="asyncio",
+        name="task_memory_limit", annotation="int | str | None", default=None,
+        default_src="None",
+        check=lambda v: parse_size("task_memory_limit", v),
+        doc="process workers: stop a task whose worker grows past this; it fails with "
+        ":class:`~anypool.MemoryLimitExceeded`.",
+        where=_POOL, added="0.3",
     ),
     Option(
-        "address", "str | None", None, "", None,
-        'dask backend: the scheduler to run on ("tcp://host:8786")', _BACKEND, backend="dask",
+        name="debug", annotation="bool", default=False, default_src="False",
+        check=lambda v: check_bool("debug", v),
+        doc="warn about blocked event loops and CPU-bound work on threads.",
+        where=_POOL,
     ),
     Option(
-        "client", "Any", None, "", None,
-        "dask backend: an existing distributed.Client to run on", _BACKEND, backend="dask",
+        name="trace", annotation="str | os.PathLike[str] | Trace | None", default=None,
+        default_src="None",
+        check=None,  # Pool makes the Trace (_tracing.as_trace checks the path)
+        doc="record every task: a path ending in ``.html`` (timeline page) or ``.json`` "
+        "(Chrome-trace JSON), written when the run ends, or an :class:`~anypool.Trace`.",
+        where=_POOL,
+    ),
+    # -- backend options: Pool takes them in **options; the backend's option_names check them --
+    Option(
+        name="start_method", annotation="str", default=None, default_src="",
+        check=None,
+        doc='process backend: ``"forkserver"``, ``"spawn"`` or ``"fork"``.',
+        where=_BACKEND, backend="process",
+    ),
+    Option(
+        name="uvloop", annotation="bool", default=True, default_src="",
+        check=None,
+        doc="asyncio backend: use uvloop when installed (default True).",
+        where=_BACKEND, backend="asyncio",
+    ),
+    Option(
+        name="address", annotation="str | None", default=None, default_src="",
+        check=None,
+        doc='dask backend: the scheduler to run on (``"tcp://host:8786"``).',
+        where=_BACKEND, backend="dask",
+    ),
+    Option(
+        name="client", annotation="Any", default=None, default_src="",
+        check=None,
+        doc="dask backend: an existing ``distributed.Client`` to run on.",
+        where=_BACKEND, backend="dask",
     ),
 )  # fmt: skip
 
@@ -352,8 +398,13 @@ def unknown_option_error(
     return TypeError(f"{msg}; valid options: {'; '.join(groups)}")
 
 
+def pool_options(values: dict[str, Any]) -> dict[str, Any]:
+    """Check the pool options (:data:`POOL_KEYS`, from ``values``): name -> the value to use."""
+    return {name: check_option(name, values[name]) for name in names(POOL) if name in POOL_KEYS}
+
+
 def map_options(values: dict[str, Any]) -> MapOptions:
-    """Check the map options (all of :data:`MAP_KEYS`) together and make the engine's record."""
+    """Check the map options (:data:`MAP_KEYS`, from ``values``) together: the engine's record."""
     from ._engine import MapOptions
     from ._tasks import Retry
 
@@ -399,6 +450,9 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 # -- the typed declarations (used by the overloads) ------------------------------------------
+# BEGIN GENERATED typed options (python -m anypool._core._gen)
+
+
 class _MapKwargsNoErrors(TypedDict, total=False):
     """:class:`MapKwargs` without ``errors``: the typed overloads take ``errors`` separately.
 
@@ -422,15 +476,15 @@ class MapKwargs(_MapKwargsNoErrors, total=False):
     Keys:
         chunksize: inputs per task (default: chosen from the measured time per task).
         progress: show a tqdm progress bar counting finished tasks (a dict is passed to tqdm).
-        errors: ``"raise"`` (the first error stops the map) or ``"collect"`` (each input
-            gives a :class:`~anypool.Result`).
+        errors: ``"raise"`` (the first error stops the map) or ``"collect"`` (each input gives a
+            :class:`~anypool.Result`).
         task_timeout: seconds one task may run; it then fails with ``TaskTimeoutError``.
         retries: how many more times a failing task is tried (a timed-out one too).
         retry_on: which exception types are retried (default: ``Exception``).
-        rate: at most this many task starts: ``"50/s"``, ``"300/min"``, ``"1000/h"``, a
-            number (per second) or a :class:`~anypool.RateLimiter` (to share one budget or
-            choose the burst). Inputs then go one per task and each start takes a token;
-            starts are evenly spaced (burst 1). ``None``: no limit. *Added in 0.2.*
+        rate: at most this many task starts: ``"50/s"``, ``"300/min"``, ``"1000/h"``, a number
+            (per second) or a :class:`~anypool.RateLimiter` (to share one budget or choose the
+            burst). Inputs then go one per task and each start takes a token; starts are evenly
+            spaced (burst 1). ``None``: no limit. *Added in 0.2.*
 
     .. versionadded:: 0.1
     """
@@ -449,10 +503,10 @@ class _PoolKwargs(TypedDict, total=False):
     inner_threads: InnerThreads
     max_memory_per_worker: int | str | None
     task_memory_limit: int | str | None
-    start_method: str
-    uvloop: bool
     debug: bool
     trace: str | os.PathLike[str] | Trace | None
+    start_method: str
+    uvloop: bool
     address: str | None
     client: Any
 
@@ -468,24 +522,25 @@ class ApiKwargs(MapKwargs, _PoolKwargs, total=False):
         initializer: called once in each worker before its first task.
         initargs: arguments for ``initializer``.
         max_tasks_per_worker: replace a worker after it ran this many tasks.
-        finalizer: called once in each worker as it stops (errors are logged).
-            *Added in 0.2.*
-        finalizer_timeout: seconds a finalizer may run before its worker is killed.
-            *Added in 0.2.*
-        inner_threads: threads for native libraries (BLAS, OpenMP) in each worker:
-            ``"auto"`` (processes: CPUs // workers), a number, or ``None`` (untouched).
-            *Added in 0.2.*
+        finalizer: called once in each worker as it stops (errors are logged). *Added in 0.2.*
+        finalizer_timeout: seconds a finalizer may run before its worker is killed. *Added in
+            0.2.*
+        inner_threads: threads for native libraries (BLAS, OpenMP) in each worker: ``"auto"``
+            (processes: CPUs // workers), a number, or ``None`` (untouched). *Added in 0.2.*
         max_memory_per_worker: process workers: replace a worker whose memory is above this
             after a task (bytes, or ``"2GB"``, ``"500MB"``...). *Added in 0.3.*
-        task_memory_limit: process workers: stop a task whose worker grows past this; it
-            fails with :class:`~anypool.MemoryLimitExceeded`. *Added in 0.3.*
-        start_method: process backend: ``"forkserver"``, ``"spawn"`` or ``"fork"``.
-        uvloop: asyncio backend: use uvloop when installed (default True).
+        task_memory_limit: process workers: stop a task whose worker grows past this; it fails
+            with :class:`~anypool.MemoryLimitExceeded`. *Added in 0.3.*
         debug: warn about blocked event loops and CPU-bound work on threads.
         trace: record every task: a path ending in ``.html`` (timeline page) or ``.json``
             (Chrome-trace JSON), written when the run ends, or an :class:`~anypool.Trace`.
+        start_method: process backend: ``"forkserver"``, ``"spawn"`` or ``"fork"``.
+        uvloop: asyncio backend: use uvloop when installed (default True).
         address: dask backend: the scheduler to run on (``"tcp://host:8786"``).
         client: dask backend: an existing ``distributed.Client`` to run on.
 
     .. versionadded:: 0.1
     """
+
+
+# END GENERATED typed options

@@ -26,12 +26,12 @@ from ._options import (
     MapKwargs,
     _MapKwargsNoErrors,
     check_callable,
-    check_option,
     check_timeout,
     check_whole,
     check_workers,
     map_options,
     merge_map_options,
+    pool_options,
     unknown_option_error,
 )
 from ._rate import RateLimiter
@@ -244,6 +244,14 @@ class Pool(cf.Executor):
         workers: int | None = None,
         *,
         max_workers: int | None = None,
+        # BEGIN GENERATED Pool options (python -m anypool._core._gen)
+        chunksize: int | None = None,
+        progress: bool | dict[str, Any] = False,
+        errors: Errors = "raise",
+        task_timeout: float | None = None,
+        retries: int = 0,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+        rate: str | float | RateLimiter | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
@@ -252,35 +260,42 @@ class Pool(cf.Executor):
         inner_threads: InnerThreads = "auto",
         max_memory_per_worker: int | str | None = None,
         task_memory_limit: int | str | None = None,
-        chunksize: int | None = None,
-        progress: bool | dict[str, Any] = False,
-        errors: Errors = "raise",
-        task_timeout: float | None = None,
-        retries: int = 0,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
-        rate: str | float | RateLimiter | None = None,
         debug: bool = False,
         trace: str | os.PathLike[str] | Trace | None = None,
+        # END GENERATED Pool options
         **options: Any,
     ) -> None:
+        # BEGIN GENERATED Pool options given (python -m anypool._core._gen)
+        given: dict[str, Any] = {
+            "chunksize": chunksize,
+            "progress": progress,
+            "errors": errors,
+            "task_timeout": task_timeout,
+            "retries": retries,
+            "retry_on": retry_on,
+            "rate": rate,
+            "initializer": initializer,
+            "initargs": initargs,
+            "max_tasks_per_worker": max_tasks_per_worker,
+            "finalizer": finalizer,
+            "finalizer_timeout": finalizer_timeout,
+            "inner_threads": inner_threads,
+            "max_memory_per_worker": max_memory_per_worker,
+            "task_memory_limit": task_memory_limit,
+            "debug": debug,
+            "trace": trace,
+        }
+        # END GENERATED Pool options given
         #: this pool's own trace (``trace=``): written to its path when the pool shuts down
         self._trace = _tracing.as_trace(trace)
         self._trace_owned = self._trace is not None and not isinstance(trace, _tracing.Trace)
-        debug = check_option("debug", debug)
         if workers is not None and max_workers is not None and workers != max_workers:
             raise ValueError(
                 f"workers={workers!r} and max_workers={max_workers!r} disagree; they are two "
                 "names for the same setting, pass only one"
             )
         n = check_workers(workers if workers is not None else max_workers)
-        max_tasks_per_worker = check_option("max_tasks_per_worker", max_tasks_per_worker)
-        initializer = check_option("initializer", initializer)
-        finalizer = check_option("finalizer", finalizer)
-        finalizer_timeout = check_option("finalizer_timeout", finalizer_timeout)
-        inner_threads = check_option("inner_threads", inner_threads)
-        initargs = check_option("initargs", initargs)
-        max_memory = check_option("max_memory_per_worker", max_memory_per_worker)
-        task_memory = check_option("task_memory_limit", task_memory_limit)
+        setup = pool_options(given)
         cls: type[Backend]
         if isinstance(backend, cf.Executor):
             cls, n, options = _executor_backend(backend, n, options)
@@ -292,37 +307,26 @@ class Pool(cf.Executor):
             raise unknown_option_error(
                 unknown, POOL, context=f"backend={cls.name!r}", backend_options=cls.option_names
             )
-        given = {
-            name
-            for name, value in (
-                ("max_memory_per_worker", max_memory),
-                ("task_memory_limit", task_memory),
-            )
-            if value is not None
-        }
-        check_memory_options(cls, given)
-        self._defaults = map_options(
+        check_memory_options(
+            cls,
             {
-                "chunksize": chunksize,
-                "progress": progress,
-                "errors": errors,
-                "task_timeout": task_timeout,
-                "retries": retries,
-                "retry_on": retry_on,
-                "rate": rate,
-            }
+                name
+                for name in ("max_memory_per_worker", "task_memory_limit")
+                if setup[name] is not None
+            },
         )
+        self._defaults = map_options(given)
         spec = WorkerSpec(
             workers=n if n is not None else cls.default_workers(),
-            initializer=initializer,
-            initargs=initargs,
-            max_tasks_per_worker=max_tasks_per_worker,
+            initializer=setup["initializer"],
+            initargs=setup["initargs"],
+            max_tasks_per_worker=setup["max_tasks_per_worker"],
             options=options,
-            finalizer=finalizer,
-            finalizer_timeout=finalizer_timeout,
-            inner_threads=inner_threads,
-            max_memory_per_worker=max_memory,
-            task_memory_limit=task_memory,
+            finalizer=setup["finalizer"],
+            finalizer_timeout=setup["finalizer_timeout"],
+            inner_threads=setup["inner_threads"],
+            max_memory_per_worker=setup["max_memory_per_worker"],
+            task_memory_limit=setup["task_memory_limit"],
         )
         self._backend: Backend = cls(spec)
         configure = getattr(self._backend, "configure", None)
@@ -334,7 +338,7 @@ class Pool(cf.Executor):
         self._shutdown_lock = threading.Lock()
         self._closed = False
         self._workers_given = n
-        self._debug = debug
+        self._debug: bool = setup["debug"]
         self._cpu_check: ThreadCPUCheck | None = None
         self._loop_watchers: list[LoopWatcher] = []
         if hasattr(self._backend, "on_choose"):
@@ -342,8 +346,8 @@ class Pool(cf.Executor):
         #: inner_threads=N on a backend that runs tasks in this process: capped while open
         self._native_limit: Any = None
         self._backend.start()
-        if isinstance(inner_threads, int) and cls.shares_memory:
-            self._native_limit = limit_in_process(inner_threads)
+        if isinstance(setup["inner_threads"], int) and cls.shares_memory:
+            self._native_limit = limit_in_process(setup["inner_threads"])
         self._watch_backend(self._backend)
 
     # -- debug checks -------------------------------------------------------------------
@@ -760,6 +764,8 @@ class Pool(cf.Executor):
         over: dict[str, Any] = {} if chunksize is None else {"chunksize": chunksize}
         return self._imap(fn, iterables, ordered=True, timeout=timeout, **over)
 
+    # BEGIN GENERATED overloads of Pool.imap (python -m anypool._core._gen)
+
     @overload
     def imap(
         self,
@@ -811,6 +817,8 @@ class Pool(cf.Executor):
         *iterables: Iterable[Any],
         **options: Unpack[MapKwargs],
     ) -> Iterator[T] | Iterator[Result[T]]: ...
+
+    # END GENERATED overloads of Pool.imap
 
     def imap(
         self,
@@ -826,6 +834,8 @@ class Pool(cf.Executor):
             **options,
         )
 
+    # BEGIN GENERATED overloads of Pool.imap_unordered (python -m anypool._core._gen)
+
     @overload
     def imap_unordered(
         self,
@@ -877,6 +887,8 @@ class Pool(cf.Executor):
         *iterables: Iterable[Any],
         **options: Unpack[MapKwargs],
     ) -> Iterator[T] | Iterator[Result[T]]: ...
+
+    # END GENERATED overloads of Pool.imap_unordered
 
     def imap_unordered(
         self,
@@ -954,6 +966,8 @@ class Pool(cf.Executor):
             out.extend(chunk)
         return out
 
+    # BEGIN GENERATED overloads of Pool.amap (python -m anypool._core._gen)
+
     @overload
     async def amap(
         self,
@@ -1011,6 +1025,8 @@ class Pool(cf.Executor):
         ordered: bool = ...,
         **options: Unpack[MapKwargs],
     ) -> list[T] | list[Result[T]]: ...
+
+    # END GENERATED overloads of Pool.amap
 
     async def amap(
         self,
@@ -1032,6 +1048,8 @@ class Pool(cf.Executor):
             out.extend(chunk)
         return out
 
+    # BEGIN GENERATED overloads of Pool.aimap (python -m anypool._core._gen)
+
     @overload
     def aimap(
         self,
@@ -1089,6 +1107,8 @@ class Pool(cf.Executor):
         ordered: bool = ...,
         **options: Unpack[MapKwargs],
     ) -> AsyncIterator[T] | AsyncIterator[Result[T]]: ...
+
+    # END GENERATED overloads of Pool.aimap
 
     def aimap(
         self,

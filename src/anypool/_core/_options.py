@@ -345,9 +345,25 @@ def check_option(name: str, value: object) -> Any:
     return value if check is None else check(value)
 
 
-def check_workers(value: object) -> int | None:
-    """``workers=``: a positive whole number, or ``None`` (the backend's default)."""
-    return check_positive_int("workers", value)
+def check_workers(workers: object, max_workers: object = None) -> int | None:
+    """``workers=`` (or its ``concurrent.futures`` name ``max_workers=``): a positive whole
+    number, or ``None`` (the backend's default)."""
+    if workers is not None and max_workers is not None and workers != max_workers:
+        raise ValueError(
+            f"workers={workers!r} and max_workers={max_workers!r} disagree; they are two "
+            "names for the same setting, pass only one"
+        )
+    return check_positive_int("workers", workers if workers is not None else max_workers)
+
+
+def check_backend_options(options: Iterable[str], backend: str, accepted: Iterable[str]) -> None:
+    """``Pool(**options)``: refuse what is not one of the backend's own options (``accepted``)."""
+    accepted = tuple(accepted)
+    unknown = set(options) - set(accepted)
+    if unknown:
+        raise unknown_option_error(
+            unknown, POOL, context=f"backend={backend!r}", backend_options=accepted
+        )
 
 
 def unknown_option_error(

@@ -21,10 +21,10 @@ from ._exceptions import ClosedPoolError
 from ._lifecycle import FINALIZER_TIMEOUT, InnerThreads, limit_in_process
 from ._memory import check_memory_options
 from ._options import (
-    POOL,
     Errors,
     MapKwargs,
     _MapKwargsNoErrors,
+    check_backend_options,
     check_callable,
     check_timeout,
     check_whole,
@@ -32,7 +32,6 @@ from ._options import (
     map_options,
     merge_map_options,
     pool_options,
-    unknown_option_error,
 )
 from ._rate import RateLimiter
 from ._registry import get_backend
@@ -289,12 +288,7 @@ class Pool(cf.Executor):
         #: this pool's own trace (``trace=``): written to its path when the pool shuts down
         self._trace = _tracing.as_trace(trace)
         self._trace_owned = self._trace is not None and not isinstance(trace, _tracing.Trace)
-        if workers is not None and max_workers is not None and workers != max_workers:
-            raise ValueError(
-                f"workers={workers!r} and max_workers={max_workers!r} disagree; they are two "
-                "names for the same setting, pass only one"
-            )
-        n = check_workers(workers if workers is not None else max_workers)
+        n = check_workers(workers, max_workers)
         setup = pool_options(given)
         cls: type[Backend]
         if isinstance(backend, cf.Executor):
@@ -302,11 +296,7 @@ class Pool(cf.Executor):
         else:
             cls = get_backend(backend)
         self._backend_cls = cls
-        unknown = set(options) - set(cls.option_names)
-        if unknown:
-            raise unknown_option_error(
-                unknown, POOL, context=f"backend={cls.name!r}", backend_options=cls.option_names
-            )
+        check_backend_options(options, cls.name, cls.option_names)
         check_memory_options(
             cls,
             {

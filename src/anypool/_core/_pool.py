@@ -27,12 +27,12 @@ from ._options import (
     check_backend_options,
     check_callable,
     check_timeout,
-    check_whole,
     check_workers,
     map_options,
     merge_map_options,
     pool_options,
 )
+from ._pool_sync import PoolSync
 from ._rate import RateLimiter
 from ._registry import get_backend
 from ._result import Result
@@ -40,7 +40,6 @@ from ._tasks import ChunkResult
 
 if TYPE_CHECKING:
     from ..checks._runtime import LoopWatcher, ThreadCPUCheck, ThreadCPURun
-    from ._sync import Counter as _Counter
     from ._sync import SyncFactory
     from ._tracing import Trace
 
@@ -169,7 +168,7 @@ def _executor_backend(
     return backend_for(executor), workers, {**options, "executor": executor}
 
 
-class Pool(cf.Executor):
+class Pool(PoolSync, cf.Executor):
     """A pool of workers of one backend, and a real ``concurrent.futures.Executor``.
 
     Args:
@@ -468,143 +467,6 @@ class Pool(cf.Executor):
             factories, self._sync = list(self._sync.values()), {}
         for f in factories:
             f.close(wait)
-
-    def Lock(self) -> Any:
-        """A lock of this pool's kind: ``threading.Lock``, ``asyncio.Lock``, or for processes
-        a ``multiprocessing`` lock that can be passed to tasks as an argument.
-
-        See the table in ``docs/sync.md`` for what each backend gives.
-
-        Raises:
-            ClosedPoolError: the pool was shut down.
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().Lock()
-
-    def RLock(self) -> Any:
-        """A re-entrant lock (``threading.RLock``; processes: ``multiprocessing.RLock``).
-
-        Raises:
-            NotImplementedError: on asyncio and Dask, which have no re-entrant lock.
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().RLock()
-
-    def Semaphore(self, value: int = 1) -> Any:
-        """A semaphore admitting ``value`` holders at once (this pool's kind).
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().Semaphore(check_whole("value", value, 0))
-
-    def BoundedSemaphore(self, value: int = 1) -> Any:
-        """A semaphore that raises ``ValueError`` when released above ``value``.
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().BoundedSemaphore(check_whole("value", value, 0))
-
-    def Event(self) -> Any:
-        """An event (``set``/``is_set``/``wait``/``clear``) of this pool's kind.
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().Event()
-
-    def Condition(self, lock: Any = None) -> Any:
-        """A condition variable (``with cond: cond.wait_for(...)``), as ``threading.Condition``.
-
-        Args:
-            lock: the lock it uses (one of this pool's, or for thread pools any lock);
-                default a new re-entrant lock (a plain lock on asyncio).
-
-        Raises:
-            NotImplementedError: on Dask, which has none (use an :meth:`Event` or a
-                :meth:`Queue`).
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().Condition(lock)
-
-    def Barrier(
-        self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
-    ) -> Any:
-        """A barrier that lets ``parties`` waiters through together, as ``threading.Barrier``.
-
-        Args:
-            parties: how many must wait.
-            action: called by the last to arrive before all are let through (in a worker
-                process on process pools: it is pickled with the barrier).
-            timeout: the default timeout of ``wait()``.
-
-        Raises:
-            NotImplementedError: on Dask, which has none; on asyncio with ``action`` or
-                ``timeout`` (``asyncio.Barrier`` takes neither).
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().Barrier(check_whole("parties", parties, 1), action, timeout)
-
-    def Queue(self, maxsize: int = 0) -> Any:
-        """A FIFO queue (``queue.Queue``, ``asyncio.Queue`` or a manager queue).
-
-        Args:
-            maxsize: at most this many items; 0 (default) for no limit.
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().Queue(check_whole("maxsize", maxsize, 0))
-
-    def Value(self, typecode: str, initial: Any = 0) -> Any:
-        """One shared number with ``.value`` and ``get_lock()``, as ``multiprocessing.Value``.
-
-        Args:
-            typecode: ``'i'`` (C int), ``'q'`` (64-bit int), ``'d'`` (float), or another of
-                ``bBhHiIlLqQfd``.
-            initial: the starting value.
-
-        On process pools it lives in shared memory and still reads after the pool closed.
-        ``v.value += 1`` is not atomic anywhere: hold ``v.get_lock()`` (or use
-        :meth:`Counter`).
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().Value(typecode, initial)
-
-    def Counter(self, initial: int = 0) -> _Counter:
-        """An atomic counter: ``c.increment(n=1)`` returns the new value, ``c.value`` reads it.
-
-        Works across threads, coroutines or worker processes (pass it to tasks as an
-        argument); much faster than a manager dict.
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().Counter(initial)
-
-    def share(self, obj: T) -> T:
-        """Share large read-only data with the tasks without sending it with every task.
-
-        Thread, serial and asyncio pools return ``obj`` itself (tasks share memory). Process
-        pools return a :class:`~anypool.Shared` handle: pass it to tasks as an argument and
-        each worker receives the object once (it is cached in the worker), not once per task.
-        ``bytes`` and NumPy arrays are mapped from shared memory with no copy at all (a
-        read-only ``memoryview`` / array in the worker). The shared memory is freed when the
-        pool shuts down. Do not modify the object after sharing it: workers see the copy
-        made here. Before ``backend="auto"`` has chosen, the handle becomes the chosen kind:
-        the object itself for tasks run in this process, the process handle for worker
-        processes. Dask pools scatter the object to the cluster once; each worker fetches it
-        once.
-
-        .. versionadded:: 0.2
-        """
-        backend: Any = self._backend
-        if backend.sync_kind == "auto" and getattr(backend, "chosen", None) is None:
-            # auto may still choose threads (the object itself) or processes (shared memory)
-            handle: T = backend.share(obj, lambda o: self._factory("process").share(o))
-            return handle
-        return self._factory().share(obj)
 
     # -- Executor ---------------------------------------------------------------------
     # Overloads type the results; see the note in _api.py (coroutine functions first, then
@@ -1236,26 +1098,6 @@ class Pool(cf.Executor):
                 self._stop_watching(raise_warnings)
             return
         await asyncio.to_thread(self._shutdown, True, cancel_futures, raise_warnings)
-
-    def dict(self) -> Any:
-        """A dict the tasks share (process pools: a manager proxy, usable until shutdown).
-
-        Raises:
-            NotImplementedError: on Dask, which has none (return results from the tasks).
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().dict()
-
-    def list(self) -> Any:
-        """A list the tasks share (process pools: a manager proxy, usable until shutdown).
-
-        Raises:
-            NotImplementedError: on Dask, which has none (return results from the tasks).
-
-        .. versionadded:: 0.2
-        """
-        return self._factory().list()
 
 
 async def _aitems(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:

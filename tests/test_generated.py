@@ -57,7 +57,7 @@ def test_an_option_is_one_entry_in_the_declaration(monkeypatch: pytest.MonkeyPat
     assert "    max_widgets: int | None\n" in typed  # ApiKwargs: the functions and stages
     assert "max_widgets: at most this many widgets per worker." in typed
     assert "        max_widgets: int | None = None,\n" in pool["Pool options"]
-    assert '"max_widgets": max_widgets,' in pool["Pool options given"]
+    assert '"max_widgets": max_widgets,' in pool["Pool option values"]
 
 
 def test_the_typed_options_follow_the_declaration() -> None:

@@ -108,10 +108,10 @@ def pool_params() -> str:
     )
 
 
-def pool_given() -> str:
+def pool_option_values() -> str:
     """The dict of those parameters, as ``Pool.__init__`` hands them to the checks."""
     items = "".join(f'            "{o.name}": {o.name},\n' for o in _pool_options())
-    return f"        given: dict[str, Any] = {{\n{items}        }}\n"
+    return f"        option_values: dict[str, Any] = {{\n{items}        }}\n"
 
 
 # -- overloads ------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def blocks() -> dict[Path, dict[str, str]]:
         HERE / "_options.py": {"typed options": typed_dicts()},
         HERE / "_pool.py": {
             "Pool options": pool_params(),
-            "Pool options given": pool_given(),
+            "Pool option values": pool_option_values(),
             **{f"overloads of Pool.{f.name}": overloads(f) for f in POOL_FAMILIES},
         },
         HERE / "_api.py": {f"overloads of {f.name}": overloads(f) for f in API_FAMILIES},

@@ -263,8 +263,8 @@ class Pool(PoolSync, cf.Executor):
         # END GENERATED Pool options
         **options: Any,
     ) -> None:
-        # BEGIN GENERATED Pool options given (python -m anypool._core._gen)
-        given: dict[str, Any] = {
+        # BEGIN GENERATED Pool option values (python -m anypool._core._gen)
+        option_values: dict[str, Any] = {
             "chunksize": chunksize,
             "progress": progress,
             "errors": errors,
@@ -283,12 +283,12 @@ class Pool(PoolSync, cf.Executor):
             "debug": debug,
             "trace": trace,
         }
-        # END GENERATED Pool options given
+        # END GENERATED Pool option values
         #: this pool's own trace (``trace=``): written to its path when the pool shuts down
         self._trace = _tracing.as_trace(trace)
         self._trace_owned = self._trace is not None and not isinstance(trace, _tracing.Trace)
         n = check_workers(workers, max_workers)
-        setup = pool_options(given)
+        setup = pool_options(option_values)
         cls: type[Backend]
         if isinstance(backend, cf.Executor):
             cls, n, options = _executor_backend(backend, n, options)
@@ -304,7 +304,7 @@ class Pool(PoolSync, cf.Executor):
                 if setup[name] is not None
             },
         )
-        self._defaults = map_options(given)
+        self._defaults = map_options(option_values)
         spec = WorkerSpec(
             workers=n if n is not None else cls.default_workers(),
             initializer=setup["initializer"],

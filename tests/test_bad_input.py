@@ -127,3 +127,37 @@ def test_every_entry_point_checks_an_option_the_same_way() -> None:
         anypool.map(square, [1], backend="thread", retry_on=ValueError())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="initializer must be callable"):
         anypool.Pool("thread", initializer=3)  # type: ignore[arg-type]
+
+
+_CHECKED = [o for o in _options.OPTIONS if o.backend is None]
+
+
+def _give(where: str, name: str, value: object) -> None:
+    if where == _options.POOL:
+        anypool.Pool("serial", **{name: value}).shutdown()
+    elif where == _options.API:
+        anypool.map(square, [1], backend="serial", **{name: value})
+    elif where == _options.METHOD:
+        with anypool.Pool("serial") as pool:
+            list(pool.imap(square, [1], **{name: value}))
+    else:
+        anypool.Pipeline([1]).map(square, backend="serial", **{name: value}).run()
+
+
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [(w, o.name) for o in _CHECKED for w in sorted(o.where)],
+)
+def test_every_declared_option_refuses_a_bad_value_by_name(where: str, name: str) -> None:
+    # every entry point that takes an option checks it, and the error names the option
+    with pytest.raises((TypeError, ValueError), match=rf"^{name}\b"):
+        _give(where, name, object())
+
+
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [(w, o.name) for o in _CHECKED for w in sorted(o.where)],
+)
+def test_every_declared_option_takes_its_default(where: str, name: str) -> None:
+    default = _options.BY_NAME[name].default
+    _give(where, name, default)  # no error: the declared default passes the declared check

@@ -496,6 +496,9 @@ class Pipeline(Generic[T]):
             _check_own_pool(kind, pool, backend, workers, options)
         else:
             _check_stage_options(kind, backend, options)
+        if "progress" in options:
+            # the stage reads progress= itself (its bar), so it is checked here, not by a Pool
+            check_option("progress", options["progress"])
         return self._with(_Stage(kind, fn, backend, workers, ordered, options, pool=pool))
 
     @overload

@@ -78,3 +78,10 @@ def test_every_declared_option_has_a_check_or_a_backend() -> None:
         if o.backend is None and o.name != "trace":  # trace: Pool makes the Trace
             assert o.check is not None, o.name
             assert o.check(o.default) == o.default, o.name  # the default passes its check
+
+
+def test_pool_documents_every_option_it_takes() -> None:
+    doc = anypool.Pool.__doc__ or ""
+    for o in OPTIONS:
+        if POOL in o.where:
+            assert f"        {o.name}: " in doc, f"Pool's docstring (Args:) does not say {o.name}="

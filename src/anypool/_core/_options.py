@@ -424,7 +424,7 @@ def map_options(values: dict[str, Any]) -> MapOptions:
     from ._engine import MapOptions
     from ._tasks import Retry
 
-    v = {k: check_option(k, values[k]) for k in sorted(MAP_KEYS)}
+    v = {k: check_option(k, values[k]) for k in names(METHOD)}
     if v["rate"] is not None and v["chunksize"] not in (None, 1):
         raise ValueError(
             f"rate= paces the start of every input, so inputs go one per task; it cannot be "

@@ -385,7 +385,7 @@ def test_each_backend_gives_its_own_kind() -> None:
     with anypool.Pool("asyncio", workers=1) as pool:
         assert isinstance(pool.Lock(), asyncio.Lock)
         assert isinstance(pool.Queue(), asyncio.Queue)
-    from anypool._core import _sync_process as sp
+    from anypool._backends import _process_sync as sp
 
     with anypool.Pool("process", workers=1) as pool:
         assert isinstance(pool.Lock(), sp.ProcessLock)
@@ -445,7 +445,7 @@ def test_auto_gives_process_safe_kinds_before_choosing_and_they_work_on_threads(
     with anypool.Pool("auto") as pool:
         lock = pool.Lock()
         value = pool.Value("i", 0)
-        from anypool._core._sync_process import ProcessLock
+        from anypool._backends._process_sync import ProcessLock
 
         assert isinstance(lock, ProcessLock)
         obj = [1, 2, 3]

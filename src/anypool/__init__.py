@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._backends._process_sync import Shared as Shared
     from ._backends._warm import shutdown_warm_workers as shutdown_warm_workers
     from ._core._abc import PoolStats as PoolStats
     from ._core._api import amap as amap
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from ._core._registry import register_backend as register_backend
     from ._core._result import Result as Result
     from ._core._sync import Counter as Counter
-    from ._core._sync_process import Shared as Shared
     from ._core._tasks import Retry as Retry
     from ._core._tasks import WorkerContext as WorkerContext
     from ._core._tasks import current_worker as current_worker
@@ -124,7 +124,7 @@ _LAZY: dict[str, str] = {
     "PoolStats": "anypool._core._abc",
     "RateLimiter": "anypool._core._rate",
     "Counter": "anypool._core._sync",
-    "Shared": "anypool._core._sync_process",
+    "Shared": "anypool._backends._process_sync",
     "MapKwargs": "anypool._core._options",
     "ApiKwargs": "anypool._core._options",
     "get_all_backends": "anypool._core._registry",

@@ -15,7 +15,7 @@ Where the loop comes from depends on where the :class:`~anypool.Pool` is created
 
 Tasks are run by ``workers`` long-lived worker coroutines (started on demand) that pull from
 one queue, so at most ``workers`` tasks are in flight. The map engine submits inputs in
-batches of up to :attr:`AsyncioBackend.fixed_batch`; a batch crosses threads with at most one
+batches of up to :attr:`AsyncioBackend.BATCH`; a batch crosses threads with at most one
 ``call_soon_threadsafe`` (one for a whole burst of batches) and every item of a batch runs
 concurrently on the loop.
 
@@ -220,10 +220,17 @@ class AsyncioBackend(Backend):
 
     name = "asyncio"
     sync_kind = "asyncio"
+    native_ashutdown = True
     option_names = ("uvloop",)
     runs_coroutines = True
     #: the map engine submits up to this many inputs as one chunk; they run concurrently
-    fixed_batch: ClassVar[int] = 16
+    #: items per chunk: a batch crosses threads with at most one wake-up
+    BATCH: ClassVar[int] = 16
+
+    @property
+    def fixed_batch(self) -> int:
+        """:data:`BATCH` items per chunk: the Pool does not size asyncio chunks by time."""
+        return self.BATCH
 
     _OPTIONS: ClassVar[frozenset[str]] = frozenset({"uvloop"})
 

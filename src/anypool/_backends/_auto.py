@@ -28,7 +28,7 @@ import time
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._core._abc import Backend, PoolStats, WorkerSpec
 from .._core._exceptions import ClosedPoolError
@@ -44,6 +44,9 @@ from .._core._tasks import (
 )
 from ._serial import SerialBackend
 from ._threads import ThreadBackend
+
+if TYPE_CHECKING:
+    from .._core._sync import SyncFactory
 
 log = logging.getLogger("anypool")
 T = TypeVar("T")
@@ -532,6 +535,8 @@ class AutoBackend(Backend):
 
     name = "auto"
     sync_kind = "auto"
+    runs_on_threads = False  # until it has chosen: the Pool asks ``chosen``
+    native_ashutdown = True  # it delegates to the chosen backend's when that has one
     #: given either, auto runs on processes at once (only they can honour them)
     memory_options = frozenset({"max_memory_per_worker", "task_memory_limit"})
 
@@ -598,7 +603,19 @@ class AutoBackend(Backend):
     @property
     def fixed_batch(self) -> int | None:
         """The chosen backend's batch size (asyncio), else None."""
-        return getattr(self._inner, "fixed_batch", None)
+        return self._inner.fixed_batch if self._inner is not None else None
+
+    def sync_factory(self, kind: str) -> SyncFactory:
+        """The chosen backend's; before the choice, process kinds (they also work on the
+        threads auto measures with, and on the serial and thread pools it may choose)."""
+        inner = self._inner
+        if inner is not None and (kind != "process" or inner.sync_kind == "process"):
+            return inner.sync_factory(kind)
+        if kind == "process":
+            from ._process_sync import ProcessSync
+
+            return ProcessSync(self)
+        return super().sync_factory(kind)
 
     def start(self) -> None:
         """Nothing starts until the work is known."""
@@ -1089,11 +1106,10 @@ class AutoBackend(Backend):
     async def ashutdown(self, cancel_pending: bool = False) -> None:
         """Async shutdown, delegated to the chosen backend when it has one."""
         inner = self._inner
-        ashut = getattr(inner, "ashutdown", None)
-        if ashut is not None:
-            with self._lock:
+        if inner is not None and type(inner).ashutdown is not Backend.ashutdown:
+            with self._lock:  # the chosen backend waits without a thread (asyncio)
                 self._closed = True
-            await ashut(cancel_pending=cancel_pending)
+            await inner.ashutdown(cancel_pending=cancel_pending)
             return
         import asyncio
 

@@ -323,7 +323,6 @@ class DaskBackend(Backend):
     requires_pickle = True
     shares_memory = False
     sync_kind = "dask"  # Dask's distributed Lock, Semaphore, Event, Queue, Variable
-    supports_cancel_running = False
     # a Dask task costs about 5 ms of round trips on a loaded 2-core machine (client.submit +
     # gather, measured in benchmarks/run.py --only x): 0.2 s chunks keep that near 2 %, and
     # few enough futures exist at a time

@@ -46,7 +46,7 @@ import distributed
 
 from .._core._exceptions import ClosedPoolError, PicklingError
 from .._core._sync import Counter, SyncFactory, _check_int, _check_typecode
-from .._core._sync_process import Shared
+from ._process_sync import Shared
 
 if TYPE_CHECKING:
     from .._core._abc import Backend

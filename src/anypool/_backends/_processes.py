@@ -32,7 +32,7 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -67,6 +67,9 @@ from .._core._tasks import (
 )
 from .._core._tracing import recorder_of
 from . import _preload, _process_worker, _warm
+
+if TYPE_CHECKING:
+    from .._core._sync import SyncFactory
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -269,7 +272,6 @@ class ProcessBackend(Backend):
     memory_options = frozenset({"max_memory_per_worker", "task_memory_limit"})
     requires_pickle = True
     shares_memory = False
-    supports_cancel_running = True
     target_chunk_seconds = 0.02
 
     def __init__(self, spec: WorkerSpec) -> None:
@@ -361,6 +363,14 @@ class ProcessBackend(Backend):
             memory_kills=self._memory_kills,
             peak_worker_memory=self._peak_memory,
         )
+
+    def sync_factory(self, kind: str) -> SyncFactory:
+        """Process kinds (named semaphores, shared memory), made with this pool's context."""
+        if kind != "process":
+            return super().sync_factory(kind)
+        from ._process_sync import ProcessSync
+
+        return ProcessSync(self, self._ctx)
 
     def start(self) -> None:
         """Workers start with the first task."""

@@ -93,6 +93,7 @@ class ThreadBackend(Backend):
     """Worker threads fed from one queue."""
 
     name = "thread"
+    runs_on_threads = True
     target_chunk_seconds = 0.005
 
     def __init__(self, spec: WorkerSpec) -> None:

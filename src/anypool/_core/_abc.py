@@ -6,10 +6,13 @@ import concurrent.futures as cf
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._lifecycle import FINALIZER_TIMEOUT, InnerThreads
 from ._tasks import ChunkResult, Retry, run_chunk
+
+if TYPE_CHECKING:
+    from ._sync import SyncFactory
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,6 @@ class Backend(ABC):
     shares_memory: ClassVar[bool] = True
     #: runs coroutine functions natively (others get a clear error)
     runs_coroutines: ClassVar[bool] = False
-    #: a running task can be stopped (its worker is ended)
-    supports_cancel_running: ClassVar[bool] = False
     #: the memory options it honours (``"max_memory_per_worker"``, ``"task_memory_limit"``);
     #: the pool refuses the others with a clear error. *Added in 0.3.*
     memory_options: ClassVar[frozenset[str]] = frozenset()
@@ -103,6 +104,16 @@ class Backend(ABC):
     #: A new backend with its own primitives registers a factory there with
     #: ``register_sync_kind(name, factory_class)`` and names it here.
     sync_kind: ClassVar[str] = "thread"
+    #: tasks run on threads of this process (the pool's CPU-bound-in-threads check applies)
+    runs_on_threads: ClassVar[bool] = False
+    #: :meth:`ashutdown` waits on the event loop itself: ``async with`` and ``await
+    #: pool.ashutdown()`` use it (otherwise they run the Pool's sync shutdown in a thread)
+    native_ashutdown: ClassVar[bool] = False
+    #: called with the backend that runs the work once it has started, by a backend that
+    #: starts it later (auto's choice, the asyncio backend's own loop); the Pool sets it to
+    #: watch that backend's event loop with ``debug=True``. A backend that never changes
+    #: leaves it alone.
+    on_choose: Callable[[Backend], None] | None = None
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -186,6 +197,68 @@ class Backend(ABC):
         import asyncio
 
         return await asyncio.to_thread(self.broadcast, fn, args)
+
+    # -- optional hooks: what the Pool asks of every backend, with what fits most ----------
+    def sync_factory(self, kind: str) -> SyncFactory:
+        """What makes this pool's primitives of ``kind`` (``pool.Lock()``, ``Queue()``,
+        ``share()``...): ``kind`` is :attr:`sync_kind`, or, for auto before its choice,
+        ``"process"``. Default: the factory registered under that name with
+        ``anypool._core._sync.register_sync_kind`` (``"thread"``, ``"asyncio"`` built in).
+        The process backend returns its own (beside it, in ``anypool._backends``).
+
+        .. versionadded:: 0.2
+        """
+        from ._sync import SYNC_KINDS
+
+        make = SYNC_KINDS.get(kind)
+        if make is None:
+            raise LookupError(
+                f"backend {self.name!r} has no primitives of kind {kind!r}; known kinds: "
+                f"{', '.join(sorted(SYNC_KINDS))} (a backend with its own registers them with "
+                "register_sync_kind or overrides sync_factory)"
+            )
+        return make(self)
+
+    def configure(self, workers_given: bool) -> None:  # noqa: B027 - optional hook
+        """Told once, before :meth:`start`, whether the caller chose ``workers=`` (auto and
+        dask size themselves otherwise). Default: nothing to do."""
+
+    def set_total(self, total: int | None) -> None:  # noqa: B027 - optional hook
+        """Told how many inputs the map about to start has (None: unknown). Default: ignored."""
+
+    @property
+    def chosen(self) -> Backend | None:
+        """The backend that runs the work: this one. A backend that chooses another (auto)
+        returns its choice, or None until it has chosen."""
+        return self
+
+    @property
+    def event_loop(self) -> Any:
+        """The event loop tasks run on, for a backend that has one (asyncio); else None."""
+        return None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """Items per chunk when the backend sets it (asyncio: a batch per thread hop); None:
+        the Pool sizes chunks by their measured time."""
+        return None
+
+    @property
+    def max_chunks_in_flight(self) -> int | None:
+        """The most chunks the Pool may have submitted at once (None: the Pool's own window,
+        from the worker count)."""
+        return None
+
+    def explain(self) -> str | None:
+        """Why this backend runs the work, when it chose (auto) or has something to say;
+        None: the Pool says the caller chose it."""
+        return None
+
+    async def ashutdown(self, cancel_pending: bool = False) -> None:
+        """:meth:`shutdown` with ``wait=True`` for async code (default: in a thread)."""
+        import asyncio
+
+        await asyncio.to_thread(self.shutdown, True, cancel_pending)
 
     def check_callable(self, fn: Callable[..., Any]) -> None:  # noqa: B027 - optional hook
         """Raise a clear error if ``fn`` cannot run on this backend (default: accept)."""

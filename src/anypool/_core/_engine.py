@@ -78,7 +78,7 @@ class Chunker:
     def next_size(self) -> int:
         if self.fixed is not None:
             return self.fixed
-        batch: int | None = getattr(self.backend, "fixed_batch", None)
+        batch = self.backend.fixed_batch
         if batch is not None:
             # the items of a batch run at once, each on its own worker: no need to split the
             # input across workers with a cap, and fewer, fuller batches cost less per item
@@ -182,11 +182,11 @@ class MapRun:
     @property
     def max_chunks(self) -> int:
         """Chunks in flight: two per worker keeps every worker busy while results are read."""
-        limit: int | None = getattr(self.backend, "max_chunks_in_flight", None)
+        limit = self.backend.max_chunks_in_flight
         if limit is not None:
             return limit
         workers = max(1, self.backend.effective_workers())
-        batch: int | None = getattr(self.backend, "fixed_batch", None)
+        batch = self.backend.fixed_batch
         if batch:
             # the items of a batch run at once: keep about 2 * workers items in flight, counted
             # with the batch size actually used (chunksize= or task_timeout can make it smaller

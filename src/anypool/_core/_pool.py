@@ -318,9 +318,7 @@ class Pool(PoolSync, cf.Executor):
             task_memory_limit=setup["task_memory_limit"],
         )
         self._backend: Backend = cls(spec)
-        configure = getattr(self._backend, "configure", None)
-        if configure is not None:
-            configure(workers_given=n is not None)
+        self._backend.configure(workers_given=n is not None)
         self._states: set[_MapState] = set()
         self._sync: dict[str, SyncFactory] = {}  # kind -> factory, made on first use
         self._submit_recorder: _tracing.RunRecorder | None = None
@@ -330,8 +328,7 @@ class Pool(PoolSync, cf.Executor):
         self._debug: bool = setup["debug"]
         self._cpu_check: ThreadCPUCheck | None = None
         self._loop_watchers: list[LoopWatcher] = []
-        if hasattr(self._backend, "on_choose"):
-            self._backend.on_choose = self._watch_backend  # auto: watch what it chooses
+        self._backend.on_choose = self._watch_backend  # auto, asyncio: watch what they start
         #: inner_threads=N on a backend that runs tasks in this process: capped while open
         self._native_limit: Any = None
         self._backend.start()
@@ -351,7 +348,7 @@ class Pool(PoolSync, cf.Executor):
         ``watch()`` itself watches every ``asyncio.BaseEventLoop`` that starts; other loops
         (uvloop, the backend's default when installed) are watched here while it is active.
         """
-        loop = getattr(backend, "event_loop", None)
+        loop = backend.event_loop
         if loop is None:
             return
         runtime = _runtime_checks(load=self._debug)
@@ -368,7 +365,8 @@ class Pool(PoolSync, cf.Executor):
 
     def _cpu_run(self, fn: Callable[..., Any]) -> ThreadCPURun | None:
         """The CPU-bound-in-threads check for one map, when ``debug`` or ``watch()`` is on."""
-        if self._backend.name not in ("thread", "auto"):
+        backend = self._backend.chosen  # auto before its choice: None (it may choose threads)
+        if backend is not None and not backend.runs_on_threads:
             return None
         runtime = _runtime_checks(load=self._debug)
         if runtime is None or not (self._debug or runtime.watching()):
@@ -381,10 +379,8 @@ class Pool(PoolSync, cf.Executor):
 
     def _on_threads(self) -> bool:
         """True when this pool's work runs on 2 or more threads (auto: once it chose them)."""
-        backend: Backend | None = self._backend
-        if backend is not None and backend.name == "auto":
-            backend = getattr(backend, "chosen", None)
-        return backend is not None and backend.name == "thread" and backend.effective_workers() >= 2
+        backend = self._backend.chosen
+        return backend is not None and backend.runs_on_threads and backend.effective_workers() >= 2
 
     def _stop_watching(self, raise_errors: bool) -> None:
         with self._shutdown_lock:
@@ -430,16 +426,15 @@ class Pool(PoolSync, cf.Executor):
         ``auto`` before its choice: the size a ``submit()`` would get (its calls go to
         threads), not the single measuring thread.
         """
-        backend = self._backend
-        if backend.name == "auto" and getattr(backend, "chosen", None) is None:
+        if self._backend.chosen is None:  # auto before its choice
             return self._workers_given or get_backend("thread").default_workers()
         return self.workers
 
     def explain(self) -> str:
         """Say which backend runs the work and why (``backend="auto"`` explains its choice)."""
-        explain = getattr(self._backend, "explain", None)
-        if explain is not None:
-            return str(explain())
+        said = self._backend.explain()
+        if said is not None:
+            return said
         return (
             f"backend={self.backend!r} with {self.workers} worker(s), as you chose "
             "(pass backend='auto' to let anypool measure the work and choose)"
@@ -459,7 +454,7 @@ class Pool(PoolSync, cf.Executor):
                 raise ClosedPoolError("cannot make a primitive on a pool that was shut down")
             factory = self._sync.get(kind)
             if factory is None:
-                factory = self._sync[kind] = _sync.SYNC_KINDS[kind](self._backend)
+                factory = self._sync[kind] = self._backend.sync_factory(kind)
         return factory
 
     def _close_sync(self, wait: bool = True) -> None:
@@ -772,9 +767,7 @@ class Pool(PoolSync, cf.Executor):
         if timeout is not None:
             opts = MapOptions(**{**opts.__dict__, "timeout": check_timeout("timeout", timeout)})
         args, total = _args(iterables)
-        set_total = getattr(self._backend, "set_total", None)
-        if set_total is not None:
-            set_total(total)
+        self._backend.set_total(total)
         traces = _tracing.traces_for(self._trace)
         return MapRun(
             self._backend,
@@ -1085,14 +1078,13 @@ class Pool(PoolSync, cf.Executor):
         await self._ashutdown(cancel_futures=cancel_futures, raise_warnings=True)
 
     async def _ashutdown(self, *, cancel_futures: bool, raise_warnings: bool) -> None:
-        ashut = getattr(self._backend, "ashutdown", None)
-        if ashut is not None:
+        if self._backend.native_ashutdown:
             with self._shutdown_lock:
                 self._closed = True
             for st in list(self._states):
                 st.close()
             try:
-                await ashut(cancel_pending=cancel_futures)
+                await self._backend.ashutdown(cancel_pending=cancel_futures)
             finally:
                 self._close_sync()
                 self._stop_watching(raise_warnings)

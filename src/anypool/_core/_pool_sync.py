@@ -159,7 +159,7 @@ class PoolSync:
         .. versionadded:: 0.2
         """
         backend: Any = self._backend
-        if backend.sync_kind == "auto" and getattr(backend, "chosen", None) is None:
+        if backend.chosen is None:
             # auto may still choose threads (the object itself) or processes (shared memory)
             handle: T = backend.share(obj, lambda o: self._factory("process").share(o))
             return handle

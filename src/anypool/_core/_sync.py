@@ -1,8 +1,9 @@
 """The pool's synchronisation primitives, shared state and ``share()``: one factory per kind.
 
-A backend names its kind in ``Backend.sync_kind`` and :data:`SYNC_KINDS` maps that name to a
-factory (a :class:`SyncFactory` subclass); the :class:`~anypool.Pool` makes one factory lazily
-(on its first primitive) and closes it at shutdown. Kinds:
+A backend names its kind in ``Backend.sync_kind``; the :class:`~anypool.Pool` asks the backend
+for that kind's factory (``Backend.sync_factory(kind)``, by default the :class:`SyncFactory`
+subclass registered under the name in :data:`SYNC_KINDS`), lazily on its first primitive, and
+closes it at shutdown. Kinds:
 
 * ``"thread"`` (serial and thread pools): the ``threading`` and ``queue`` types themselves;
 * ``"asyncio"``: the ``asyncio`` types (they bind to the loop that first waits on them);
@@ -18,8 +19,9 @@ factory (a :class:`SyncFactory` subclass); the :class:`~anypool.Pool` makes one 
   parent's own handles keep working afterwards (read a ``Value`` or ``Counter`` after the
   ``with`` block), manager objects do not (copy a ``dict`` out before the pool closes).
 
-The process kinds live in ``_sync_process`` (imported on first use, and by workers that
-receive one). The Dask backend adds its kind, Dask's distributed primitives
+The process kinds live beside the process backend, in ``anypool._backends._process_sync``:
+the process backend (and auto, before its choice) return them from ``sync_factory``, so this
+module knows nothing of processes. The Dask backend adds its kind, Dask's distributed primitives
 (``anypool._backends._dask_sync``), with ``register_sync_kind("dask", ...)`` and sets
 ``sync_kind = "dask"``; the Pool needs no change.
 """
@@ -251,18 +253,11 @@ class AsyncioSync(SyncFactory):
         return LocalValue(typecode, initial, asyncio.Lock())
 
 
-def _process_sync(backend: Backend) -> SyncFactory:
-    from ._sync_process import ProcessSync
-
-    return ProcessSync(backend)
-
-
 #: sync kind name -> factory (a ``SyncFactory`` subclass, or any callable taking the backend);
 #: ``Backend.sync_kind`` picks one
 SYNC_KINDS: dict[str, Callable[[Backend], SyncFactory]] = {
     "thread": SyncFactory,
     "asyncio": AsyncioSync,
-    "process": _process_sync,
 }
 
 
@@ -278,13 +273,8 @@ def kind_for(backend: Backend) -> str:
     """The kind a backend's primitives are: ``auto`` follows its choice, else processes."""
     kind = backend.sync_kind
     if kind == "auto":
-        chosen: Backend | None = getattr(backend, "chosen", None)
+        chosen = backend.chosen
         # before auto has chosen: process kinds, which also work on the threads it measures
         # with and on serial and thread pools; a later choice of threads stays correct
         kind = chosen.sync_kind if chosen is not None else "process"
-    if kind not in SYNC_KINDS:
-        raise LookupError(
-            f"backend {backend.name!r} names sync_kind={kind!r}, which is not registered; "
-            f"known kinds: {', '.join(sorted(SYNC_KINDS))}"
-        )
     return kind

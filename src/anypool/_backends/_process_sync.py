@@ -27,11 +27,11 @@ from multiprocessing import shared_memory
 from multiprocessing import synchronize as _mps
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._exceptions import ClosedPoolError
-from ._sync import Counter, SyncFactory, _check_int, _check_typecode
+from .._core._exceptions import ClosedPoolError
+from .._core._sync import Counter, SyncFactory, _check_int, _check_typecode
 
 if TYPE_CHECKING:
-    from ._abc import Backend
+    from .._core._abc import Backend
 
 T = TypeVar("T")
 mps: Any = _mps  # its constants (SEMAPHORE...) are not in the stubs
@@ -862,11 +862,12 @@ class ProcessSync(SyncFactory):
 
     kind = "process"
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, ctx: Any = None) -> None:
         super().__init__(backend)
-        self._ctx: Any = getattr(backend, "_ctx", None)
+        #: the process pool's multiprocessing context (None: the default start method's)
+        self._ctx: Any = ctx
         if self._ctx is None:
-            from .._backends._processes import default_start_method
+            from ._processes import default_start_method
 
             self._ctx = mp.get_context(default_start_method())
         self._lock = threading.Lock()

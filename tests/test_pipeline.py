@@ -126,6 +126,28 @@ def test_flat_map_accepts_generator_functions_on_processes() -> None:
     assert pipe.run() == [0, 0, 1, 0, 1, 2]
 
 
+def test_stages_run_on_executors_the_caller_owns() -> None:
+    """backend= an Executor in a stage: anypool's policy over it, and it is left running."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with (
+        cf.ThreadPoolExecutor(2) as threads,
+        cf.ProcessPoolExecutor(2, mp_context=mp.get_context("forkserver")) as procs,
+    ):
+        out = (
+            Pipeline(range(20))
+            .map(square, backend=procs)
+            .filter(is_even, backend=threads, ordered=False)
+            .run()
+        )
+        assert sorted(out) == [x * x for x in range(0, 20, 2)]
+        assert threads.submit(add_one, 1).result(SHORT_TIMEOUT) == 2  # still running
+        assert procs.submit(add_one, 2).result(SHORT_TIMEOUT) == 3
+        with pytest.raises(TypeError, match="chunksze"):
+            Pipeline(range(3)).map(square, backend=threads, chunksze=2)
+
+
 def test_flat_map_accepts_async_generator_functions() -> None:
     assert Pipeline([2, 3]).flat_map(aflat, backend="asyncio").run() == [0, 1, 0, 1, 2]
 

@@ -20,6 +20,7 @@ window are the pool's; this module only connects stages:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import contextlib
 import inspect
 import itertools
@@ -58,6 +59,7 @@ from ._result import Result
 from ._tasks import is_async_callable
 
 if TYPE_CHECKING:
+    from ._abc import Backend
     from ._pool import Pool
     from ._tracing import Trace
 
@@ -285,7 +287,7 @@ class _Feed(Iterator[Any]):
 class _Stage:
     kind: _Kind
     fn: Callable[..., Any] | None = None
-    backend: str = "auto"
+    backend: str | cf.Executor = "auto"
     workers: int | None = None
     ordered: bool = True
     options: dict[str, Any] = field(default_factory=dict)
@@ -325,13 +327,19 @@ def _check_stage_fn(kind: str, fn: object) -> None:
         )
 
 
-def _check_stage_options(kind: str, backend: str, options: dict[str, Any]) -> None:
+def _check_stage_options(kind: str, backend: str | cf.Executor, options: dict[str, Any]) -> None:
     if "errors" in options:
         raise TypeError(
             f"errors= is set once for the whole pipeline, not per stage: "
             f"Pipeline(source, errors={options['errors']!r})"
         )
-    cls = get_backend(backend)  # an unknown backend name raises here, at build time
+    cls: type[Backend]
+    if isinstance(backend, cf.Executor):  # the executor the caller owns (left running)
+        from .._backends._executor import backend_for
+
+        cls = backend_for(backend)
+    else:
+        cls = get_backend(backend)  # an unknown backend name raises here, at build time
     unknown = set(options) - STAGE_KEYS - set(cls.option_names)
     if unknown:
         raise unknown_option_error(
@@ -344,7 +352,11 @@ def _check_stage_options(kind: str, backend: str, options: dict[str, Any]) -> No
 
 
 def _check_own_pool(
-    kind: str, pool: object, backend: str, workers: int | None, options: dict[str, Any]
+    kind: str,
+    pool: object,
+    backend: str | cf.Executor,
+    workers: int | None,
+    options: dict[str, Any],
 ) -> None:
     from ._pool import Pool
 
@@ -483,7 +495,7 @@ class Pipeline(Generic[T]):
         self,
         kind: _Kind,
         fn: Callable[..., Any],
-        backend: str,
+        backend: str | cf.Executor,
         workers: int | None,
         pool: Pool | None,
         ordered: bool,
@@ -506,7 +518,7 @@ class Pipeline(Generic[T]):
         self,
         fn: Callable[[T], Coroutine[Any, Any, U]],
         *,
-        backend: str = ...,
+        backend: str | cf.Executor = ...,
         workers: int | None = ...,
         pool: Pool | None = ...,
         ordered: bool = ...,
@@ -518,7 +530,7 @@ class Pipeline(Generic[T]):
         self,
         fn: Callable[[T], U],
         *,
-        backend: str = ...,
+        backend: str | cf.Executor = ...,
         workers: int | None = ...,
         pool: Pool | None = ...,
         ordered: bool = ...,
@@ -529,7 +541,7 @@ class Pipeline(Generic[T]):
         self,
         fn: Callable[[T], Any],
         *,
-        backend: str = "auto",
+        backend: str | cf.Executor = "auto",
         workers: int | None = None,
         pool: Pool | None = None,
         ordered: bool = True,
@@ -541,7 +553,9 @@ class Pipeline(Generic[T]):
             fn: a function of one item (``async def`` functions suit ``backend="asyncio"``;
                 ``auto`` sends them there).
             backend: this stage's backend: ``"auto"`` (default: measured on this stage's
-                first items), ``"serial"``, ``"thread"``, ``"process"``, ``"asyncio"``.
+                first items), ``"serial"``, ``"thread"``, ``"process"``, ``"asyncio"``,
+                ``"dask"``, or any ``concurrent.futures.Executor`` (anypool's policy over an
+                executor you own: the pipeline leaves it running).
             workers: this stage's workers (default: the backend's).
             pool: run this stage on your own :class:`~anypool.Pool` (instead of
                 ``backend=``/``workers=``/pool options): a warm pool is reused across
@@ -562,7 +576,7 @@ class Pipeline(Generic[T]):
         self,
         pred: Callable[[T], Any],
         *,
-        backend: str = "auto",
+        backend: str | cf.Executor = "auto",
         workers: int | None = None,
         pool: Pool | None = None,
         ordered: bool = True,
@@ -582,7 +596,7 @@ class Pipeline(Generic[T]):
         self,
         fn: Callable[[T], Iterable[U]],
         *,
-        backend: str = ...,
+        backend: str | cf.Executor = ...,
         workers: int | None = ...,
         pool: Pool | None = ...,
         ordered: bool = ...,
@@ -594,7 +608,7 @@ class Pipeline(Generic[T]):
         self,
         fn: Callable[[T], AsyncIterable[U]],
         *,
-        backend: str = ...,
+        backend: str | cf.Executor = ...,
         workers: int | None = ...,
         pool: Pool | None = ...,
         ordered: bool = ...,
@@ -606,7 +620,7 @@ class Pipeline(Generic[T]):
         self,
         fn: Callable[[T], Coroutine[Any, Any, Iterable[U]]],
         *,
-        backend: str = ...,
+        backend: str | cf.Executor = ...,
         workers: int | None = ...,
         pool: Pool | None = ...,
         ordered: bool = ...,
@@ -617,7 +631,7 @@ class Pipeline(Generic[T]):
         self,
         fn: Callable[[T], Any],
         *,
-        backend: str = "auto",
+        backend: str | cf.Executor = "auto",
         workers: int | None = None,
         pool: Pool | None = None,
         ordered: bool = True,

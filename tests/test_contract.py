@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures as cf
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +105,15 @@ class MinimalBackend(Backend):
 
 
 @pytest.fixture(scope="module")
-def minimal() -> str:
+def minimal() -> Iterator[str]:
+    from anypool._core import _registry
+
     anypool.register_backend(MinimalBackend.name, lambda: MinimalBackend)
-    return MinimalBackend.name
+    try:
+        yield MinimalBackend.name
+    finally:  # later tests list every registered backend (the pytest plugin's)
+        with _registry._lock:
+            _registry._registered.pop(MinimalBackend.name, None)
 
 
 def test_the_required_methods_are_a_whole_backend(minimal: str) -> None:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._abc import Backend
-from ._exceptions import TaskTimeoutError
+from ._exceptions import PicklingError, TaskTimeoutError
+from ._pickling import number_inputs
 from ._rate import RateLimiter
 from ._result import Result
 from ._tasks import ChunkResult, FlatItems, Retry, item_args
@@ -234,7 +235,7 @@ class MapRun:
                     self.held = (items, size)
                     self.gate_wait = wait
                     return
-            entry = _Entry(self._submit(items), items, self.next_index)
+            entry = _Entry(self._submit(items, self.next_index), items, self.next_index)
             if self.cpu_probe is not None:  # asked after submitting: auto may just have chosen
                 entry.counted = self.cpu_probe.submitted()
             self.next_index += len(items)
@@ -244,10 +245,14 @@ class MapRun:
             if len(items) < size:
                 self.exhausted = True
 
-    def _submit(self, items: list[tuple[Any, ...]]) -> cf.Future[ChunkResult]:
-        return self.backend.submit_chunk(
-            self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
-        )
+    def _submit(self, items: list[tuple[Any, ...]], base: int) -> cf.Future[ChunkResult]:
+        try:
+            return self.backend.submit_chunk(
+                self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
+            )
+        except PicklingError as exc:  # an argument that cannot be sent: name its input
+            number_inputs(exc, base)
+            raise
 
     def _watch(self, entry: _Entry) -> None:
         fut, items = entry.fut, entry.items
@@ -270,7 +275,7 @@ class MapRun:
         entry.timeouts += 1
         if self.bar is not None:  # the failed attempt was counted as done: it is not
             self.bar.update(-len(entry.items))
-        entry.fut = self._submit(entry.items)
+        entry.fut = self._submit(entry.items, entry.base)
         self.inflight.appendleft(entry)  # an ordered map waits for it first, as before
         self.inflight_items += len(entry.items)
         self._watch(entry)

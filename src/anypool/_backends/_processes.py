@@ -53,6 +53,7 @@ from .._core._lifecycle import (
     raise_broadcast_errors,
 )
 from .._core._memory import WATCH_INTERVAL, format_size, private_rss
+from .._core._observe import observer_of
 from .._core._tasks import (
     NOT_STARTED,
     TRACK_ALL,
@@ -63,7 +64,6 @@ from .._core._tasks import (
     item_args,
     run_chunk,
 )
-from .._core._tracing import recorder_of
 from . import _preload, _process_worker, _warm
 
 if TYPE_CHECKING:
@@ -1000,12 +1000,12 @@ class ProcessBackend(Backend):
         return f"{name}={format_size(self._recycle_above or 0)}"
 
     def _trace_event(self, w: _Worker, task: _Task | None, kind: str, reason: str) -> None:
-        """Tell a traced task's recorder what happened to its worker (a memory recycle)."""
+        """Tell the run's observers what happened to the task's worker (a memory recycle)."""
         if task is None or task.fn is not run_chunk:
             return
-        rec = recorder_of(task.args[2])
-        if rec is not None:
-            rec.worker_event(kind, ("process", w.id, w.proc.pid or -1, "MainThread"), reason)
+        obs = observer_of(task.args[2])
+        if obs is not None:
+            obs.worker_replaced(kind, ("process", w.id, w.proc.pid or -1, "MainThread"), reason)
 
     def _why(self, w: _Worker) -> str:
         """Why the worker ended: its exit, or the memory watchdog."""
@@ -1067,15 +1067,17 @@ class ProcessBackend(Backend):
     def _trace_lost(
         self, w: _Worker, task: _Task, outcome: str, why: str, kind: str = "WorkerCrashed"
     ) -> None:
-        """Tell a traced chunk's recorder about an attempt that ended without a result."""
-        rec = recorder_of(task.args[2]) if task.fn is run_chunk else None
-        if rec is None:
+        """Tell the chunk's observers about an attempt that ended without a result."""
+        obs = observer_of(task.args[2]) if task.fn is run_chunk else None
+        if obs is None:
             return
         end = time.time()
         start = end - (time.monotonic() - w.started)
         error = f"{kind}: {why}" if outcome != "timeout" else f"TaskTimeoutError: {why}"
         worker = ("process", w.id, w.proc.pid or -1, "MainThread")
-        rec.lost(task.fut, len(task.args[1]), outcome, worker, start, end, error, task.attempt)
+        obs.chunk_lost(
+            task.fut, len(task.args[1]), outcome, worker, start, end, error, task.attempt
+        )
 
     def _stop_timeout(self) -> float:
         """Seconds stopping workers get to exit: their finalizer's bound, plus a margin."""

@@ -16,8 +16,8 @@ import anypool
 from anypool._cli import main as cli_main
 from anypool._core._abc import Backend, WorkerSpec
 from anypool._core._engine import MapOptions, MapRun, run_sync
-from anypool._core._tasks import ChunkResult, FlatItems, Retry, TracedRetry, hostname, run_chunk
 from anypool._core._observe import RunObservers
+from anypool._core._tasks import ChunkResult, FlatItems, Retry, TracedRetry, hostname, run_chunk
 from anypool._core._tracing import RunRecorder
 from conftest import adapt
 

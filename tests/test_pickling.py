@@ -103,24 +103,21 @@ def test_a_submitted_keyword_argument_is_named(pickling_backend: Any) -> None:
         pool.submit(add, 1, y=threading.Lock())
 
 
-@pytest.mark.parametrize("where", ["process", "executor"])
-def test_an_unpicklable_result_names_its_input_and_the_others_arrive(where: str) -> None:
-    backend: Any = where
-    with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("forkserver")) as ex:
-        if where == "executor":
-            backend = ex
-        with anypool.Pool(backend, workers=1) as pool:
-            results = list(pool.imap(lock_for_three, range(6), chunksize=6, errors="collect"))
-            assert [r.value for r in results if r.ok] == [0, 1, 2, 4, 5]
-            (bad,) = [r for r in results if not r.ok]
-            assert bad.index == 3
-            assert isinstance(bad.error, anypool.PicklingError)
-            assert "the result of lock_for_three() <unlocked _thread.lock" in str(bad.error)
-            assert "back from the worker process" in str(bad.error)
-            assert "Return plain data" in str(bad.error)
-            with pytest.raises(anypool.PicklingError) as info:
-                list(pool.map(lock_for_three, range(6), chunksize=6))
-            assert "anypool: raised by the task for input #3: 3" in info.value.__notes__
+def test_an_unpicklable_result_names_its_input_and_the_others_arrive(
+    pickling_backend: Any,
+) -> None:
+    with anypool.Pool(pickling_backend, workers=1) as pool:
+        results = list(pool.imap(lock_for_three, range(6), chunksize=6, errors="collect"))
+        assert [r.value for r in results if r.ok] == [0, 1, 2, 4, 5]
+        (bad,) = [r for r in results if not r.ok]
+        assert bad.index == 3
+        assert isinstance(bad.error, anypool.PicklingError)
+        assert "the result of lock_for_three() <unlocked _thread.lock" in str(bad.error)
+        assert "back from the worker process" in str(bad.error)
+        assert "Return plain data" in str(bad.error)
+        with pytest.raises(anypool.PicklingError) as info:
+            list(pool.map(lock_for_three, range(6), chunksize=6))
+        assert "anypool: raised by the task for input #3: 3" in info.value.__notes__
 
 
 def test_the_message_shortens_a_long_repr() -> None:

@@ -130,25 +130,6 @@ class _Failure:
         self.carrier, self.initializer = state
 
 
-class _Pickled:
-    """A call's value, pickled by the worker itself (private).
-
-    The worker pickles the value (``_pickling.dump_result``) so that one that cannot be
-    pickled is named like on the other backends, and a chunk keeps its other results.
-    """
-
-    __slots__ = ("blob",)
-
-    def __init__(self, blob: bytes) -> None:
-        self.blob = blob
-
-    def __getstate__(self) -> bytes:
-        return self.blob
-
-    def __setstate__(self, state: bytes) -> None:
-        self.blob = state
-
-
 def _worker_number(worker: Any) -> int:
     """The Dask worker's name as a number: LocalCluster names its workers 0, 1, 2..."""
     name = worker.name
@@ -221,9 +202,10 @@ def _run_task(token: str, topic: str, init_blob: bytes | None, payload: bytes) -
         except BaseException as exc:  # sys.exit() or KeyboardInterrupt raised by the task:
             # an error of this task, sent back; escaping here would kill the Dask worker
             out = _Failure(exc)
-        else:
-            ok, blob = _pickling.dump_result(True, out, fn)
-            out = _Pickled(blob) if ok else _Failure(pickle.loads(blob))
+        else:  # a value that cannot travel is named here (Dask's own error would not)
+            ok, out = _pickling.sendable_result(out, fn)
+            if not ok:
+                out = _Failure(out)
         ctx.tasks_done += 1
         return out
     finally:
@@ -716,13 +698,6 @@ class DaskBackend(Backend):
         if isinstance(error, cf.CancelledError):
             fut.cancel()
             return
-        if isinstance(value, _Pickled):
-            try:
-                value = pickle.loads(value.blob)
-            except BaseException as exc:  # SystemExit too: it must not end this thread
-                what = f"the result of task {_describe(task.fn, task.args)}"
-                error = _pickling.cannot_load(what, exc)
-                value = None
         if isinstance(value, _Failure):
             original = value.carrier.rebuild()
             if value.initializer:

@@ -28,6 +28,9 @@ _short.maxstring = 60
 _short.maxother = 60
 _short.maxlevel = 3
 
+#: where a result was going
+_BACK = "back from the worker process"
+
 #: the placeholder in a message for the input number, until :func:`number_inputs` fills it
 _INPUT = "{input}"
 
@@ -237,13 +240,52 @@ def salvage_chunk_result(result: Any, fn: Any) -> bool:
         try:
             _cloud_dumps(v)
         except Exception as exc:
-            err = cannot_send(v, f"the result of {name}()", "back from the worker process", exc)
+            err = cannot_send(v, f"the result of {name}()", _BACK, exc)
             if result.errors is None:
                 result.errors = {}
             result.errors[i] = err
             result.values[i] = None
             found = True
     return found
+
+
+def _drop(buffer: pickle.PickleBuffer) -> None:
+    """A buffer_callback that keeps large buffers out of band, uncopied (a probe's)."""
+
+
+def _pickles(obj: object) -> bool:
+    """Whether ``obj`` pickles (C pickler, else cloudpickle), without copying big buffers."""
+    try:
+        pickle.dumps(obj, protocol=5, buffer_callback=_drop)
+        return True
+    except Exception:
+        pass
+    try:
+        import cloudpickle
+
+        cloudpickle.dumps(obj, protocol=5, buffer_callback=_drop)
+        return True
+    except Exception:
+        return False
+
+
+def sendable_result(value: Any, fn: Any) -> tuple[bool, Any]:
+    """A worker's result, made sure to pickle, for a transport that pickles it itself (Dask).
+
+    ``(True, value)`` when it pickles (a chunk whose values do not all pickle has those
+    values replaced by errors naming them), else ``(False, the error naming it)``. The probe
+    keeps big buffers (NumPy arrays) out of band, so it does not copy them.
+    """
+    if _pickles(value):
+        return True, value
+    if salvage_chunk_result(value, fn) and _pickles(value):
+        return True, value
+    name = getattr(fn, "__qualname__", None) or short_repr(fn)
+    try:
+        _cloud_dumps(value)
+        return False, PicklingError(f"the result of {name}() could not be pickled")
+    except Exception as exc:
+        return False, cannot_send(value, f"the result of {name}()", _BACK, exc)
 
 
 def dump_result(ok: bool, value: Any, fn: Any) -> tuple[bool, bytes]:
@@ -267,5 +309,5 @@ def dump_result(ok: bool, value: Any, fn: Any) -> tuple[bool, bytes]:
         err: BaseException = PicklingError(f"the result of {name}() could not be pickled")
     except Exception as exc:
         what = f"the result of {name}()" if ok else f"the exception raised by {name}()"
-        err = cannot_send(value, what, "back from the worker process", exc)
+        err = cannot_send(value, what, _BACK, exc)
     return False, pickle.dumps(ExceptionCarrier(err), protocol=pickle.HIGHEST_PROTOCOL)

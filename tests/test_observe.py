@@ -157,3 +157,23 @@ def test_debug_checks_and_the_tracer_observe_the_same_map(
             assert list(pool.map(abs, range(-40, 0), chunksize=4)) == list(range(40, 0, -1))
     assert fed == [4] * 10  # the debug check was fed every chunk, by the same engine hooks
     assert sorted(r.position for r in anypool.Trace.load(out).tasks) == list(range(40))
+
+
+def test_backends_report_through_the_interface_only() -> None:
+    import ast
+    from pathlib import Path
+
+    import anypool._backends
+
+    here = Path(anypool._backends.__file__).parent
+    for path in sorted(here.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {
+            f"{node.module or ''}.{a.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            for a in node.names
+        } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        imported |= {m.rsplit(".", 1)[0] for m in imported}
+        assert not any(m.endswith("_tracing") for m in imported), path.name
+        assert not any(m.endswith("checks._runtime") for m in imported), path.name

@@ -16,6 +16,7 @@ import anypool
 from anypool._cli import main as cli_main
 from anypool._core._abc import Backend, WorkerSpec
 from anypool._core._engine import MapOptions, MapRun, run_sync
+from anypool._core._observe import RunObservers
 from anypool._core._tasks import ChunkResult, FlatItems, Retry, TracedRetry, hostname, run_chunk
 from anypool._core._tracing import RunRecorder
 from conftest import adapt
@@ -231,7 +232,7 @@ def test_a_chunks_records_are_in_the_trace_before_its_results_are_handed_out() -
         ordered=True,
         total=5,
         flat=True,
-        recorder=recorder,
+        observer=RunObservers([recorder]),
     )
     out = [x for chunk in run_sync(run, None) for x in chunk]
     assert out == [5, 4, 3, 2, 1]

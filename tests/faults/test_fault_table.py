@@ -82,14 +82,14 @@ CASES = [
         fk.do,
         lambda: "return-lock",
         TypeError,
-        r"result of task .* could not be pickled.*lock",
+        r"the result of \w+\(\) <unlocked _thread\.lock.*cannot be pickled.*plain data",
     ),
     Case(
         "result: pickling raises",
         fk.do,
         lambda: "return-dump-raises",
         TypeError,
-        r"could not be pickled.*cannot pickle me",
+        r"the result of \w+\(\) <faultkit\.DumpRaises.*cannot be pickled.*cannot pickle me",
     ),
     Case(
         "result: pickling calls os._exit",

@@ -57,17 +57,16 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import cloudpickle
 import dask
 import distributed
 
+from .._core import _pickling
 from .._core._abc import Backend, WorkerSpec
 from .._core._exceptions import (
     BrokenPoolError,
     ClosedPoolError,
     ExceptionCarrier,
     InitializerError,
-    PicklingError,
     TaskTimeoutError,
     WorkerCrashed,
 )
@@ -90,6 +89,9 @@ from .._core._tasks import (
     set_current_worker,
 )
 from .._core._timeouts import DeadlineWatcher
+
+#: where a pickling error says the object was going
+_TO_WORKERS = "to Dask workers"
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -200,6 +202,10 @@ def _run_task(token: str, topic: str, init_blob: bytes | None, payload: bytes) -
         except BaseException as exc:  # sys.exit() or KeyboardInterrupt raised by the task:
             # an error of this task, sent back; escaping here would kill the Dask worker
             out = _Failure(exc)
+        else:  # a value that cannot travel is named here (Dask's own error would not)
+            ok, out = _pickling.sendable_result(out, fn)
+            if not ok:
+                out = _Failure(out)
         ctx.tasks_done += 1
         return out
     finally:
@@ -542,14 +548,7 @@ class DaskBackend(Backend):
 
     # -- pickling with clear errors -----------------------------------------------------
     def _dumps(self, obj: Any, what: str) -> bytes:
-        try:
-            return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception as exc:
-            raise PicklingError(
-                f"cannot send {what} {_short.repr(obj)} to Dask workers: it cannot be "
-                f"pickled ({type(exc).__name__}: {exc}). Use a module-level function and "
-                "plain-data arguments, or backend='thread', which needs no pickling"
-            ) from exc
+        return _pickling.dumps(obj, what, _TO_WORKERS)
 
     def _fn_blob(self, fn: Callable[..., Any]) -> bytes:
         """cloudpickle ``fn`` once per distinct function (a one-entry cache)."""
@@ -567,12 +566,12 @@ class DaskBackend(Backend):
             body: tuple[Any, ...] = (True, self._fn_blob(user_fn), tuple(rest), task.kwargs)
         else:
             body = (False, self._fn_blob(task.fn), tuple(task.args), task.kwargs)
-        try:
-            return pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            pass
-        # arguments only cloudpickle handles (a lambda argument, a class from __main__)
-        return self._dumps(body, "the task's arguments")
+        parts = (
+            _pickling.chunk_parts(task.args[1])
+            if task.fn is run_chunk
+            else _pickling.call_parts(task.args, task.kwargs)
+        )
+        return _pickling.dump_call_or_explain(body, parts, "the task", _TO_WORKERS)
 
     def _send(self, task: _Task) -> None:
         """Submit ``task`` to Dask (called with ``self._lock`` held)."""
@@ -893,8 +892,8 @@ class DaskBackend(Backend):
             if self._closed:
                 raise ClosedPoolError("cannot broadcast to a pool that was shut down")
         fn_blob = self._fn_blob(fn)
-        for x in args:  # an argument that cannot travel is named here
-            self._dumps(x, "the argument")
+        if _pickling.dumps_fast(tuple(args)) is None:  # name the argument that cannot travel
+            _pickling.find_unpicklable(_pickling.call_parts(args, {}), _TO_WORKERS)
         token, init = self._token, self._init_blob
         replies = self._client.run(_broadcast_on_worker, token, init, fn_blob, tuple(args))
         results: dict[int, Any] = {}

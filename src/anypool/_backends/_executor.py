@@ -21,7 +21,8 @@ What an arbitrary executor cannot do, this backend does not pretend to:
 
 Functions travel with cloudpickle (lambdas, closures and ``__main__`` functions work on any
 executor that pickles), pickled once per map; the function's arguments go with plain
-``pickle`` where they can.
+``pickle`` where they can. Arguments and results are pickled by anypool (the executor moves
+bytes), so an object that cannot travel is named as on the process backend (``_pickling``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
-import cloudpickle
-
+from .._core import _pickling
 from .._core._abc import Backend, WorkerSpec
-from .._core._exceptions import ClosedPoolError, PicklingError, TaskTimeoutError
+from .._core._exceptions import ClosedPoolError, ExceptionCarrier, TaskTimeoutError
+from .._core._pickling import dump_result
 from .._core._sync import SyncFactory, register_sync_kind
 from .._core._tasks import ChunkResult, Retry, available_cpus, call_sync, run_chunk
 from .._core._timeouts import DeadlineWatcher
@@ -46,22 +47,54 @@ T = TypeVar("T")
 _last: list[Any] = [b"", None]
 
 
-def _run_shipped(fn_blob: bytes, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-    """Run in the executor's worker: unpickle the function (once per map), then call it."""
+def _load_fn(fn_blob: bytes) -> Any:
     if fn_blob != _last[0]:
         _last[1] = pickle.loads(fn_blob)
         _last[0] = fn_blob
-    return call_sync(_last[1], args, kwargs)
+    return _last[1]
 
 
-def _run_chunk_shipped(fn_blob: bytes, items: Sequence[Any], retry: Retry | bytes) -> ChunkResult:
+def _run_shipped(fn_blob: bytes, call_blob: bytes) -> tuple[bool, bytes]:
+    """Run in the executor's worker: unpickle the function (once per map), then call it.
+
+    The arguments arrive pickled by the pool and the result leaves pickled by it, so an
+    object that cannot travel is named the same way as on the process backend.
+    """
+    fn = _load_fn(fn_blob)
+    try:
+        args, kwargs = pickle.loads(call_blob)
+        value = call_sync(fn, args, kwargs)
+    except BaseException as exc:
+        return dump_result(False, ExceptionCarrier(exc), fn)
+    return dump_result(True, value, fn)
+
+
+def _run_chunk_shipped(
+    fn_blob: bytes, items_blob: bytes, retry: Retry | bytes
+) -> tuple[bool, bytes]:
     """A chunk in the executor's worker: the function and ``retry_on`` arrive cloudpickled."""
-    if fn_blob != _last[0]:
-        _last[1] = pickle.loads(fn_blob)
-        _last[0] = fn_blob
-    if isinstance(retry, bytes):
-        retry = pickle.loads(retry)
-    return run_chunk(_last[1], items, retry)  # type: ignore[arg-type]
+    fn = _load_fn(fn_blob)
+    try:
+        items = pickle.loads(items_blob)
+        if isinstance(retry, bytes):
+            retry = pickle.loads(retry)
+        result = run_chunk(fn, items, retry)  # type: ignore[arg-type]
+    except BaseException as exc:
+        return dump_result(False, ExceptionCarrier(exc), fn)
+    return dump_result(True, result, fn)
+
+
+def _unship(shipped: tuple[bool, bytes], fn: Callable[..., Any]) -> Any:
+    """In the caller: the value a shipped call returned (its exception is raised)."""
+    ok, blob = shipped
+    try:
+        value = pickle.loads(blob)
+    except BaseException as exc:
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        raise _pickling.cannot_load(f"the result of {name}()", exc) from exc
+    if ok:
+        return value
+    raise value.rebuild() if isinstance(value, ExceptionCarrier) else value
 
 
 def describe_executor(executor: cf.Executor) -> str:
@@ -240,16 +273,13 @@ class ExecutorBackend(Backend):
         cached = self._fn_cache
         if cached is not None and cached[0] is fn:
             return cached[1]
-        try:
-            blob = bytes(cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception as exc:
-            raise PicklingError(
-                f"cannot send the function {fn!r} to {describe_executor(self.executor)}: it "
-                f"cannot be pickled ({type(exc).__name__}: {exc}). Use a module-level function "
-                "and plain-data arguments"
-            ) from exc
+        blob = _pickling.dumps(fn, "the function", self._to_workers)
         self._fn_cache = (fn, blob)
         return blob
+
+    @property
+    def _to_workers(self) -> str:
+        return f"to {describe_executor(self.executor)}"
 
     def check_callable(self, fn: Callable[..., Any]) -> None:
         """The function must pickle (cloudpickle) unless the executor runs in this process."""
@@ -271,8 +301,14 @@ class ExecutorBackend(Backend):
                 fn, lambda: self.executor.submit(call_sync, fn, args, kwargs), timeout
             )
         blob = self._fn_blob(fn)
+        call = _pickling.dump_call_or_explain(
+            (tuple(args), kwargs),
+            _pickling.call_parts(args, kwargs),
+            "the task",
+            self._to_workers,
+        )
         return self._submit_inner(
-            fn, lambda: self.executor.submit(_run_shipped, blob, tuple(args), kwargs), timeout
+            fn, lambda: self.executor.submit(_run_shipped, blob, call), timeout, shipped=True
         )
 
     def _submit_inner(
@@ -280,6 +316,8 @@ class ExecutorBackend(Backend):
         fn: Callable[..., Any],
         submit: Callable[[], cf.Future[Any]],
         timeout: float | None,
+        *,
+        shipped: bool = False,
     ) -> cf.Future[Any]:
         with self._lock:
             if self._closed:
@@ -290,7 +328,7 @@ class ExecutorBackend(Backend):
         with self._lock:
             self._pending.add(outer)
         handle = None if timeout is None else self._watch(timeout, fn, outer, inner)
-        inner.add_done_callback(lambda f: self._settle(f, outer, handle))
+        inner.add_done_callback(lambda f: self._settle(f, outer, handle, fn if shipped else None))
         return outer
 
     def _settle(
@@ -298,7 +336,9 @@ class ExecutorBackend(Backend):
         inner: cf.Future[Any],
         outer: cf.Future[Any],
         handle: list[Callable[[], None] | None] | None,
+        shipped: Callable[..., Any] | None = None,
     ) -> None:
+        """Settle ``outer`` from ``inner``; ``shipped``: the function of a pickled call."""
         if handle is not None:
             DeadlineWatcher.cancel(handle)
         with self._lock:
@@ -312,8 +352,15 @@ class ExecutorBackend(Backend):
             exc = inner.exception()
             if exc is not None:
                 outer.set_exception(exc)
-            else:
-                outer.set_result(inner.result())
+                return
+            value = inner.result()
+            if shipped is not None:
+                try:
+                    value = _unship(value, shipped)
+                except BaseException as err:  # the task's own exception, or unpickling's
+                    outer.set_exception(err)
+                    return
+            outer.set_result(value)
         except cf.InvalidStateError:  # a deadline set it meanwhile
             pass
 
@@ -369,12 +416,17 @@ class ExecutorBackend(Backend):
             if cached is not None and cached[0] is retry:
                 shipped = cached[1]
             else:
-                shipped = bytes(cloudpickle.dumps(retry, protocol=pickle.HIGHEST_PROTOCOL))
+                shipped = _pickling.dumps(retry, "retry_on", self._to_workers)
                 self._retry_cache = (retry, shipped)
+        blob = self._fn_blob(fn)
+        items_blob = _pickling.dump_call_or_explain(
+            items, _pickling.chunk_parts(items), "the task", self._to_workers
+        )
         return self._submit_inner(
             fn,
-            lambda: self.executor.submit(_run_chunk_shipped, self._fn_blob(fn), items, shipped),
+            lambda: self.executor.submit(_run_chunk_shipped, blob, items_blob, shipped),
             timeout,
+            shipped=True,
         )
 
     def owns_current_thread(self) -> bool:

@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from .._core._exceptions import ExceptionCarrier
+from .._core._pickling import dump_result
 from .._core._tasks import (
     WorkerContext,
     call_sync,
@@ -52,23 +53,8 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def _dump_result(ok: bool, value: Any, fn: Any) -> bytes:
-    tag = RESULT_OK if ok else RESULT_ERR
-    try:
-        return tag + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        pass
-    try:
-        import cloudpickle  # only for results plain pickle cannot handle
-
-        return tag + bytes(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception as exc:
-        what = "result" if ok else "exception"
-        err = TypeError(
-            f"the {what} of task {getattr(fn, '__qualname__', fn)!r} could not be pickled to "
-            f"send it back from the worker process: {type(exc).__name__}: {exc}. Return "
-            "plain data (numbers, strings, lists, dicts, dataclasses), or use backend='thread'"
-        )
-        return RESULT_ERR + pickle.dumps(ExceptionCarrier(err), protocol=pickle.HIGHEST_PROTOCOL)
+    ok, blob = dump_result(ok, value, fn)
+    return (RESULT_OK if ok else RESULT_ERR) + blob
 
 
 def _limit_threads(inner_threads: tuple[int, bool] | None) -> None:

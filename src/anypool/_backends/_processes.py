@@ -34,8 +34,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
+from .._core import _pickling
 from .._core._abc import Backend, PoolStats, WorkerSpec
 from .._core._exceptions import (
     AnypoolInternalError,
@@ -44,7 +43,6 @@ from .._core._exceptions import (
     ExceptionCarrier,
     InitializerError,
     MemoryLimitExceeded,
-    PicklingError,
     TaskTimeoutError,
     WorkerCrashed,
 )
@@ -55,6 +53,7 @@ from .._core._lifecycle import (
     raise_broadcast_errors,
 )
 from .._core._memory import WATCH_INTERVAL, format_size, private_rss
+from .._core._observe import observer_of
 from .._core._tasks import (
     NOT_STARTED,
     TRACK_ALL,
@@ -65,11 +64,13 @@ from .._core._tasks import (
     item_args,
     run_chunk,
 )
-from .._core._tracing import recorder_of
 from . import _preload, _process_worker, _warm
 
 if TYPE_CHECKING:
     from .._core._sync import SyncFactory
+
+#: where a pickling error says the object was going
+_TO_WORKERS = "to a worker process"
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -115,14 +116,6 @@ _SIGNAL_CAUSES = {
     signal.SIGBUS: "bus error (SIGBUS) — a crash in C code",
     signal.SIGTERM: "terminated by SIGTERM",
 }
-
-
-def _is_sync_object(obj: object) -> bool:
-    """A lock, queue, event... of threading, queue, asyncio or multiprocessing."""
-    module = type(obj).__module__
-    return module in ("_thread", "threading", "queue", "_queue") or module.startswith(
-        ("asyncio.", "multiprocessing.")
-    )
 
 
 def _describe_exit(exitcode: int | None) -> str:
@@ -527,21 +520,7 @@ class ProcessBackend(Backend):
 
     # -- pickling with clear errors -----------------------------------------------------
     def _dumps(self, obj: Any, what: str) -> bytes:
-        try:
-            return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception as exc:
-            raise PicklingError(
-                f"cannot send {what} {_short.repr(obj)} to a worker process: it cannot be "
-                f"pickled ({type(exc).__name__}: {exc}). "
-                + (
-                    "Make locks, queues and events for process tasks with the pool "
-                    "(pool.Lock(), pool.Queue(), pool.Event()...): those reach its workers; "
-                    "or use backend='thread', which needs no pickling"
-                    if _is_sync_object(obj)
-                    else "Use a module-level function and plain-data arguments, or "
-                    "backend='thread', which needs no pickling"
-                )
-            ) from exc
+        return _pickling.dumps(obj, what, _TO_WORKERS)
 
     def _fn_ref(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
         """cloudpickle ``fn`` once per distinct function (a one-entry cache): (key, bytes)."""
@@ -602,32 +581,16 @@ class ProcessBackend(Backend):
         else:
             key, blob = self._fn_ref(fn)
             body = (_process_worker.CALL, key, args, kwargs)
-        payload: _Payload | None = None
-        try:
-            payload = _Payload(pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception:
-            try:  # arguments that only cloudpickle can handle (a lambda passed as an argument)
-                payload = _Payload(cloudpickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
-            except Exception:
-                pass
-        if payload is not None:
-            payload.fn_key = key
-            payload.fn_blob = blob
-            if fn is run_chunk:
-                self._warn_repeated(args[1], len(payload))
-            return payload
-        # find the culprit, to name it
         if fn is run_chunk:
-            chunk = args[1]
-            for i in range(len(chunk)):
-                for x in item_args(chunk, i):
-                    self._dumps(x, "the argument")
+            parts = _pickling.chunk_parts(args[1])
         else:
-            for x in args:
-                self._dumps(x, "the argument")
-        for k, v in kwargs.items():
-            self._dumps(v, f"the keyword argument {k}=")
-        return self._dumps(body, "the task")
+            parts = _pickling.call_parts(args, kwargs)
+        payload = _Payload(_pickling.dump_call_or_explain(body, parts, "the task", _TO_WORKERS))
+        payload.fn_key = key
+        payload.fn_blob = blob
+        if fn is run_chunk:
+            self._warn_repeated(args[1], len(payload))
+        return payload
 
     # -- the dispatcher thread ----------------------------------------------------------
     def _wake(self) -> None:
@@ -910,10 +873,7 @@ class ProcessBackend(Backend):
         except BaseException as exc:  # SystemExit too: it must not end the dispatcher
             if not fut.done():
                 fut.set_exception(
-                    PicklingError(
-                        f"the result of task {task.describe()} could not be unpickled in the "
-                        f"parent: {type(exc).__name__}: {exc}"
-                    )
+                    _pickling.cannot_load(f"the result of task {task.describe()}", exc)
                 )
             return True
         if fut.done():
@@ -1040,12 +1000,12 @@ class ProcessBackend(Backend):
         return f"{name}={format_size(self._recycle_above or 0)}"
 
     def _trace_event(self, w: _Worker, task: _Task | None, kind: str, reason: str) -> None:
-        """Tell a traced task's recorder what happened to its worker (a memory recycle)."""
+        """Tell the run's observers what happened to the task's worker (a memory recycle)."""
         if task is None or task.fn is not run_chunk:
             return
-        rec = recorder_of(task.args[2])
-        if rec is not None:
-            rec.worker_event(kind, ("process", w.id, w.proc.pid or -1, "MainThread"), reason)
+        obs = observer_of(task.args[2])
+        if obs is not None:
+            obs.worker_replaced(kind, ("process", w.id, w.proc.pid or -1, "MainThread"), reason)
 
     def _why(self, w: _Worker) -> str:
         """Why the worker ended: its exit, or the memory watchdog."""
@@ -1107,15 +1067,17 @@ class ProcessBackend(Backend):
     def _trace_lost(
         self, w: _Worker, task: _Task, outcome: str, why: str, kind: str = "WorkerCrashed"
     ) -> None:
-        """Tell a traced chunk's recorder about an attempt that ended without a result."""
-        rec = recorder_of(task.args[2]) if task.fn is run_chunk else None
-        if rec is None:
+        """Tell the chunk's observers about an attempt that ended without a result."""
+        obs = observer_of(task.args[2]) if task.fn is run_chunk else None
+        if obs is None:
             return
         end = time.time()
         start = end - (time.monotonic() - w.started)
         error = f"{kind}: {why}" if outcome != "timeout" else f"TaskTimeoutError: {why}"
         worker = ("process", w.id, w.proc.pid or -1, "MainThread")
-        rec.lost(task.fut, len(task.args[1]), outcome, worker, start, end, error, task.attempt)
+        obs.chunk_lost(
+            task.fut, len(task.args[1]), outcome, worker, start, end, error, task.attempt
+        )
 
     def _stop_timeout(self) -> float:
         """Seconds stopping workers get to exit: their finalizer's bound, plus a margin."""
@@ -1231,13 +1193,9 @@ class ProcessBackend(Backend):
             tuple(args),
             {},
         )
-        try:
-            return pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            pass
-        for x in args:
-            self._dumps(x, "the argument")
-        return self._dumps(body, "the broadcast call")
+        return _pickling.dump_call_or_explain(
+            body, _pickling.call_parts(args, {}), "the broadcast call", _TO_WORKERS
+        )
 
     def _serve_broadcasts(self) -> None:
         """On the dispatcher: give each waiting broadcast one call per live worker.

@@ -20,16 +20,17 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ._abc import Backend
-from ._exceptions import TaskTimeoutError
+from ._exceptions import PicklingError, TaskTimeoutError
+from ._pickling import number_inputs
 from ._rate import RateLimiter
 from ._result import Result
 from ._tasks import ChunkResult, FlatItems, Retry, item_args
 
 if TYPE_CHECKING:
-    from ._tracing import RunRecorder
+    from ._observe import RunObservers
 
 #: at most this many input items are read ahead of the consumer (across all chunks)
 MAX_ITEMS_IN_FLIGHT = 65_536
@@ -107,28 +108,15 @@ def _describe(args: tuple[Any, ...]) -> str:
 
 
 class _Entry:
-    __slots__ = ("fut", "items", "base", "counted", "timeouts")
+    __slots__ = ("fut", "items", "base", "timeouts")
 
     def __init__(self, fut: cf.Future[ChunkResult], items: list[tuple[Any, ...]], base: int):
         self.fut = fut
         self.items = items
         self.base = base
         #: the CPU-bound-in-threads check counts this chunk
-        self.counted = False
         #: how many times this chunk timed out and was submitted again
         self.timeouts = 0
-
-
-class CPUProbe(Protocol):
-    """What the map engine feeds the CPU-bound-in-threads check (``ThreadCPURun``)."""
-
-    def submitted(self) -> bool:
-        """Called after each submit: whether that chunk counts (it went to threads)."""
-        ...
-
-    def add(self, cpu_seconds: float, tasks: int) -> None:
-        """Record a finished chunk."""
-        ...
 
 
 class MapRun:
@@ -145,13 +133,12 @@ class MapRun:
         total: int | None,
         flat: bool = False,
         on_done: Callable[[_Entry], None] | None = None,
-        cpu_probe: CPUProbe | None = None,
-        recorder: RunRecorder | None = None,
+        observer: RunObservers | None = None,
     ) -> None:
-        if recorder is not None:  # traced: run_chunk times every call (see _tracing)
-            opts = dataclasses.replace(opts, retry=recorder.traced_retry(opts.retry))
-        #: the trace recorder of this run (``trace=`` or ``anypool.trace()``), else None
-        self.recorder = recorder
+        if observer is not None:  # traced: run_chunk times every call (see _observe)
+            opts = dataclasses.replace(opts, retry=observer.retry_for(opts.retry))
+        #: the run's observers (the tracer, the debug checks: see _observe), else None
+        self.observer = observer
         self.backend = backend
         self.fn = fn
         self.it = iter(args)
@@ -173,8 +160,6 @@ class MapRun:
         #: with ``rate=``: a chunk read but not yet sent (waiting for its token), and its size
         self.held: tuple[list[Any], int] | None = None
         self.on_done = on_done
-        #: the CPU-bound-in-threads check (``Pool(debug=True)`` or ``anypool.watch()``)
-        self.cpu_probe = cpu_probe
         self.bar: Any = None
         if opts.progress:
             self.bar = _make_bar(opts.progress, total)
@@ -234,9 +219,7 @@ class MapRun:
                     self.held = (items, size)
                     self.gate_wait = wait
                     return
-            entry = _Entry(self._submit(items), items, self.next_index)
-            if self.cpu_probe is not None:  # asked after submitting: auto may just have chosen
-                entry.counted = self.cpu_probe.submitted()
+            entry = _Entry(self._submit(items, self.next_index), items, self.next_index)
             self.next_index += len(items)
             self.inflight.append(entry)
             self.inflight_items += len(items)
@@ -244,10 +227,14 @@ class MapRun:
             if len(items) < size:
                 self.exhausted = True
 
-    def _submit(self, items: list[tuple[Any, ...]]) -> cf.Future[ChunkResult]:
-        return self.backend.submit_chunk(
-            self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
-        )
+    def _submit(self, items: list[tuple[Any, ...]], base: int) -> cf.Future[ChunkResult]:
+        try:
+            return self.backend.submit_chunk(
+                self.fn, items, self.opts.retry, timeout=self.opts.task_timeout
+            )
+        except PicklingError as exc:  # an argument that cannot be sent: name its input
+            number_inputs(exc, base)
+            raise
 
     def _watch(self, entry: _Entry) -> None:
         fut, items = entry.fut, entry.items
@@ -255,8 +242,8 @@ class MapRun:
             fut.add_done_callback(functools.partial(_count, self.bar, len(items)))
         if self.on_done is not None:
             fut.add_done_callback(functools.partial(_notify, self.on_done, entry))
-        if self.recorder is not None:
-            self.recorder.watch(fut, entry.base, items)
+        if self.observer is not None:  # after submitting: auto may just have chosen
+            self.observer.chunk_submitted(fut, entry.base, items)
 
     def _retry_timeout(self, entry: _Entry, exc: BaseException) -> bool:
         """Submit a timed-out chunk again when ``retries=`` allows it (and ``retry_on``
@@ -270,7 +257,7 @@ class MapRun:
         entry.timeouts += 1
         if self.bar is not None:  # the failed attempt was counted as done: it is not
             self.bar.update(-len(entry.items))
-        entry.fut = self._submit(entry.items)
+        entry.fut = self._submit(entry.items, entry.base)
         self.inflight.appendleft(entry)  # an ordered map waits for it first, as before
         self.inflight_items += len(entry.items)
         self._watch(entry)
@@ -288,8 +275,8 @@ class MapRun:
         else:
             self.inflight.remove(entry)
         self.inflight_items -= len(entry.items)
-        if self.recorder is not None:  # its records are in the trace before its results leave
-            self.recorder.collect(entry.fut)
+        if self.observer is not None:  # a trace has the chunk before its results leave
+            self.observer.chunk_done(entry.fut)
         collect = self.opts.errors == "collect"
         try:
             res = entry.fut.result(timeout=0)
@@ -304,8 +291,6 @@ class MapRun:
             self._annotate(exc, entry, 0)
             raise
         self.chunker.observe(res, len(entry.items))
-        if entry.counted and self.cpu_probe is not None:
-            self.cpu_probe.add(res.cpu, len(entry.items))
         values = res.values
         if collect:
             # in place: the caller empties this very list as it reads the results, so the

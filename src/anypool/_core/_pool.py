@@ -20,6 +20,7 @@ from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
 from ._lifecycle import FINALIZER_TIMEOUT, InnerThreads, limit_in_process
 from ._memory import check_memory_options
+from ._observe import RunObserver, RunObservers
 from ._options import (
     Errors,
     MapKwargs,
@@ -321,7 +322,8 @@ class Pool(PoolSync, cf.Executor):
         self._backend.configure(workers_given=n is not None)
         self._states: set[_MapState] = set()
         self._sync: dict[str, SyncFactory] = {}  # kind -> factory, made on first use
-        self._submit_recorder: _tracing.RunRecorder | None = None
+        #: the observers of this pool's traced submits (one recorder while the traces stay)
+        self._submit_observers: tuple[_tracing.RunRecorder, RunObservers] | None = None
         self._shutdown_lock = threading.Lock()
         self._closed = False
         self._workers_given = n
@@ -566,14 +568,16 @@ class Pool(PoolSync, cf.Executor):
         kwargs: dict[str, Any],
     ) -> cf.Future[Any]:
         """``submit`` while traced: the call runs as a chunk of one, timed in the worker."""
-        rec = self._submit_recorder
-        if rec is None or rec.traces != traces:
-            rec = self._submit_recorder = _tracing.RunRecorder(traces, self, fn, "submit")
+        current = self._submit_observers
+        if current is None or current[0].traces != traces:
+            rec = _tracing.RunRecorder(traces, self, fn, "submit")
+            current = self._submit_observers = (rec, RunObservers([rec]))
+        rec, observers = current
         d = self._defaults
         call = functools.partial(fn, **kwargs) if kwargs else fn
         items = [args]
         inner = self._backend.submit_chunk(
-            call, items, rec.traced_retry(d.retry), timeout=d.task_timeout
+            call, items, observers.retry_for(d.retry), timeout=d.task_timeout
         )
         rec.watch(inner, rec.next_position(), items, fn=_tracing.fn_name(fn))
         return _unwrap_single(inner)
@@ -768,7 +772,6 @@ class Pool(PoolSync, cf.Executor):
             opts = MapOptions(**{**opts.__dict__, "timeout": check_timeout("timeout", timeout)})
         args, total = _args(iterables)
         self._backend.set_total(total)
-        traces = _tracing.traces_for(self._trace)
         return MapRun(
             self._backend,
             fn,
@@ -777,9 +780,19 @@ class Pool(PoolSync, cf.Executor):
             ordered=ordered,
             total=total,
             flat=len(iterables) == 1,
-            cpu_probe=self._cpu_run(fn),
-            recorder=_tracing.RunRecorder(traces, self, fn, "map") if traces else None,
+            observer=self._observers(fn),
         )
+
+    def _observers(self, fn: Callable[..., Any]) -> RunObservers | None:
+        """The observers of one map (see ``_observe``): the tracer, then the debug checks."""
+        found: list[RunObserver] = []
+        traces = _tracing.traces_for(self._trace)
+        if traces:  # trace= or an active anypool.trace()
+            found.append(_tracing.RunRecorder(traces, self, fn, "map"))
+        cpu = self._cpu_run(fn)  # debug=True or anypool.watch()
+        if cpu is not None:
+            found.append(cpu)
+        return RunObservers(found) if found else None
 
     def _imap(
         self,

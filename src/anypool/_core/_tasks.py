@@ -98,11 +98,11 @@ class TracedRetry(Retry):
 
     Tracing rides on the retry settings because they already travel with every chunk to
     every backend (``submit_chunk(fn, items, retry)``): a backend needs no new parameter, and
-    one that calls :func:`run_chunk` is traced without knowing it. ``recorder`` (the parent's
-    run recorder) stays in the parent: a worker process gets ``None``.
+    one that calls :func:`run_chunk` is traced without knowing it. ``observer`` (the run's
+    observers, a ``_observe.RunObservers``) stays in the parent: a worker process gets ``None``.
     """
 
-    recorder: Any = field(default=None, compare=False, repr=False)
+    observer: Any = field(default=None, compare=False, repr=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (TracedRetry, (self.attempts, self.retry_on, self.backoff, self.max_backoff))
@@ -461,9 +461,9 @@ def _run_chunk_traced(fn: Callable[..., Any], items: Sequence[Any], retry: Retry
     """
     worker = worker_key()
     now = time.time
-    recorder = getattr(retry, "recorder", None)
-    if recorder is not None:  # the same process: let the parent know where this chunk runs
-        recorder.chunk_started(items, worker, now())
+    observer = getattr(retry, "observer", None)
+    if observer is not None:  # the same process: let the parent know where this chunk runs
+        observer.chunk_started(items, worker, now())
     log: list[TraceEntry] = []
     values: list[Any] = []
     errors: dict[int, BaseException] | None = None

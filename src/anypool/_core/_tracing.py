@@ -1,16 +1,18 @@
 """Tracing: a record of every task a pool ran — where, when, and how it ended.
 
-How it works (the hooks, for backend authors):
+How it works: a traced run gets a :class:`RunRecorder`, one of the run's observers
+(``_observe.RunObserver``, the interface the debug checks use too; backends know only that).
 
-- A map run that is traced gets a :class:`RunRecorder`. The engine passes its chunks to the
-  backend with a :class:`~anypool._core._tasks.TracedRetry` instead of the plain ``Retry``
-  (same fields), so every backend's ``submit_chunk(fn, items, retry)`` carries it unchanged
-  to :func:`~anypool._core._tasks.run_chunk`, which then times each attempt of each item
+- It sets ``times_calls``, so the engine passes the chunks to the backend with a
+  :class:`~anypool._core._tasks.TracedRetry` instead of the plain ``Retry`` (same fields):
+  every backend's ``submit_chunk(fn, items, retry)`` carries it unchanged to
+  :func:`~anypool._core._tasks.run_chunk`, which then times each attempt of each item
   *inside the worker* and returns the timings in ``ChunkResult.trace``.
-- A done-callback on each chunk's future (:meth:`RunRecorder.watch`) collects those timings.
+- A done-callback on each chunk's future (:meth:`RunRecorder.watch`, from the
+  ``chunk_submitted`` hook) collects those timings.
 - What a worker cannot report — a worker process that died, a task ended for overrunning
-  ``task_timeout`` — is reported by the parent: the process backend's dispatcher calls
-  :meth:`RunRecorder.lost`; for other backends the done-callback records the failure itself.
+  ``task_timeout`` — is reported by the parent: the process backend's dispatcher calls the
+  ``chunk_lost`` hook; for other backends the done-callback records the failure itself.
 
 Clock: every time is wall-clock seconds (``time.time()``), read where the work runs. On one
 machine all processes share that clock, so threads, worker processes and asyncio tasks line up
@@ -37,7 +39,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._tasks import Retry, TracedRetry, TraceEntry, hostname
+from ._observe import RunObserver
+from ._tasks import TraceEntry, hostname
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
@@ -201,13 +204,17 @@ def fn_name(fn: Any) -> str:
     return str(name)
 
 
-class RunRecorder:
+class RunRecorder(RunObserver):
     """Collects the records of one map run (or of a pool's submits) for its traces.
 
-    The engine calls :meth:`traced_retry` once and :meth:`watch` for every chunk it submits;
-    backends call :meth:`chunk_started` (in-process workers, via ``run_chunk``) and
-    :meth:`lost` (the process dispatcher). Thread-safe.
+    The run observer of tracing (see ``_observe``): the engine reports each chunk it submits
+    (:meth:`chunk_submitted`) and hands out (:meth:`chunk_done`); workers of this process
+    report where a chunk runs (:meth:`chunk_started`, via ``run_chunk``) and the process
+    dispatcher what the worker cannot (:meth:`chunk_lost`, :meth:`worker_replaced`).
+    Thread-safe.
     """
+
+    times_calls = True
 
     def __init__(self, traces: tuple[Trace, ...], pool: Any, fn: Any, kind: str) -> None:
         self.traces = traces
@@ -227,28 +234,21 @@ class RunRecorder:
         self._lock = threading.Lock()
         self._starts: dict[int, tuple[tuple[Any, ...], float]] = {}
         self._lost: dict[int, list[TraceEntry]] = {}
-        self._retries: dict[int, TracedRetry] = {}
         self._pending: dict[int, tuple[int, Sequence[Any], float, str | None]] = {}
         self._positions = itertools.count()
-
-    # -- called by the engine ------------------------------------------------------------
-    def traced_retry(self, retry: Retry) -> TracedRetry:
-        """``retry`` with the trace flag (cached: backends cache the pickled retry by id)."""
-        cached = self._retries.get(id(retry))
-        if cached is None:
-            cached = TracedRetry(
-                attempts=retry.attempts,
-                retry_on=retry.retry_on,
-                backoff=retry.backoff,
-                max_backoff=retry.max_backoff,
-                recorder=self,
-            )
-            self._retries[id(retry)] = cached
-        return cached
 
     def next_position(self) -> int:
         """The next call number (for ``submit``, where there is no input position)."""
         return next(self._positions)
+
+    # -- called by the engine ------------------------------------------------------------
+    def chunk_submitted(self, fut: cf.Future[Any], base: int, items: Sequence[Any]) -> None:
+        """Record the chunk when it finishes (see :meth:`watch`)."""
+        self.watch(fut, base, items)
+
+    def chunk_done(self, fut: cf.Future[Any]) -> None:
+        """Record the chunk now: its records are in the trace before its results leave."""
+        self.collect(fut)
 
     def watch(
         self,
@@ -281,7 +281,7 @@ class RunRecorder:
         """A worker in this process started ``items`` (kept for a timeout of that chunk)."""
         self._starts[id(items)] = (worker, at)
 
-    def lost(
+    def chunk_lost(
         self,
         fut: cf.Future[Any],
         n: int,
@@ -301,7 +301,7 @@ class RunRecorder:
         with self._lock:
             self._lost.setdefault(id(fut), []).extend(entries)
 
-    def worker_event(self, kind: str, worker: tuple[Any, ...], reason: str) -> None:
+    def worker_replaced(self, kind: str, worker: tuple[Any, ...], reason: str) -> None:
         """A worker of this run was replaced (``kind``: ``"recycle"``, ``"memory_kill"``)."""
         at = time.time()
         for t in self.traces:
@@ -350,14 +350,6 @@ class RunRecorder:
         if entries:
             for t in self.traces:
                 t._add_entries(self.run, base, entries, fn)
-
-
-def recorder_of(retry: Any) -> RunRecorder | None:
-    """The recorder a traced chunk reports to, or None (untraced, or in a worker process)."""
-    if type(retry) is TracedRetry:
-        rec: RunRecorder | None = retry.recorder
-        return rec
-    return None
 
 
 # -- the trace ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ filter turns one into an error, the error is raised when the :func:`watch` block
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import functools
 import logging
 import os
@@ -25,12 +26,13 @@ import sysconfig
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
+from .._core._observe import RunObserver
 from ._warnings import BlockedEventLoopWarning, CPUBoundInThreadsWarning
 
 __all__ = (
@@ -532,8 +534,11 @@ class ThreadCPUCheck:
             return True
 
 
-class ThreadCPURun:
+class ThreadCPURun(RunObserver):
     """The evidence of one map on threads: CPU time against elapsed wall time.
+
+    A run observer (``anypool._core._observe``): the map engine reports each chunk it submits
+    and hands out, as it does to the tracer.
 
     Per-task CPU / wall ratios do not work here: with the GIL and N busy threads each task
     gets about 1/N of the CPU, so a CPU-bound task measures ~1/N. Pool-level totals do not
@@ -552,6 +557,7 @@ class ThreadCPURun:
         "_cpu",
         "_tasks",
         "_done",
+        "_counted",
     )
 
     def __init__(
@@ -570,6 +576,22 @@ class ThreadCPURun:
         self._cpu = 0.0
         self._tasks = 0
         self._done = False
+        self._counted: set[int] = set()  # the chunks in flight that count (went to threads)
+
+    def chunk_submitted(self, fut: cf.Future[Any], base: int, items: Sequence[Any]) -> None:
+        """A chunk was submitted: remember it when it counts (see :meth:`submitted`)."""
+        if self.submitted():
+            self._counted.add(id(fut))
+
+    def chunk_done(self, fut: cf.Future[Any]) -> None:
+        """A chunk is handed out: add its CPU time when it counted and ran to the end."""
+        if id(fut) not in self._counted:
+            return
+        self._counted.discard(id(fut))
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        res = fut.result()
+        self.add(res.cpu, len(res.values))
 
     def submitted(self) -> bool:
         """Called after each chunk is submitted; True when it counts (it went to threads).

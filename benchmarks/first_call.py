@@ -1,53 +1,62 @@
-"""One fresh program: import numpy and scipy, then time the first parallel call (section g).
+"""(g) the first call of a fresh program that imported numpy and scipy.
 
-python first_call.py RUNNER   ->   prints {"s": seconds of the first call} as JSON
+One subprocess a rep, running first_call_program.py.
+
+Target: <= 1.15x mpire.
 """
 
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
-import sys
-import time
+import argparse
+import statistics
 from pathlib import Path
 
-import numpy as np  # noqa: F401 - the program has imported them before its first call
-import scipy.signal  # noqa: F401
+import harness as h
+from harness import Table, fmt, verdict
+from runners import need_scipy_workloads
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scipy_workloads import sig_task
+KEY = "g"
+NAME = "first_call"
+HERE = Path(__file__).resolve().parent
+N, WORKERS = 8, 2  # as in first_call_program.py
 
-N, WORKERS = 8, 2
-
-
-def run(runner: str) -> list[float]:
-    if runner == "anypool":
-        import anypool
-
-        return anypool.map(sig_task, range(N), backend="process", workers=WORKERS)
-    if runner in ("ppe-fork", "ppe-default"):
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = mp.get_context("fork") if runner == "ppe-fork" else None
-        with ProcessPoolExecutor(WORKERS, mp_context=ctx) as ex:
-            return list(ex.map(sig_task, range(N)))
-    if runner == "joblib":
-        from joblib import Parallel, delayed
-
-        return list(Parallel(n_jobs=WORKERS)(delayed(sig_task)(i) for i in range(N)))
-    if runner == "mpire":
-        from mpire import WorkerPool
-
-        with WorkerPool(n_jobs=WORKERS, start_method="fork") as pool:
-            return list(pool.map(sig_task, range(N)))
-    if runner == "serial":
-        return [sig_task(i) for i in range(N)]
-    raise SystemExit(f"unknown runner {runner!r}")
+G_RUNNERS = ("anypool", "mpire", "ppe-fork", "ppe-default", "joblib", "serial")
 
 
-if __name__ == "__main__":
-    t0 = time.perf_counter()
-    out = run(sys.argv[1])
-    dt = time.perf_counter() - t0
-    assert len(out) == N
-    print(json.dumps({"s": dt}))
+def bench(cfg: argparse.Namespace) -> Table:
+    need_scipy_workloads()
+    reps = max(3, cfg.reps // 2)
+    times: dict[str, list[float]] = {r: [] for r in G_RUNNERS}
+    errors: dict[str, str] = {}
+    for _ in range(reps):
+        for r in G_RUNNERS:  # interleaved, so the machine's load falls on all alike
+            if r in errors:
+                continue
+            try:
+                out = h.run_script(str(HERE / "first_call_program.py"), [r], timeout=cfg.timeout)
+                times[r].append(float(out["s"]))
+            except RuntimeError as exc:
+                errors[r] = str(exc)[:160]
+    cols = ["runner", "median first call ms", "x mpire", "target (≤ 1.15x mpire)"]
+    t = Table(
+        f"(g) the first call of a fresh program that imported numpy and scipy: {N} items, "
+        f"{WORKERS} workers, a scipy.signal task ({reps} programs each)",
+        cols,
+    )
+    med = {r: statistics.median(v) for r, v in times.items() if v}
+    for r in G_RUNNERS:
+        if r not in med:
+            t.add(r, "error: " + errors.get(r, "no result"), "", "")
+            continue
+        ratio = med[r] / med["mpire"] if "mpire" in med else None
+        target = ""
+        if r == "anypool" and ratio is not None:
+            target = f"{ratio:.2f}x: {verdict(ratio <= 1.15)}"
+        t.add(r, fmt(med[r] * 1e3), fmt(ratio, 2), target)
+    t.note(
+        "Timed inside each child from just before the first parallel call to its result "
+        "(interpreter start and the numpy/scipy imports excluded). mpire and "
+        "ProcessPoolExecutor-fork fork the parent, inheriting its imports; anypool starts "
+        "workers from its fork server."
+    )
+    return t

@@ -10,6 +10,7 @@ import json
 import pickle
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,15 +125,17 @@ def test_share_runners_see_the_whole_object(kind: str, shared: bool) -> None:
 
 def test_dask_section_runs_in_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:
     dask = pytest.importorskip("dask")
+    import dask_overhead
     import run
 
-    cfg = run.parse(["--only", "x", "--quick"])
+    cfg = run.parse(["--only", "dask_overhead", "--quick"])
+    assert cfg.sections == ["x"]
     cfg.n_x = 40  # a smoke run: every runner once, results checked, no timing claims
     run.AVAILABLE.update(run.anypool_backends())
     # the benchmark's own LocalCluster, not the test session's (whose workers cannot import
     # benchmarks/workloads.py)
     with dask.config.set({"scheduler-address": None}):
-        table = run.bench_x(cfg)
+        table = dask_overhead.bench(cfg)
     text = table.render()
     assert "Pool('dask', 2).imap (auto chunks)" in text
     assert "start-up: Pool('dask', 2)" in text
@@ -155,7 +158,7 @@ def test_scipy_task_and_first_call_script() -> None:
 
     assert sw.sig_expected(range(3)) == [sw.sig_task(i) for i in range(3)]
     out = subprocess.run(
-        [sys.executable, str(BENCH / "first_call.py"), "serial"],
+        [sys.executable, str(BENCH / "first_call_program.py"), "serial"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -178,3 +181,84 @@ def test_mpire_workloads_agree_with_serial(workload: str, monkeypatch: pytest.Mo
     _, got = fn("anypool")
     assert got == pytest.approx(expected, rel=1e-9)
     assert expected != 0
+
+
+def test_every_section_module_is_registered_once_with_its_name() -> None:
+    import run
+
+    helpers = {
+        "run",
+        "runners",
+        "harness",
+        "workloads",
+        "probe",
+        "sync_bench",
+        "scipy_workloads",
+        "first_call_program",
+        "faults_soak",
+        "asyncio_workers",
+        "mpire_workloads",  # the implementations behind mpire_numerical and mpire_stateful
+        "memory_bench",  # behind memory_limits_cost and memory_soak
+    }
+    on_disk = {p.stem for p in BENCH.glob("*.py")} - helpers
+    assert set(run.SECTIONS) == on_disk  # a new section module must be added to the registry
+    keys = [run.MODULES[k].KEY for k in run.MODULES]
+    assert len(keys) == len(set(keys)) == len(run.SECTIONS)
+    for key, mod in run.MODULES.items():
+        assert key == mod.KEY
+        assert len(key) == 1
+        assert Path(mod.__file__).stem == mod.NAME
+        assert callable(mod.bench)
+        assert (mod.__doc__ or "").strip().startswith(f"({key}) "), mod.NAME
+
+
+@pytest.mark.parametrize(
+    ("only", "expected"),
+    [
+        ("s,a,b", ["s", "a", "b"]),
+        ("startup,cpu_speedup", ["s", "b"]),
+        ("million_tasks, u", ["m", "u"]),
+        ("", None),  # everything, in the registry's order
+    ],
+)
+def test_only_takes_keys_and_module_names(only: str, expected: list[str] | None) -> None:
+    import run
+
+    cfg = run.parse(["--only", only, "--quick"])
+    assert cfg.sections == (expected if expected is not None else list(run.MODULES))
+    # every section's sizes were set by its configure()
+    assert cfg.n_a == 50_000
+    assert cfg.n_o == 40
+    assert cfg.timeout == 90.0
+
+
+def test_only_rejects_an_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    import run
+
+    with pytest.raises(SystemExit):
+        run.parse(["--only", "startup,no_such_thing"])
+    err = capsys.readouterr().err
+    assert "no_such_thing" in err
+    assert "cpu_speedup" in err  # the message lists the choices
+
+
+def test_a_section_runs_through_the_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import run
+    import sync_primitives
+
+    sizes = sync_primitives.configure
+
+    def tiny(cfg: Any) -> None:
+        sizes(cfg)
+        cfg.n_k = 100  # a smoke run: results checked, no timing claims
+
+    monkeypatch.setattr(sync_primitives, "configure", tiny)
+    out = tmp_path / "bench.md"
+    assert run.main(["--only", "sync_primitives", "--reps", "1", "--markdown", str(out)]) == 0
+    text = out.read_text()
+    assert "workloads: k" in text
+    assert "(k)" in text
+    assert "pool.Counter" in text
+    assert "#### Targets" in text
+    assert "ERROR" not in text
+    assert "TIMEOUT" not in text

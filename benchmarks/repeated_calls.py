@@ -1,36 +1,27 @@
-"""Sections (r) and (g) of ``make bench``: process workers that start warm (issue 13).
+"""(r) ten repeated one-shot process maps of 8 items with a scipy-using task, per call.
 
-(r) ten repeated one-shot process maps of 8 items with a scipy-using task, per call;
-(g) the first call of a fresh program that imported numpy and scipy (one subprocess a rep).
+Target: anypool <= 1.2x ProcessPoolExecutor on fork and <= 1.0x joblib.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import statistics
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import harness as h
 from harness import Skip, Table, fmt, verdict
+from runners import need_scipy_workloads
 
+KEY = "r"
+NAME = "repeated_calls"
 N, WORKERS = 8, 2
-HERE = Path(__file__).resolve().parent
-
-
-def _scipy() -> Any:
-    try:
-        import scipy_workloads
-    except ImportError as exc:
-        raise Skip(f"needs numpy and scipy (pip install -e '.[bench]'): {exc}") from None
-    return scipy_workloads
 
 
 def _runner(name: str) -> Callable[[], Iterator[Callable[[], Any]]]:
     def gen() -> Iterator[Callable[[], Any]]:
-        sw = _scipy()
+        sw = need_scipy_workloads()
         fn = sw.sig_task
         if name == "anypool":
             import anypool
@@ -85,11 +76,11 @@ def _key(row: str) -> str:
     return row.split()[0].split(".")[0]
 
 
-def bench_r(cfg: argparse.Namespace) -> Table:
+def bench(cfg: argparse.Namespace) -> Table:
     reps = max(cfg.reps, 10)
     expected: list[float] | None = None
     try:
-        expected = _scipy().sig_expected(range(N))
+        expected = need_scipy_workloads().sig_expected(range(N))
     except Skip:
         pass
 
@@ -130,47 +121,5 @@ def bench_r(cfg: argparse.Namespace) -> Table:
         "anypool hands a cleanly closed pool's idle workers to the next pool with the same "
         "settings (kept warm), so scipy is imported once per worker per program. The first "
         "call of each runner is in 'first call ms' and in the median."
-    )
-    return t
-
-
-G_RUNNERS = ("anypool", "mpire", "ppe-fork", "ppe-default", "joblib", "serial")
-
-
-def bench_g(cfg: argparse.Namespace) -> Table:
-    _scipy()
-    reps = max(3, cfg.reps // 2)
-    times: dict[str, list[float]] = {r: [] for r in G_RUNNERS}
-    errors: dict[str, str] = {}
-    for _ in range(reps):
-        for r in G_RUNNERS:  # interleaved, so the machine's load falls on all alike
-            if r in errors:
-                continue
-            try:
-                out = h.run_script(str(HERE / "first_call.py"), [r], timeout=cfg.timeout)
-                times[r].append(float(out["s"]))
-            except RuntimeError as exc:
-                errors[r] = str(exc)[:160]
-    cols = ["runner", "median first call ms", "x mpire", "target (≤ 1.15x mpire)"]
-    t = Table(
-        f"(g) the first call of a fresh program that imported numpy and scipy: {N} items, "
-        f"{WORKERS} workers, a scipy.signal task ({reps} programs each)",
-        cols,
-    )
-    med = {r: statistics.median(v) for r, v in times.items() if v}
-    for r in G_RUNNERS:
-        if r not in med:
-            t.add(r, "error: " + errors.get(r, "no result"), "", "")
-            continue
-        ratio = med[r] / med["mpire"] if "mpire" in med else None
-        target = ""
-        if r == "anypool" and ratio is not None:
-            target = f"{ratio:.2f}x: {verdict(ratio <= 1.15)}"
-        t.add(r, fmt(med[r] * 1e3), fmt(ratio, 2), target)
-    t.note(
-        "Timed inside each child from just before the first parallel call to its result "
-        "(interpreter start and the numpy/scipy imports excluded). mpire and "
-        "ProcessPoolExecutor-fork fork the parent, inheriting its imports; anypool starts "
-        "workers from its fork server."
     )
     return t

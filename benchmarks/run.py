@@ -162,7 +162,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     bad = [s for s in words if section_key(s) is None]
     if bad:
         p.error(f"unknown workload(s) {bad}; choose from\n{listing()}")
-    cfg.sections = [section_key(s) for s in words]
+    cfg.sections = list(dict.fromkeys(section_key(s) for s in words))  # a workload once
     cfg.timeout = 90.0 if cfg.quick else 240.0
     for mod in MODULES.values():
         configure = getattr(mod, "configure", None)

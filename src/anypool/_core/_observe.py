@@ -150,3 +150,21 @@ def observer_of(retry: Any) -> RunObserver | None:
         obs: RunObserver | None = retry.observer
         return obs
     return None
+
+
+# -- the runtime checks (``anypool.checks._runtime``) register here when imported -------------
+_runtime_checks: Any = None
+
+
+def register_runtime_checks(module: Any) -> None:
+    """Called once by the runtime-checks module as it is imported (``debug=True`` imports it;
+    ``anypool.watch()`` lives there), so the pool finds it without naming it."""
+    global _runtime_checks
+    _runtime_checks = module
+
+
+def runtime_checks() -> Any:
+    """The runtime-checks module when it has been imported, else None (then no ``watch()``
+    block can be active, and a pool without ``debug=True`` has nothing to check)."""
+    return _runtime_checks
+

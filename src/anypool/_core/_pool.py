@@ -6,7 +6,6 @@ import asyncio
 import concurrent.futures as cf
 import functools
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -14,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
-from . import _tracing
+from . import _observe, _tracing
 from ._abc import Backend, PoolStats, WorkerSpec
 from ._engine import MapOptions, MapRun, run_async, run_sync
 from ._exceptions import ClosedPoolError
@@ -44,20 +43,17 @@ if TYPE_CHECKING:
     from ._sync import SyncFactory
     from ._tracing import Trace
 
-_RUNTIME = "anypool.checks._runtime"
-
-
 def _runtime_checks(load: bool) -> ModuleType | None:
     """The runtime-checks module; imported only for ``debug=True`` (start-up stays light).
 
-    Without ``load`` it is returned only when already imported: ``watch()`` lives there, so
-    when nothing imported it, no ``watch()`` block can be active.
+    Without ``load`` it is returned only when already imported (it registers itself with
+    ``_observe`` as it is): ``watch()`` lives there, so when nothing imported it, no
+    ``watch()`` block can be active.
     """
     if load:
-        import importlib
-
-        return importlib.import_module(_RUNTIME)
-    return sys.modules.get(_RUNTIME)
+        from ..checks import _runtime  # noqa: F401 - registers itself with _observe
+    found: ModuleType | None = _observe.runtime_checks()
+    return found
 
 
 T = TypeVar("T")

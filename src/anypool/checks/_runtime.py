@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
+from .._core import _observe
 from .._core._observe import RunObserver
 from ._warnings import BlockedEventLoopWarning, CPUBoundInThreadsWarning
 
@@ -649,3 +650,6 @@ def _reset_thread_task_stats() -> None:
     """Forget every recorded task (for tests)."""
     with _task_stats_lock:
         _task_stats.clear()
+
+
+_observe.register_runtime_checks(sys.modules[__name__])  # the pool finds the checks here

@@ -167,4 +167,3 @@ def runtime_checks() -> Any:
     """The runtime-checks module when it has been imported, else None (then no ``watch()``
     block can be active, and a pool without ``debug=True`` has nothing to check)."""
     return _runtime_checks
-

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._sync import SyncFactory
     from ._tracing import Trace
 
+
 def _runtime_checks(load: bool) -> ModuleType | None:
     """The runtime-checks module; imported only for ``debug=True`` (start-up stays light).
 

@@ -162,6 +162,23 @@ print(anypool.map(double, range(4), backend="process", workers=2))
 """
 
 
+def _run_no_guard(tmp_path: Path, preload: str | None) -> subprocess.CompletedProcess[str]:
+    """Run NO_MAIN_GUARD as a script (``ANYPOOL_PRELOAD=preload``, or the default)."""
+    script = tmp_path / "no_guard.py"
+    script.write_text(NO_MAIN_GUARD)
+    env = {k: v for k, v in os.environ.items() if k != "ANYPOOL_PRELOAD"}
+    if preload is not None:
+        env["ANYPOOL_PRELOAD"] = preload
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=SHORT_TIMEOUT,
+        cwd=tmp_path,
+        env=env,
+    )
+
+
 def test_a_script_without_a_main_guard_fails_clearly_instead_of_respawning_forever(
     tmp_path: Path,
 ) -> None:
@@ -170,16 +187,7 @@ def test_a_script_without_a_main_guard_fails_clearly_instead_of_respawning_forev
     Workers that run the script again are those of a fork server that imports it: the one
     used when the program cannot be forked safely (here: ``ANYPOOL_PRELOAD=import``).
     """
-    script = tmp_path / "no_guard.py"
-    script.write_text(NO_MAIN_GUARD)
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=SHORT_TIMEOUT,
-        cwd=tmp_path,
-        env={**os.environ, "ANYPOOL_PRELOAD": "import"},
-    )
+    proc = _run_no_guard(tmp_path, preload="import")
     assert proc.returncode != 0
     # the caller: a broken pool that names the cause and the fix
     assert "BrokenPoolError" in proc.stderr
@@ -192,14 +200,6 @@ def test_a_script_without_a_main_guard_fails_clearly_instead_of_respawning_forev
 
 def test_a_script_without_a_main_guard_runs_once_from_a_forked_server(tmp_path: Path) -> None:
     """A single-threaded program is forked into the fork server: workers do not run it again."""
-    script = tmp_path / "no_guard.py"
-    script.write_text(NO_MAIN_GUARD)
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=SHORT_TIMEOUT,
-        cwd=tmp_path,
-    )
+    proc = _run_no_guard(tmp_path, preload=None)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n") == ["[0, 2, 4, 6]", ""]

@@ -126,3 +126,11 @@ def test_the_message_shortens_a_long_repr() -> None:
     assert len(str(err)) < 700
     assert "because of <unlocked _thread.lock object" in str(err)
     assert "(type list)" in str(err)
+
+
+def test_sharing_an_unpicklable_object_names_it_and_the_fix() -> None:
+    with anypool.Pool("process", 1) as pool:
+        with pytest.raises(_pickling.PicklingError, match=r"pool\.share\(\).*_thread\.lock.*Lock"):
+            pool.share(threading.Lock())
+        shared = pool.share({"inc": lambda x: x + 1})  # cloudpickle's, when pickle cannot
+        assert list(pool.map(lambda d, x: d["inc"](x), [shared] * 2, [1, 2])) == [2, 3]

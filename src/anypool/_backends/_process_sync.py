@@ -27,6 +27,7 @@ from multiprocessing import shared_memory
 from multiprocessing import synchronize as _mps
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .._core import _pickling
 from .._core._exceptions import ClosedPoolError
 from .._core._sync import Counter, SyncFactory, _check_int, _check_typecode
 
@@ -950,12 +951,9 @@ class ProcessSync(SyncFactory):
             np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
             how, meta = "ndarray", (arr.shape, arr.dtype.str, arr.nbytes)
         else:
-            try:
-                blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                import cloudpickle
-
-                blob = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            blob = _pickling.dumps_fast(obj)
+            if blob is None:  # neither pickler can: say which object and what to do
+                blob = _pickling.dumps(obj, "the object given to pool.share()", "to the workers")
             shm = self._segment(len(blob))
             _buffer(shm)[: len(blob)] = blob
             how, meta = "pickle", len(blob)

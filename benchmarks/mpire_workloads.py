@@ -80,7 +80,7 @@ def _import(runner: str) -> None:
         import concurrent.futures.process  # noqa: F401
 
 
-def numerical(runner: str) -> float:
+def numerical(runner: str) -> tuple[float, float]:
     image, filters = make_image(), make_filters()
     _import(runner)
     t0 = time.perf_counter()

@@ -109,14 +109,21 @@ def adapt(backend: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _multiprocessing_helpers() -> set[int]:
+def fork_server_pid() -> int | None:
+    """multiprocessing's fork server, whichever way it was started (anypool may fork it from
+    this process, so its command line is this process's: look it up by pid)."""
     import multiprocessing.forkserver
 
+    return getattr(
+        getattr(multiprocessing.forkserver, "_forkserver", None), "_forkserver_pid", None
+    )
+
+
+def _multiprocessing_helpers() -> set[int]:
     me = psutil.Process()
     out = set()
-    fork_server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    server = getattr(fork_server, "_forkserver_pid", None)
-    if server is not None:  # also when anypool made it by forking this process
+    server = fork_server_pid()
+    if server is not None:
         out.add(server)
     for child in me.children():
         try:

@@ -23,7 +23,7 @@ import pytest
 
 import anypool
 from anypool._core import _registry
-from conftest import SHORT_TIMEOUT
+from conftest import SHORT_TIMEOUT, fork_server_pid
 from daskkit import (
     always_exit,
     crash_count,
@@ -67,9 +67,7 @@ def test_with_distributed_the_backend_is_available() -> None:
 # -- the clusters it starts or joins ---------------------------------------------------------
 def _child_pids() -> set[int]:
     """Child processes, without multiprocessing's shared helpers (the resource tracker)."""
-    import multiprocessing.forkserver
-
-    server = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+    server = fork_server_pid()
     out = set()
     for c in psutil.Process().children(recursive=True):
         if c.pid == server:  # the fork server, also when anypool forked it from this process

@@ -193,7 +193,9 @@ def resources() -> dict[str, Any]:
     anypool.shutdown_warm_workers()
 
     helpers = ("forkserver", "resource_tracker")
-    server = _fork_server_pid()
+    from conftest import fork_server_pid
+
+    server = fork_server_pid()
     children = set()
     for c in psutil.Process().children(recursive=True):
         if c.pid == server:  # the fork server, also when it is a fork of this program
@@ -316,11 +318,3 @@ def spin_ms(i: int) -> int:
     while time.perf_counter() < end:
         pass
     return i
-
-
-def _fork_server_pid() -> int | None:
-    """multiprocessing's fork server, whichever way it was started (anypool may fork it)."""
-    import multiprocessing.forkserver
-
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    return getattr(server, "_forkserver_pid", None)

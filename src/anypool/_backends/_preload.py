@@ -184,33 +184,39 @@ def fork_safe() -> str | None:
     return None
 
 
+def _keep(running: bool, modules: frozenset[str]) -> bool:
+    """Whether the running server stays as it is (the rule both ways of replacing it follow)."""
+    if not running:
+        return False
+    if _server_has is None and not modules:
+        return True  # a server we did not start, and nothing to add: use it as it is
+    if _server_has is not None and modules <= _server_has:
+        return True  # it has what this program imported
+    return _server_children_alive()  # its children report through it: never stop it under them
+
+
 def fork_server(ctx: Any) -> bool:
     """Make the fork server a fork of this program, when that is safe and needed.
 
     Called as a process pool starts, in the caller's thread. True when a server was forked.
+    The common case, a server that has what the program imported, costs one pass over
+    ``sys.modules``.
     """
     global _server_has, _forked
     if not fork_enabled() or ctx.get_start_method() != "forkserver":
+        return False
+    server, running = _server()
+    if server is None or _keep(running, wanted()) or fork_safe() is not None:
         return False
     import importlib
 
     import cloudpickle  # noqa: F401 - what every pool uses: the server has it too
 
     importlib.import_module(WORKER_MODULE)
-    modules = wanted()
-    server, running = _server()
-    if server is None or (running and _server_has is not None and modules <= _server_has):
-        return False
-    if running and (_server_has is None and not modules):
-        return False  # a server we did not start, and nothing to add: use it as it is
-    if fork_safe() is not None:
-        return False
     if running:
-        if _server_children_alive():
-            return False
         server._stop()
     _start_forked(server)
-    _server_has = modules
+    _server_has = wanted()
     _forked = True
     _stats["starts"] += 1
     _stats["forked"] += 1
@@ -295,13 +301,11 @@ def prepare(ctx: Any) -> None:
     global _server_has, _forked
     modules = wanted() if enabled() else frozenset()
     server, running = _server()
-    if running and _server_has is not None and (_forked or modules <= _server_has):
+    if running and _forked:
         return  # a forked server is replaced only by another fork, from the main thread
+    if _keep(running, modules):
+        return
     if running:
-        if _server_has is None and not modules:
-            return  # a server we did not start, and nothing to add: use it as it is
-        if _server_children_alive():
-            return  # its children report through it: never stop it under them
         server._stop()
     _forked = False
     preload = sorted(modules | (_server_has or frozenset()))

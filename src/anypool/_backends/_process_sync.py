@@ -141,18 +141,23 @@ class _SemPrimitive:
         return (_rebuild_sem, (type(self), sl.kind, sl.maxvalue, sl.name))
 
 
-class ProcessLock(_SemPrimitive):
+class _LockPrimitive(_SemPrimitive):
+    """``acquire`` with the lock types' arguments (``timeout=-1``: wait for ever)."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock (an ``RLock``: again, if this thread holds it); ``False`` if
+        ``blocking=False`` or ``timeout`` s ran out first."""
+        if timeout == -1:
+            return bool(self._semlock.acquire(blocking))
+        return bool(self._semlock.acquire(True, _lock_timeout(blocking, timeout)))
+
+
+class ProcessLock(_LockPrimitive):
     """A lock that works across processes with ``threading.Lock``'s interface.
 
     Any thread of any process may release it (as ``threading.Lock``); releasing it while
     unlocked raises ``RuntimeError``.
     """
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Take the lock; ``False`` if ``blocking=False`` or ``timeout`` s ran out first."""
-        if timeout == -1:
-            return bool(self._semlock.acquire(blocking))
-        return bool(self._semlock.acquire(True, _lock_timeout(blocking, timeout)))
 
     def release(self) -> None:
         """Release the lock.
@@ -183,19 +188,13 @@ class ProcessLock(_SemPrimitive):
         return f"<{state} anypool process Lock object {self._semlock.name} at {id(self):#x}>"
 
 
-class ProcessRLock(_SemPrimitive):
+class ProcessRLock(_LockPrimitive):
     """A re-entrant lock that works across processes with ``threading.RLock``'s interface.
 
     The owner is a thread of one process; only it may release the lock (``RuntimeError``
     otherwise, as ``threading.RLock``, where ``multiprocessing.RLock`` raises
     ``AssertionError``).
     """
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Take the lock (again, if this thread holds it); ``False`` if the wait ran out."""
-        if timeout == -1:
-            return bool(self._semlock.acquire(blocking))
-        return bool(self._semlock.acquire(True, _lock_timeout(blocking, timeout)))
 
     def release(self) -> None:
         """Release the lock once.

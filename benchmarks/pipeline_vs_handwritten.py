@@ -13,6 +13,7 @@ import multiprocessing as mp
 import multiprocessing.pool
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import harness as h
@@ -56,21 +57,29 @@ def r_pipeline(ordered: bool, items: list[Any], first: str = "thread") -> Any:
     return run
 
 
+@contextmanager
+def _warm_pools() -> Iterator[tuple[Any, Any, Any]]:
+    """The three stages' pools (thread, process, thread), started and warmed."""
+    need_backend("process")
+    import anypool
+
+    with (
+        anypool.Pool("thread", PIPE_IO_WORKERS) as io1,
+        anypool.Pool("process", W) as cpu,
+        anypool.Pool("thread", PIPE_IO_WORKERS) as io3,
+    ):
+        for pool in (io1, cpu, io3):
+            list(pool.imap(w.sq, range(100)))
+        yield io1, cpu, io3
+
+
 def r_pipeline_warm(items: list[Any]) -> Any:
     """A fresh ``Pipeline`` per call on warm pools (``pool=``): the same pools as stage by stage."""
 
     def run() -> Iterator[Any]:
-        need_backend("process")
-        import anypool
         from anypool import Pipeline
 
-        with (
-            anypool.Pool("thread", PIPE_IO_WORKERS) as io1,
-            anypool.Pool("process", W) as cpu,
-            anypool.Pool("thread", PIPE_IO_WORKERS) as io3,
-        ):
-            for pool in (io1, cpu, io3):
-                list(pool.imap(w.sq, range(100)))
+        with _warm_pools() as (io1, cpu, io3):
 
             def call() -> list[Any]:
                 return (
@@ -105,16 +114,7 @@ def r_stage_by_stage(items: list[Any]) -> Any:
     """Each stage over the whole input before the next starts, on warm anypool pools."""
 
     def run() -> Iterator[Any]:
-        need_backend("process")
-        import anypool
-
-        with (
-            anypool.Pool("thread", PIPE_IO_WORKERS) as io1,
-            anypool.Pool("process", W) as cpu,
-            anypool.Pool("thread", PIPE_IO_WORKERS) as io3,
-        ):
-            for pool in (io1, cpu, io3):
-                list(pool.imap(w.sq, range(100)))
+        with _warm_pools() as (io1, cpu, io3):
 
             def call() -> list[Any]:
                 fetched = list(io1.imap(w.pipe_io, items))

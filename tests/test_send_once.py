@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import select
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +113,95 @@ def test_a_big_argument_repeated_in_every_chunk_names_pool_share() -> None:
     ):
         out = list(pool.map(size_of, [big] * 4, range(4), chunksize=1))
     assert out == [len(big) + i for i in range(4)]
+
+
+# -- pool.share(mode=...) and the workers it starts ------------------------------------------
+def _write_and_read(arr: Any, value: float) -> float:
+    """Write into the shared array, then read it back (the task's own view)."""
+    arr[0] = value
+    return float(arr[0])
+
+
+def _first(arr: Any) -> float:
+    return float(arr[0])
+
+
+class TestShareModes:
+    def test_read_only_by_default(self) -> None:
+        np = pytest.importorskip("numpy")
+        with anypool.Pool("process", 1) as pool:
+            shared = pool.share(np.zeros(4))
+            with pytest.raises(ValueError, match="read-only"):
+                pool.submit(_write_and_read, shared, 1.0).result(timeout=30)
+
+    def test_copy_on_write_keeps_each_workers_writes_its_own(self) -> None:
+        np = pytest.importorskip("numpy")
+        data = np.zeros(1 << 20)  # 8 MB: mapped, not pickled
+        with anypool.Pool("process", 2) as pool:
+            shared = pool.share(data, mode="c")
+            wrote = pool.broadcast(lambda: _write_and_read(shared, 7.0))
+            assert set(wrote.values()) == {7.0}
+            # the write stays in the worker that made it (as after fork) ...
+            assert set(pool.broadcast(lambda: _first(shared)).values()) == {7.0}
+        # ... and never reaches this process's array or the shared memory
+        assert data[0] == 0.0
+        with anypool.Pool("process", 2) as pool:
+            again = pool.share(data, mode="c")
+            assert set(pool.map(_first, [again] * 4, chunksize=1)) == {0.0}
+
+    def test_copy_on_write_bytes_are_a_writeable_view(self) -> None:
+        with anypool.Pool("process", 1) as pool:
+            shared = pool.share(b"abc", mode="c")
+            got = pool.submit(lambda b: (b.readonly, bytes(b)), shared).result(timeout=30)
+        assert got == (False, b"abc")
+
+    @pytest.mark.parametrize("backend", ["thread", "serial"])
+    def test_in_process_pools_give_the_object_itself(self, backend: str) -> None:
+        obj = bytearray(b"xyz")
+        with anypool.Pool(backend, 1) as pool:
+            assert pool.share(obj, mode="c") is obj
+
+    @pytest.mark.parametrize("mode", ["w", "r+", "", None, "R"])
+    def test_an_unknown_mode_is_refused_with_the_choices(self, mode: Any) -> None:
+        with (
+            anypool.Pool("thread", 1) as pool,
+            pytest.raises(ValueError, match=r"mode must be 'r' .* or 'c'"),
+        ):
+            pool.share(b"x", mode=mode)
+
+    def test_auto_passes_the_mode_to_the_process_handle(self) -> None:
+        np = pytest.importorskip("numpy")
+        with anypool.Pool("auto", 2) as pool:
+            shared = pool.share(np.zeros(8), mode="c")
+            got = list(pool.map(_write_and_read, [shared] * 4, [3.0] * 4))
+        assert got == [3.0] * 4
+
+
+def _say_started(fifo: str) -> None:
+    fd = os.open(fifo, os.O_WRONLY)
+    try:
+        os.write(fd, b"%d\n" % os.getpid())
+    finally:
+        os.close(fd)
+
+
+def test_share_starts_the_workers_before_any_task(tmp_path: Path) -> None:
+    """pool.share() on a process pool with no workers starts them (they start during the
+    copy): both initializers run although no task was submitted."""
+    fifo = str(tmp_path / "started")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with anypool.Pool("process", 2, initializer=_say_started, initargs=(fifo,)) as pool:
+            pool.share(b"x" * 1000)
+            seen = b""
+            deadline = time.monotonic() + 30
+            while seen.count(b"\n") < 2:
+                left = deadline - time.monotonic()
+                assert left > 0, f"workers started after share(): {seen!r}"
+                ready, _, _ = select.select([reader], [], [], left)
+                if ready:
+                    seen += os.read(reader, 100)
+        assert len(set(seen.split())) == 2
+    finally:
+        os.close(reader)

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._backends._process_sync import Shared as Shared
+    from ._backends._shared import Shared as Shared
     from ._backends._warm import shutdown_warm_workers as shutdown_warm_workers
     from ._core._abc import PoolStats as PoolStats
     from ._core._api import amap as amap
@@ -124,7 +124,7 @@ _LAZY: dict[str, str] = {
     "PoolStats": "anypool._core._abc",
     "RateLimiter": "anypool._core._rate",
     "Counter": "anypool._core._sync",
-    "Shared": "anypool._backends._process_sync",
+    "Shared": "anypool._backends._shared",
     "MapKwargs": "anypool._core._options",
     "ApiKwargs": "anypool._core._options",
     "get_all_backends": "anypool._core._registry",

@@ -45,8 +45,8 @@ import cloudpickle
 import distributed
 
 from .._core._exceptions import ClosedPoolError, PicklingError
-from .._core._sync import Counter, SyncFactory, _check_int, _check_typecode
-from ._process_sync import Shared
+from .._core._sync import Counter, ShareMode, SyncFactory, _check_int, _check_typecode
+from ._shared import Shared
 
 if TYPE_CHECKING:
     from .._core._abc import Backend
@@ -606,8 +606,9 @@ class DaskSync(SyncFactory):
             "list", "return results from the tasks, or pass items through a pool.Queue()"
         )
 
-    def share(self, obj: T) -> T:
-        """A :class:`DaskShared` handle: scattered once, fetched once by each worker."""
+    def share(self, obj: T, mode: ShareMode = "r") -> T:
+        """A :class:`DaskShared` handle: scattered once, fetched once by each worker (each
+        worker has its own copy, in either ``mode``)."""
         token = self._name("shared")
         with self._lock:
             self._tokens.append(token)

@@ -37,7 +37,7 @@ from .._core import _pickling
 from .._core._abc import Backend, WorkerSpec
 from .._core._exceptions import ClosedPoolError, ExceptionCarrier, TaskTimeoutError
 from .._core._pickling import dump_result
-from .._core._sync import SyncFactory, register_sync_kind
+from .._core._sync import ShareMode, SyncFactory, register_sync_kind
 from .._core._tasks import ChunkResult, Retry, available_cpus, call_sync, run_chunk
 from .._core._timeouts import DeadlineWatcher
 
@@ -174,8 +174,9 @@ class _NoPrimitives(SyncFactory):
     def Counter(self, *args: Any, **kwargs: Any) -> Any:
         return self._refuse("Counter")
 
-    def share(self, obj: T) -> T:
-        """The object itself: it is pickled with each task that takes it."""
+    def share(self, obj: T, mode: ShareMode = "r") -> T:
+        """The object itself: it is pickled with each task that takes it (each task has its
+        own copy, in either ``mode``)."""
         return obj
 
 

@@ -14,22 +14,21 @@ import importlib
 import mmap
 import multiprocessing as mp
 import os
-import pickle
 import secrets
 import struct
 import sys
 import threading
 import time
 from _thread import TIMEOUT_MAX
-from collections import OrderedDict
 from collections.abc import Callable
 from multiprocessing import shared_memory
 from multiprocessing import synchronize as _mps
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core import _pickling
 from .._core._exceptions import ClosedPoolError
-from .._core._sync import Counter, SyncFactory, _check_int, _check_typecode
+from .._core._sync import Counter, ShareMode, SyncFactory, _check_int, _check_typecode
+from ._shared import Shared, _gone, _map_segment
 
 if TYPE_CHECKING:
     from .._core._abc import Backend
@@ -108,13 +107,6 @@ def _rebuild_sem(cls: type[Any], kind: int, maxvalue: int, name: str) -> Any:
         sl = _open_semlock(kind, maxvalue, name, cls.__name__.removeprefix("Process"))
         obj = _SEMS.setdefault(name, cls(sl))
     return obj
-
-
-def _gone(what: str) -> ClosedPoolError:
-    return ClosedPoolError(
-        f"this {what} was made by a pool that has been shut down, and its shared resources "
-        "were freed with it; make primitives with the pool whose tasks use them"
-    )
 
 
 def _lock_timeout(blocking: bool, timeout: float) -> float:
@@ -700,19 +692,6 @@ class ProcessBarrier:
 _MAPS: dict[str, mmap.mmap] = {}  # segment name -> writable mapping, in a worker
 
 
-def _map_segment(name: str, size: int, writable: bool) -> mmap.mmap:
-    posixshmem: Any = importlib.import_module("_posixshmem")
-    try:
-        fd = posixshmem.shm_open("/" + name, os.O_RDWR if writable else os.O_RDONLY, mode=0o600)
-    except FileNotFoundError:
-        raise _gone("shared object") from None
-    try:
-        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        return mmap.mmap(fd, size, prot=prot)
-    finally:
-        os.close(fd)
-
-
 def _attach(name: str, size: int) -> memoryview:
     mm = _MAPS.get(name)
     if mm is None:
@@ -795,66 +774,13 @@ def _rebuild_counter(name: str, lock: Any) -> SharedCounter:
     return SharedCounter(name, _attach(name, 8), lock, None)
 
 
-# -- share() -----------------------------------------------------------------------------
-#: token -> the object, in a worker: loaded once per worker; the most recent few are kept
-_SHARED: OrderedDict[str, Any] = OrderedDict()
-SHARED_CACHE_SIZE = 8
+def _start_workers(backend: Backend) -> None:
+    """Start a process pool's workers (a pool of another kind that makes process kinds, such
+    as auto while it measures, starts its own when it chooses)."""
+    from ._processes import ProcessBackend
 
-
-class Shared(Generic[T]):
-    """A handle for an object sent to each worker process once (see :meth:`Pool.share`).
-
-    Pass it to tasks as an argument: in the worker it turns into the object itself, loaded
-    once per worker and cached. In the parent, :attr:`value` is the original object.
-
-    .. versionadded:: 0.2
-    """
-
-    __slots__ = ("token", "_obj", "_how", "_meta")
-
-    def __init__(self, obj: T, name: str, how: str, meta: Any) -> None:
-        #: the name of its shared-memory segment (the worker's cache key)
-        self.token = name
-        self._obj = obj
-        self._how = how
-        self._meta = meta
-
-    @property
-    def value(self) -> T:
-        """The shared object (in the parent)."""
-        return self._obj
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_load_shared, (self.token, self._how, self._meta))
-
-    def __repr__(self) -> str:
-        return f"<anypool.Shared {type(self._obj).__name__} in {self.token}>"
-
-
-def _load_shared(name: str, how: str, meta: Any) -> Any:
-    obj = _SHARED.get(name)
-    if obj is not None:
-        _SHARED.move_to_end(name)
-        return obj
-    if how == "pickle":
-        mm = _map_segment(name, meta, writable=False)
-        try:
-            obj = pickle.loads(mm)
-        finally:
-            mm.close()
-    elif how == "bytes":
-        # no copy: a read-only view of the mapping, which lives as long as the view does
-        obj = memoryview(_map_segment(name, max(1, meta), writable=False))[:meta]
-    else:  # "ndarray"
-        np = _numpy()
-        shape, dtype, nbytes = meta
-        mm = _map_segment(name, max(1, nbytes), writable=False)
-        obj = np.frombuffer(mm, dtype=np.dtype(dtype), count=nbytes // np.dtype(dtype).itemsize)
-        obj = obj.reshape(shape)
-    _SHARED[name] = obj
-    while len(_SHARED) > SHARED_CACHE_SIZE:
-        _SHARED.popitem(last=False)
-    return obj
+    if isinstance(backend, ProcessBackend):
+        backend.start_workers()
 
 
 class ProcessSync(SyncFactory):
@@ -929,15 +855,18 @@ class ProcessSync(SyncFactory):
         struct.pack_into("q", buf, 0, initial)
         return SharedCounter(shm.name, buf, self.Lock(), shm)
 
-    def share(self, obj: T) -> T:
+    def share(self, obj: T, mode: ShareMode = "r") -> T:
         """A :class:`Shared` handle: the object goes to each worker once, through shared memory.
 
-        ``bytes``/``bytearray`` and NumPy arrays are mapped in the worker without a copy
-        (read-only: a ``memoryview`` and a non-writeable array); anything else is pickled once
-        here and unpickled once per worker.
+        ``bytes``/``bytearray`` and NumPy arrays are mapped in the worker without a copy (a
+        ``memoryview`` and an array: read-only with ``mode="r"``, copy-on-write with
+        ``"c"``); anything else is pickled once here and unpickled once per worker. A pool
+        that has no workers yet starts them first, so that they start during the copy.
         """
         how: str
         meta: Any
+        self._check_open()
+        _start_workers(self.backend)
         if isinstance(obj, bytes | bytearray | memoryview):
             data = memoryview(obj).cast("B")
             shm = self._segment(data.nbytes)
@@ -956,7 +885,7 @@ class ProcessSync(SyncFactory):
             shm = self._segment(len(blob))
             _buffer(shm)[: len(blob)] = blob
             how, meta = "pickle", len(blob)
-        handle: Any = Shared(obj, shm.name, how, meta)
+        handle: Any = Shared(obj, shm.name, how, meta, mode)
         return handle  # type: ignore[no-any-return]  # stands for the object in tasks
 
     # the manager

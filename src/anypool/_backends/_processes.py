@@ -301,6 +301,7 @@ class ProcessBackend(Backend):
         self._broken: BaseException | None = None
         self._startup_deaths = 0
         self._thread: threading.Thread | None = None
+        self._start_all = False  # start every worker without waiting for tasks (under _lock)
         self._wake_r, self._wake_w = os.pipe()
         self._woken = False
         self._fn_cache: tuple[Callable[..., Any], int, bytes] | None = None
@@ -379,6 +380,18 @@ class ProcessBackend(Backend):
             # a single-threaded program is forked into the fork server, which then has all
             # its imports (no lock: with no other thread, no other pool can be starting)
             _preload.fork_server(self._ctx)
+
+    def start_workers(self) -> None:
+        """Start the pool's workers now instead of with the first task (``pool.share`` calls
+        this: the workers start while the object is copied, and are ready when the map
+        comes). Does nothing on a pool that is closing or broken."""
+        with self._lock:
+            if self._broken is not None or self._closing:
+                return
+            self._start_all = True
+            if self._thread is None:
+                self._start_dispatcher()
+            self._wake()
 
     def check_callable(self, fn: Callable[..., Any]) -> None:
         """The function must be picklable (cloudpickle handles lambdas and closures)."""
@@ -701,6 +714,9 @@ class ProcessBackend(Backend):
             # start workers up to the limit while work is waiting
             with self._lock:
                 want = len(self._queue) + len(self._retry)
+                if self._start_all:  # see start_workers
+                    want = max(want, self.spec.workers)
+                    self._start_all = False
                 closing = self._closing
             busy = sum(1 for w in self._workers.values() if w.task is not None)
             starting = sum(1 for w in self._workers.values() if not w.ready)

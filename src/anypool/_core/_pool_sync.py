@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._options import check_whole
+from ._sync import SHARE_MODES, ShareMode
 
 if TYPE_CHECKING:
     from ._abc import Backend
@@ -142,28 +143,53 @@ class PoolSync:
         """
         return self._factory().Counter(initial)
 
-    def share(self, obj: T) -> T:
-        """Share large read-only data with the tasks without sending it with every task.
+    def share(self, obj: T, *, mode: ShareMode = "r") -> T:
+        """Share large data with the tasks without sending it with every task.
 
         Thread, serial and asyncio pools return ``obj`` itself (tasks share memory). Process
         pools return a :class:`~anypool.Shared` handle: pass it to tasks as an argument and
         each worker receives the object once (it is cached in the worker), not once per task.
-        ``bytes`` and NumPy arrays are mapped from shared memory with no copy at all (a
-        read-only ``memoryview`` / array in the worker). The shared memory is freed when the
-        pool shuts down. Do not modify the object after sharing it: workers see the copy
-        made here. Before ``backend="auto"`` has chosen, the handle becomes the chosen kind:
-        the object itself for tasks run in this process, the process handle for worker
-        processes. Dask pools scatter the object to the cluster once; each worker fetches it
-        once.
+        ``bytes`` and NumPy arrays are mapped from shared memory with no copy at all. The
+        shared memory is freed when the pool shuts down. Do not modify the object after
+        sharing it: workers see the copy made here. On a process pool that has not started
+        its workers yet, sharing starts them, so that they start while the object is copied.
+
+        ``mode`` says what a worker may do with a mapped array or buffer (as numpy's
+        ``memmap`` and joblib's ``mmap_mode`` name it):
+
+        - ``"r"`` (the default): read-only. A task that writes to it gets numpy's
+          "assignment destination is read-only" error.
+        - ``"c"``: copy-on-write, as with ``fork``: the array is writeable, and a page a
+          worker writes to becomes that worker's own copy; other workers and this process
+          never see the write. Use it for libraries that need a writeable input:
+          ``scipy.signal.convolve2d`` copies a read-only array on every call, and Cython
+          functions with non-``const`` memoryviews refuse one ("buffer source array is
+          read-only").
+
+        Other objects are unpickled once per worker, so each worker has its own copy in both
+        modes. Before ``backend="auto"`` has chosen, the handle becomes the chosen kind: the
+        object itself for tasks run in this process, the process handle for worker processes.
+        Dask pools scatter the object to the cluster once; each worker fetches it once (its
+        own copy, in both modes).
+
+        Raises:
+            ValueError: ``mode`` is not ``"r"`` or ``"c"``.
+            ClosedPoolError: the pool was shut down.
 
         .. versionadded:: 0.2
+        .. versionchanged:: 0.2 ``mode=``; sharing on a process pool starts its workers.
         """
+        if mode not in SHARE_MODES:
+            raise ValueError(
+                f"pool.share(mode={mode!r}): mode must be 'r' (read-only, the default) or "
+                "'c' (copy-on-write: each worker's writes stay its own, as with fork)"
+            )
         backend: Any = self._backend
         if backend.chosen is None:
             # auto may still choose threads (the object itself) or processes (shared memory)
-            handle: T = backend.share(obj, lambda o: self._factory("process").share(o))
+            handle: T = backend.share(obj, lambda o: self._factory("process").share(o, mode))
             return handle
-        return self._factory().share(obj)
+        return self._factory().share(obj, mode)
 
     def dict(self) -> Any:
         """A dict the tasks share (process pools: a manager proxy, usable until shutdown).

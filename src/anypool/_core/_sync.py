@@ -28,17 +28,21 @@ module knows nothing of processes. The Dask backend adds its kind, Dask's distri
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import queue
 import struct
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 if TYPE_CHECKING:
     from ._abc import Backend
 
 T = TypeVar("T")
+#: what a worker may do with an array or buffer shared by ``pool.share``: read-only, or
+#: copy-on-write (see :meth:`anypool.Pool.share`)
+ShareMode = Literal["r", "c"]
+SHARE_MODES: tuple[str, ...] = ("r", "c")
 
 
 #: typecodes of ``pool.Value`` (those of :mod:`array`/:mod:`struct` that hold one number)
@@ -188,8 +192,8 @@ class SyncFactory:
         """An atomic counter."""
         return Counter(initial)
 
-    def share(self, obj: T) -> T:
-        """The object itself: the workers share this process's memory."""
+    def share(self, obj: T, mode: ShareMode = "r") -> T:
+        """The object itself: the workers share this process's memory (in either ``mode``)."""
         return obj
 
     def close(self, wait: bool = True) -> None:
@@ -200,6 +204,11 @@ class SyncFactory:
         """
 
 
+def _aio() -> Any:
+    """asyncio, imported when an asyncio kind is first made (not by every process worker)."""
+    return importlib.import_module("asyncio")
+
+
 class AsyncioSync(SyncFactory):
     """The ``asyncio`` kinds; they bind to the first loop that waits on them."""
 
@@ -207,7 +216,7 @@ class AsyncioSync(SyncFactory):
 
     def Lock(self) -> Any:
         """``asyncio.Lock``."""
-        return asyncio.Lock()
+        return _aio().Lock()
 
     def RLock(self) -> Any:
         """asyncio has no re-entrant lock; this raises with what to use instead."""
@@ -218,19 +227,19 @@ class AsyncioSync(SyncFactory):
 
     def Semaphore(self, value: int) -> Any:
         """``asyncio.Semaphore``."""
-        return asyncio.Semaphore(value)
+        return _aio().Semaphore(value)
 
     def BoundedSemaphore(self, value: int) -> Any:
         """``asyncio.BoundedSemaphore``."""
-        return asyncio.BoundedSemaphore(value)
+        return _aio().BoundedSemaphore(value)
 
     def Event(self) -> Any:
         """``asyncio.Event``."""
-        return asyncio.Event()
+        return _aio().Event()
 
     def Condition(self, lock: Any = None) -> Any:
         """``asyncio.Condition`` (on ``lock``, an ``asyncio.Lock``, if given)."""
-        return asyncio.Condition(lock)
+        return _aio().Condition(lock)
 
     def Barrier(
         self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
@@ -242,15 +251,15 @@ class AsyncioSync(SyncFactory):
                 "action where `await barrier.wait()` returned 0, and bound the wait with "
                 "`async with asyncio.timeout(seconds):`"
             )
-        return asyncio.Barrier(parties)
+        return _aio().Barrier(parties)
 
     def Queue(self, maxsize: int) -> Any:
         """``asyncio.Queue``."""
-        return asyncio.Queue(maxsize)
+        return _aio().Queue(maxsize)
 
     def Value(self, typecode: str, initial: Any) -> Any:
         """One number; ``get_lock()`` is an ``asyncio.Lock`` (``async with v.get_lock()``)."""
-        return LocalValue(typecode, initial, asyncio.Lock())
+        return LocalValue(typecode, initial, _aio().Lock())
 
 
 #: sync kind name -> factory (a ``SyncFactory`` subclass, or any callable taking the backend);

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import functools
+import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -319,6 +322,33 @@ class TestFinalizer:
         assert stops(tmp_path) == {}
 
 
+CAPS_PROGRAM = """
+import json, os, threading
+import numpy
+import anypool
+from anypool._backends import _preload
+from threadpoolctl import threadpool_info
+
+
+def blas():
+    return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+
+
+def probe():
+    return blas(), len(os.listdir("/proc/self/task")), threading.active_count()
+
+
+if __name__ == "__main__":
+    out = {"program": blas()}
+    for key, inner in (("default", "auto"), ("none", None), ("two", 2)):
+        with anypool.Pool("process", 2, inner_threads=inner) as pool:
+            out[key] = list(pool.broadcast(probe).values())
+    out["program_after"] = blas()
+    out["forked"] = _preload._stats["forked"]
+    print(json.dumps(out))
+"""
+
+
 # -- inner_threads -----------------------------------------------------------------------------
 def blas_threads(_: object = None) -> tuple[list[int], str | None]:
     """The BLAS thread pools this worker's numpy uses, and its OMP_NUM_THREADS."""
@@ -422,6 +452,39 @@ class TestInnerThreads:
             untouched = pool.broadcast(os.environ.get, "OPENBLAS_NUM_THREADS")
         assert [omp for _, omp in got.values()] == ["2", "2"]
         assert untouched == {0: None, 1: None}
+
+    @pytest.mark.skipif(
+        not (sys.platform == "linux" and sys.version_info < (3, 14)),
+        reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
+    )
+    def test_workers_of_a_forked_server_inherit_its_cap(
+        self, numpy_blas: list[int], tmp_path: Path
+    ) -> None:
+        """In a fresh single-threaded program (the fork server is a fork of it): the default
+        cap comes from the server, so the workers start no BLAS thread pool of their own;
+        inner_threads=None gives them the program's counts; another cap is set."""
+        share = two_cpus_or_skip()
+        script = tmp_path / "caps.py"
+        script.write_text(CAPS_PROGRAM)
+        env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV_VARS}
+        env.pop("ANYPOOL_PRELOAD", None)
+        proc = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout.splitlines()[-1])
+        assert out["forked"] == 1, "the fork server was not a fork of the program"
+        for counts, os_threads, py_threads in out["default"]:
+            assert counts
+            assert set(counts) == {share}
+            if share == 1:  # inherited: no OpenBLAS thread was started in the worker
+                assert os_threads == py_threads, out
+        for counts, _, _ in out["none"]:
+            assert counts == out["program"]
+        for counts, _, _ in out["two"]:
+            assert counts
+            assert set(counts) == {2}
+        assert out["program_after"] == out["program"], "the program's own BLAS was changed"
 
     def test_thread_backend_leaves_them_alone_by_default(self, numpy_blas: list[int]) -> None:
         with anypool.Pool("thread", workers=2) as pool:

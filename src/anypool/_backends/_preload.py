@@ -45,6 +45,7 @@ off.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import multiprocessing.forkserver as mp_forkserver
 import os
@@ -208,8 +209,6 @@ def fork_server(ctx: Any) -> bool:
     server, running = _server()
     if server is None or _keep(running, wanted()) or fork_safe() is not None:
         return False
-    import importlib
-
     import cloudpickle  # noqa: F401 - what every pool uses: the server has it too
 
     importlib.import_module(WORKER_MODULE)
@@ -264,6 +263,7 @@ def _serve(listener_fd: int, alive_r: int, alive_w: int) -> NoReturn:
     try:
         os.close(alive_w)
         _let_go(keep={0, 1, 2, listener_fd, alive_r})
+        _get_ready()
         mp_forkserver.main(listener_fd, alive_r, [])
     except SystemExit:
         pass
@@ -271,6 +271,18 @@ def _serve(listener_fd: int, alive_r: int, alive_w: int) -> NoReturn:
         code = 1
     finally:
         os._exit(code)
+
+
+def _get_ready() -> None:
+    """What every worker would otherwise do as it starts, done once here while the program
+    goes on: find the native thread pools to cap, import the shared-object loader."""
+    from .._core._lifecycle import prepare_native_limits
+
+    try:
+        prepare_native_limits()
+        importlib.import_module("anypool._backends._shared")
+    except Exception:  # pragma: no cover - each worker then does it itself
+        pass
 
 
 def _let_go(keep: set[int]) -> None:

@@ -59,9 +59,11 @@ def _dump_result(ok: bool, value: Any, fn: Any) -> bytes:
 
 def _limit_threads(inner_threads: tuple[int, bool] | None) -> None:
     """Cap native thread pools before the first task (and before the initializer)."""
+    from .._core._lifecycle import leave_native_threads, limit_native_threads
+
     if inner_threads is None:
+        leave_native_threads()
         return
-    from .._core._lifecycle import limit_native_threads
 
     n, explicit = inner_threads
     try:

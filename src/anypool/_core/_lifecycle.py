@@ -67,9 +67,14 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
     them: nothing is changed. Returns the limiter, if one was needed.
     """
     if not override_env and any(var in os.environ for var in THREAD_ENV_VARS):
+        leave_native_threads()
         return None
     for var in THREAD_ENV_VARS:
         os.environ[var] = str(n)
+    if _controller is not None:  # made by the fork server this worker was forked from
+        if n == SERVER_CAP:
+            return None  # the libraries already have it, from the server
+        return _controller.limit(limits=n)
     if not _native_pools_loaded():
         return None  # importing threadpoolctl costs ~20 ms a worker: only when needed
     try:
@@ -77,6 +82,53 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
     except ImportError:  # pragma: no cover - a dependency; the variables still apply
         return None
     return threadpool_limits(limits=n)
+
+
+def leave_native_threads() -> None:
+    """A worker that does not cap: give the libraries back the thread counts the program had
+    (the fork server capped them to :data:`SERVER_CAP` for the workers that do)."""
+    if _controller is None or _server_original is None:
+        return
+    for lib, n in zip(_controller.lib_controllers, _server_original, strict=False):
+        if lib.num_threads != n:
+            lib.set_num_threads(n)
+
+
+#: what a fork server that is a fork of the program caps the native thread pools to: the cap
+#: of a pool with a worker per CPU, the default, so that its workers need not set it
+SERVER_CAP = 1
+#: a threadpoolctl controller of the libraries this process has loaded, made by a fork server
+#: that is a fork of the program (see :func:`prepare_native_limits`), inherited by its workers
+_controller: Any = None
+#: the thread counts the libraries had in the program, before the server capped them
+_server_original: list[int] | None = None
+
+
+def prepare_native_limits() -> None:
+    """In a fork server: find the loaded BLAS/OpenMP libraries once, and cap them, for every
+    worker forked from it.
+
+    Capping in a worker is what costs: OpenBLAS parks its thread pool at every fork, and
+    setting its thread count in the new process starts the pool again, with threads that
+    spin for tens of milliseconds before they sleep (two per worker with numpy's and scipy's
+    copies), on CPUs the tasks need. Capped here once, before the forks, a worker with the
+    default cap (one thread per worker when there is a worker per CPU) inherits the cap and
+    changes nothing; another cap costs it one call (~0.1 ms) with the controller made here,
+    instead of looking for the libraries itself (~7-10 ms with numpy and scipy loaded).
+    The server loads no library after this, so the list stays true in its workers; libraries
+    a worker loads later are capped by the environment variables.
+    """
+    global _controller, _server_original
+    if not _native_pools_loaded():
+        return
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency
+        return
+    controller = ThreadpoolController()
+    _server_original = [lib.num_threads for lib in controller.lib_controllers]
+    controller.limit(limits=SERVER_CAP)
+    _controller = controller
 
 
 #: parts of the file names of the libraries threadpoolctl controls

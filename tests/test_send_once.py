@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-import select
-import time
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -177,31 +176,26 @@ class TestShareModes:
         assert got == [3.0] * 4
 
 
-def _say_started(fifo: str) -> None:
-    fd = os.open(fifo, os.O_WRONLY)
-    try:
-        os.write(fd, b"%d\n" % os.getpid())
-    finally:
-        os.close(fd)
+def _say_started(address: str) -> None:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(address)
+        s.sendall(b"%d" % os.getpid())
 
 
 def test_share_starts_the_workers_before_any_task(tmp_path: Path) -> None:
     """pool.share() on a process pool with no workers starts them (they start during the
     copy): both initializers run although no task was submitted."""
-    fifo = str(tmp_path / "started")
-    os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        with anypool.Pool("process", 2, initializer=_say_started, initargs=(fifo,)) as pool:
+    address = str(tmp_path / "started")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(address)
+        listener.listen(2)
+        listener.settimeout(30)  # a worker that never starts fails the test, not hangs it
+        with anypool.Pool("process", 2, initializer=_say_started, initargs=(address,)) as pool:
             pool.share(b"x" * 1000)
-            seen = b""
-            deadline = time.monotonic() + 30
-            while seen.count(b"\n") < 2:
-                left = deadline - time.monotonic()
-                assert left > 0, f"workers started after share(): {seen!r}"
-                ready, _, _ = select.select([reader], [], [], left)
-                if ready:
-                    seen += os.read(reader, 100)
-        assert len(set(seen.split())) == 2
-    finally:
-        os.close(reader)
+            pids = set()
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(30)
+                    pids.add(conn.recv(32))
+    assert len(pids) == 2

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import pickle
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +203,131 @@ def test_share_starts_the_workers_before_any_task(tmp_path: Path) -> None:
                     conn.settimeout(30)
                     pids.add(conn.recv(32))
     assert len(pids) == 2
+
+
+# -- a large array shared before the workers start: forked workers start with it, no copy -----
+def _read(arr: Any, i: int) -> float:
+    return float(arr[i])
+
+
+def _writeable(arr: Any) -> bool:
+    return bool(arr.flags.writeable)
+
+
+BIG = (1 << 21) + 1  # 16 MB of float64: above INHERIT_ABOVE
+
+INHERIT_PROGRAM = r"""
+import json, pickle, sys
+import numpy as np
+import anypool
+from anypool._backends import _preload
+
+
+def read(arr, i):
+    return float(arr[i])
+
+
+def write_then_read(arr, i):
+    arr[i] = -1.0
+    return float(arr[i])
+
+
+def writeable(arr):
+    return bool(arr.flags.writeable)
+
+
+if __name__ == "__main__":
+    data = np.arange(BIG, dtype=np.float64)
+    out = {}
+    with anypool.Pool("process", 2) as pool:
+        c = pool.share(data, mode="c")
+        out["c_values"] = list(pool.map(read, [c] * 4, [0, 1, 2, BIG - 1], chunksize=1))
+        out["c_writes"] = list(pool.map(write_then_read, [c] * 2, [5, 6], chunksize=1))
+        out["c_copied"] = c.copied
+        out["forked"] = _preload._stats["forked"]
+    with anypool.Pool("process", 2) as pool:
+        r = pool.share(data)  # the workers of the first pool are kept warm: no fork again
+        out["r_writeable"] = list(pool.map(writeable, [r] * 2, chunksize=1))
+        out["r_copied_warm"] = r.copied
+    out["parent_untouched"] = float(data[5]) == 5.0 and float(data[6]) == 6.0
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and sys.version_info < (3, 14)),
+    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
+)
+def test_workers_forked_after_share_start_with_the_array(tmp_path: Path) -> None:
+    """In a fresh single-threaded program: share() forks the fork server again, and the
+    workers start with the array (no shared-memory copy is made); a pool whose workers were
+    forked before (kept warm) gets the copy."""
+    pytest.importorskip("numpy")
+    script = tmp_path / "inherit.py"
+    script.write_text(INHERIT_PROGRAM.replace("BIG", str(BIG)))
+    env = {k: v for k, v in os.environ.items() if k != "ANYPOOL_PRELOAD"}
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["c_values"] == [0.0, 1.0, 2.0, float(BIG - 1)]
+    assert out["c_writes"] == [-1.0, -1.0]  # copy-on-write: writeable in the worker
+    assert out["c_copied"] is False, "the array was copied into shared memory"
+    assert out["forked"] == 2  # at Pool(), and again at share()
+    assert out["r_writeable"] == [False, False]  # read-only, copied for the warm workers
+    assert out["r_copied_warm"] is True
+    assert out["parent_untouched"] is True
+
+
+class TestInheritedShares:
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
+    def test_fork_workers_started_after_share_get_no_copy(self) -> None:
+        np = pytest.importorskip("numpy")
+        data = np.arange(BIG, dtype=np.float64)
+        with anypool.Pool("process", 2, start_method="fork") as pool:
+            shared = pool.share(data)
+            assert list(pool.map(_read, [shared] * 3, [0, 7, BIG - 1])) == [0, 7, BIG - 1]
+            assert list(pool.map(_writeable, [shared] * 2)) == [False, False]
+            assert shared.copied is False  # type: ignore[attr-defined]
+
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
+    def test_workers_started_before_share_get_the_copy(self) -> None:
+        np = pytest.importorskip("numpy")
+        data = np.arange(BIG, dtype=np.float64)
+        with anypool.Pool("process", 1, start_method="fork") as pool:
+            assert list(pool.map(abs, [-1])) == [1]  # the worker starts now, before share
+            shared = pool.share(data, mode="c")
+            assert shared.copied is False  # type: ignore[attr-defined]
+            assert pool.submit(_read, shared, 9).result(timeout=30) == 9.0
+            assert shared.copied is True  # type: ignore[attr-defined]
+
+    def test_spawn_workers_get_the_copy_at_once(self) -> None:
+        np = pytest.importorskip("numpy")
+        with anypool.Pool("process", 1, start_method="spawn") as pool:
+            shared = pool.share(np.zeros(BIG))
+            assert shared.copied is True  # type: ignore[attr-defined]
+
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
+    def test_pickling_the_handle_for_anything_else_makes_the_copy(self) -> None:
+        np = pytest.importorskip("numpy")
+        with anypool.Pool("process", 1, start_method="fork") as pool:
+            shared = pool.share(np.ones(BIG))
+            assert shared.copied is False  # type: ignore[attr-defined]
+            pickle.dumps(shared)  # another pool, a queue, a file...: they need the segment
+            assert shared.copied is True  # type: ignore[attr-defined]
+
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
+    def test_a_copy_that_fails_fails_its_task_and_the_pool_goes_on(self) -> None:
+        np = pytest.importorskip("numpy")
+        with anypool.Pool("process", 1, start_method="fork") as pool:
+            assert list(pool.map(abs, [-1])) == [1]
+            shared = pool.share(np.ones(BIG))
+
+            def broken() -> None:
+                raise OSError(28, "No space left on device")
+
+            shared._copy = broken  # type: ignore[attr-defined]
+            with pytest.raises(OSError, match="No space left"):
+                pool.submit(_read, shared, 0).result(timeout=30)
+            assert pool.submit(abs, -2).result(timeout=30) == 2

@@ -103,6 +103,8 @@ _server_has: frozenset[str] | None = None
 _stats = {"starts": 0, "forked": 0}
 #: the running server is a fork of this program (replaced only by another fork)
 _forked = False
+#: (the forked server's pid, the shared arrays it started with: see _shared._INHERITED)
+_inherits: tuple[int | None, frozenset[str]] = (None, frozenset())
 
 
 def _setting() -> str:
@@ -222,9 +224,48 @@ def fork_server(ctx: Any) -> bool:
     return True
 
 
+def refork(ctx: Any) -> bool:
+    """Fork the fork server again now, so that workers started from it from now on have what
+    the program holds now (an array ``pool.share()`` has just registered).
+
+    Done only where :func:`fork_server` would fork the program, and only while no process of
+    the running server lives (they report through it). False when it was not done.
+    """
+    global _server_has, _forked
+    if not fork_enabled() or ctx.get_start_method() != "forkserver":
+        return False
+    server, running = _server()
+    if server is None or (running and _server_children_alive()) or fork_safe() is not None:
+        return False
+    import cloudpickle  # noqa: F401 - what every pool uses: the server has it too
+
+    importlib.import_module(WORKER_MODULE)
+    if running:
+        server._stop()
+    _start_forked(server)
+    _server_has = wanted()
+    _forked = True
+    _stats["starts"] += 1
+    _stats["forked"] += 1
+    return True
+
+
+def inherits() -> tuple[int | None, frozenset[str]]:
+    """(The running server's pid, the shared arrays its workers start with): empty unless
+    the server is the fork of this program that :func:`fork_server` or :func:`refork` made."""
+    server, running = _server()
+    pid = getattr(server, "_forkserver_pid", None) if running else None
+    if not _forked or pid is None or pid != _inherits[0]:
+        return (pid, frozenset())
+    return _inherits
+
+
 def _start_forked(server: Any) -> None:
     """multiprocessing's ``ForkServer.ensure_running``, with a fork of this process."""
+    global _inherits
     from multiprocessing import connection, resource_tracker, util
+
+    from ._shared import inherited_now
 
     resource_tracker.ensure_running()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
@@ -240,6 +281,7 @@ def _start_forked(server: Any) -> None:
             os.chmod(address, 0o600)
         listener.listen()
         alive_r, alive_w = os.pipe()
+        tokens = inherited_now()  # before the fork: the server has at least these
         try:
             with warnings.catch_warnings():
                 # Python 3.12+ warns of fork with threads: the only others are OpenBLAS's
@@ -255,6 +297,7 @@ def _start_forked(server: Any) -> None:
         server._forkserver_address = address
         server._forkserver_alive_fd = alive_w
         server._forkserver_pid = pid
+        _inherits = (pid, tokens)
 
 
 def _serve(listener_fd: int, alive_r: int, alive_w: int) -> NoReturn:

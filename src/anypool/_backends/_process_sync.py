@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._core import _pickling
 from .._core._exceptions import ClosedPoolError
 from .._core._sync import Counter, ShareMode, SyncFactory, _check_int, _check_typecode
-from ._shared import Shared, _gone, _map_segment
+from ._shared import _INHERITED, Shared, _gone, _map_segment
 
 if TYPE_CHECKING:
     from .._core._abc import Backend
@@ -774,6 +774,11 @@ def _rebuild_counter(name: str, lock: Any) -> SharedCounter:
     return SharedCounter(name, _attach(name, 8), lock, None)
 
 
+#: arrays at least this big are handed to forked workers without a copy where that can be done
+#: (below it, copying costs less than forking the fork server again)
+INHERIT_ABOVE = 8 * 2**20
+
+
 def _start_workers(backend: Backend) -> None:
     """Start a process pool's workers (a pool of another kind that makes process kinds, such
     as auto while it measures, starts its own when it chooses)."""
@@ -800,6 +805,7 @@ class ProcessSync(SyncFactory):
         self._manager: Any = None
         self._sems: list[str] = []
         self._segments: list[shared_memory.SharedMemory] = []
+        self._inherited: list[str] = []  # tokens of arrays forked workers start with
         self._closed = False
 
     # named semaphores
@@ -831,10 +837,10 @@ class ProcessSync(SyncFactory):
         return ProcessBoundedSemaphore(self._semlock(mps.SEMAPHORE, value, value))
 
     # shared memory
-    def _segment(self, size: int) -> shared_memory.SharedMemory:
+    def _segment(self, size: int, name: str | None = None) -> shared_memory.SharedMemory:
         with self._lock:
             self._check_open()
-            shm = shared_memory.SharedMemory(create=True, size=max(1, size))
+            shm = shared_memory.SharedMemory(name=name, create=True, size=max(1, size))
             self._segments.append(shm)
         return shm
 
@@ -861,24 +867,33 @@ class ProcessSync(SyncFactory):
         ``bytes``/``bytearray`` and NumPy arrays are mapped in the worker without a copy (a
         ``memoryview`` and an array: read-only with ``mode="r"``, copy-on-write with
         ``"c"``); anything else is pickled once here and unpickled once per worker. A pool
-        that has no workers yet starts them first, so that they start during the copy.
+        that has no workers yet starts them, so that they start during the copy.
+
+        An array of :data:`INHERIT_ABOVE` bytes or more is not even copied where this pool's
+        workers are forks of this program taken after now (see :meth:`_inherit`).
         """
         how: str
         meta: Any
         self._check_open()
-        _start_workers(self.backend)
-        if isinstance(obj, bytes | bytearray | memoryview):
+        if _is_ndarray(obj):
+            np = _numpy()
+            arr = np.ascontiguousarray(obj)
+            how, meta = "ndarray", (arr.shape, arr.dtype.str, arr.nbytes)
+            if arr.nbytes >= INHERIT_ABOVE and (mode == "r" or arr.flags.writeable):
+                inherited = self._inherit(obj, arr, meta, mode)
+                if inherited is not None:
+                    return inherited  # type: ignore[no-any-return]  # stands for the object
+            _start_workers(self.backend)
+            shm = self._segment(arr.nbytes)
+            np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
+        elif isinstance(obj, bytes | bytearray | memoryview):
+            _start_workers(self.backend)
             data = memoryview(obj).cast("B")
             shm = self._segment(data.nbytes)
             _buffer(shm)[: data.nbytes] = data
             how, meta = "bytes", data.nbytes
-        elif _is_ndarray(obj):
-            np = _numpy()
-            arr = np.ascontiguousarray(obj)
-            shm = self._segment(arr.nbytes)
-            np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
-            how, meta = "ndarray", (arr.shape, arr.dtype.str, arr.nbytes)
         else:
+            _start_workers(self.backend)
             blob = _pickling.dumps_fast(obj)
             if blob is None:  # neither pickler can: say which object and what to do
                 blob = _pickling.dumps(obj, "the object given to pool.share()", "to the workers")
@@ -887,6 +902,41 @@ class ProcessSync(SyncFactory):
             how, meta = "pickle", len(blob)
         handle: Any = Shared(obj, shm.name, how, meta, mode)
         return handle  # type: ignore[no-any-return]  # stands for the object in tasks
+
+    def _inherit(self, obj: Any, arr: Any, meta: Any, mode: ShareMode) -> Any:
+        """A handle for an array the pool's workers start with, as after ``fork``: no copy.
+
+        The array is registered for processes forked from now on, then the pool is asked to
+        fork its workers (or its fork server) after this point. The copy into shared memory
+        is put off: the process backend makes it only for a worker that did not start with
+        the array (one it started before, a kept-warm one, a server that had to be started
+        afresh), and pickling the handle for anything else makes it too. None when the pool
+        cannot fork after now (spawn, a threaded program, a server with workers alive).
+        """
+        from ._processes import ProcessBackend
+
+        backend = self.backend
+        if not isinstance(backend, ProcessBackend):
+            return None
+        token = f"anypool_{secrets.token_hex(8)}"
+        with self._lock:
+            self._check_open()
+            self._inherited.append(token)
+        _INHERITED[token] = arr
+        if not backend.fork_after_now():
+            _INHERITED.pop(token, None)
+            with self._lock:
+                self._inherited.remove(token)
+            return None
+        np = _numpy()
+
+        def copy() -> None:
+            shm = self._segment(arr.nbytes, token)
+            np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
+
+        backend.start_workers()
+        handle: Any = Shared(obj, token, "ndarray", meta, mode, copy)
+        return handle
 
     # the manager
     def _mgr(self) -> Any:
@@ -946,6 +996,9 @@ class ProcessSync(SyncFactory):
             manager, self._manager = self._manager, None
             sems, self._sems = self._sems, []
             segments, self._segments = self._segments, []
+            inherited, self._inherited = self._inherited, []
+        for token in inherited:  # forks from now on do not start with them
+            _INHERITED.pop(token, None)
         if manager is not None and wait:
             manager.shutdown()
         for name in sems:

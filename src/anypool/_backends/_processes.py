@@ -64,7 +64,8 @@ from .._core._tasks import (
     item_args,
     run_chunk,
 )
-from . import _preload, _process_worker, _warm
+from . import _preload, _process_worker, _shared, _warm
+from ._shared import Shared
 
 if TYPE_CHECKING:
     from .._core._sync import SyncFactory
@@ -185,6 +186,8 @@ class _Payload(bytes):
 
     fn_key: int
     fn_blob: bytes
+    #: shared arrays it refers to whose copy into shared memory was put off (see _shared)
+    shares: tuple[Shared[Any], ...] = ()
 
 
 class _Worker:
@@ -201,6 +204,7 @@ class _Worker:
         "fn_key",
         "leaving",
         "memory_kill",
+        "inherited",
     )
 
     def __init__(self, wid: int, proc: Any, conn: mpc.Connection, progress: Any) -> None:
@@ -219,6 +223,8 @@ class _Worker:
         self.leaving = False
         #: (the task it ran, its size): the memory watchdog ended it (task_memory_limit)
         self.memory_kill: tuple[_Task, int] | None = None
+        #: the shared arrays it started with, as a fork (see _shared._INHERITED)
+        self.inherited: frozenset[str] = frozenset()
 
 
 def _one(items: Sequence[Any], k: int) -> Any:
@@ -304,7 +310,7 @@ class ProcessBackend(Backend):
         self._start_all = False  # start every worker without waiting for tasks (under _lock)
         self._wake_r, self._wake_w = os.pipe()
         self._woken = False
-        self._fn_cache: tuple[Callable[..., Any], int, bytes] | None = None
+        self._fn_cache: tuple[Callable[..., Any], int, bytes, tuple[Shared[Any], ...]] | None = None
         self._fn_keys = itertools.count()
         self._repeated_arg: tuple[int, Any] | None = None  # see _warn_repeated
         self._warned_repeated = False
@@ -395,7 +401,17 @@ class ProcessBackend(Backend):
 
     def check_callable(self, fn: Callable[..., Any]) -> None:
         """The function must be picklable (cloudpickle handles lambdas and closures)."""
-        self._dumps(fn, "the function")
+        with _shared.collect():  # a shared array it binds is copied only if a worker needs it
+            self._dumps(fn, "the function")
+
+    def fork_after_now(self) -> bool:
+        """Whether the workers this pool starts from now on are forks of this program taken
+        after this call: ``pool.share()`` then hands them a large array with no copy."""
+        if self.start_method == "fork":
+            return True
+        if self.start_method == "forkserver":
+            return _preload.refork(self._ctx)
+        return False
 
     def submit(
         self,
@@ -535,15 +551,18 @@ class ProcessBackend(Backend):
     def _dumps(self, obj: Any, what: str) -> bytes:
         return _pickling.dumps(obj, what, _TO_WORKERS)
 
-    def _fn_ref(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
-        """cloudpickle ``fn`` once per distinct function (a one-entry cache): (key, bytes)."""
+    def _fn_ref(self, fn: Callable[..., Any]) -> tuple[int, bytes, tuple[Shared[Any], ...]]:
+        """cloudpickle ``fn`` once per distinct function (a one-entry cache): (key, bytes, the
+        shared arrays it binds whose copy was put off)."""
         cached = self._fn_cache
         if cached is not None and cached[0] is fn:
-            return cached[1], cached[2]
-        blob = self._dumps(fn, "the function")
+            return cached[1], cached[2], cached[3]
+        with _shared.collect() as found:
+            blob = self._dumps(fn, "the function")
         key = next(self._fn_keys)
-        self._fn_cache = (fn, key, blob)
-        return key, blob
+        shares = tuple(found)
+        self._fn_cache = (fn, key, blob, shares)
+        return key, blob, shares
 
     def _warn_repeated(self, items: Sequence[Any], size: int) -> None:
         """Warn once when one big argument object is pickled into chunk after chunk."""
@@ -589,18 +608,22 @@ class ProcessBackend(Backend):
             # retry_on may name exception classes defined in __main__: they travel with
             # cloudpickle like the function, so the worker matches the class the task raises
             rblob = retry if retry.attempts == 0 else self._retry_blob(retry)
-            key, blob = self._fn_ref(user_fn)
+            key, blob, fn_shares = self._fn_ref(user_fn)
             body = (_process_worker.CHUNK, key, items, rblob)
         else:
-            key, blob = self._fn_ref(fn)
+            key, blob, fn_shares = self._fn_ref(fn)
             body = (_process_worker.CALL, key, args, kwargs)
         if fn is run_chunk:
             parts = _pickling.chunk_parts(args[1])
         else:
             parts = _pickling.call_parts(args, kwargs)
-        payload = _Payload(_pickling.dump_call_or_explain(body, parts, "the task", _TO_WORKERS))
+        with _shared.collect() as found:
+            data = _pickling.dump_call_or_explain(body, parts, "the task", _TO_WORKERS)
+        payload = _Payload(data)
         payload.fn_key = key
         payload.fn_blob = blob
+        if fn_shares or found:
+            payload.shares = fn_shares + tuple(found)
         if fn is run_chunk:
             self._warn_repeated(args[1], len(payload))
         return payload
@@ -652,16 +675,23 @@ class ProcessBackend(Backend):
             name=f"anypool-process-{wid}",
             daemon=True,
         )
+        inherited: frozenset[str] = frozenset()
         if self.start_method == "forkserver":
             # the fork server preloads what this program has imported (numpy, scipy...), so
             # the worker starts with it; never replaced while a worker is starting
             with _preload.spawn_lock:
                 _preload.prepare(self._ctx)
+                server, inherited = _preload.inherits()
                 proc.start()
+                if _preload.inherits()[0] != server:  # it had died: a new one was started
+                    inherited = frozenset()
         else:
+            if self.start_method == "fork":
+                inherited = _shared.inherited_now()  # before the fork: it has at least these
             proc.start()
         child_conn.close()
         w = _Worker(wid, proc, parent_conn, progress)
+        w.inherited = inherited
         self._workers[wid] = w
         return w
 
@@ -740,7 +770,10 @@ class ProcessBackend(Backend):
                         task = self._queue.popleft()
                     if not task.fut.set_running_or_notify_cancel():
                         continue
-                w = idle.popleft()
+                w = idle[0]
+                if not self._copy_shares(w, task):
+                    continue  # that task failed; the worker takes the next one
+                idle.popleft()
                 self._send(w, task)
                 del task  # the worker holds it now; its result must not outlive the future
                 busy += 1
@@ -814,6 +847,20 @@ class ProcessBackend(Backend):
             w.conn.send_bytes(b"")
         except (OSError, ValueError):
             pass  # it died meanwhile: its sentinel reports it
+
+    def _copy_shares(self, w: _Worker, task: _Task) -> bool:
+        """Put the shared arrays the task refers to into shared memory, unless the worker
+        started with them; False (the task failed with the reason) when that failed."""
+        for share in getattr(task.payload, "shares", ()):
+            if share.copied or share.token in w.inherited:
+                continue
+            try:
+                share.copy()
+            except BaseException as exc:  # the pool was shut down, /dev/shm is full...
+                if not task.fut.done():
+                    task.fut.set_exception(exc)
+                return False
+        return True
 
     def _send(self, w: _Worker, task: _Task) -> None:
         w.progress[0] = TRACK_ALL if task.track else NOT_STARTED

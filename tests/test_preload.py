@@ -193,3 +193,17 @@ def test_a_single_threaded_program_is_forked_into_the_server(
     assert not psutil.pid_exists(out["server"]) or (
         psutil.Process(out["server"]).status() == psutil.STATUS_ZOMBIE
     )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="read from /proc/self/maps")
+def test_openblas_threads_are_counted_as_threadpoolctl_counts_them() -> None:
+    """fork_safe() asks OpenBLAS itself (fast); threadpoolctl must agree."""
+    pytest.importorskip("numpy")
+    from threadpoolctl import threadpool_info
+
+    expected = sum(
+        max(0, int(d["num_threads"]) - 1)
+        for d in threadpool_info()
+        if d.get("internal_api") == "openblas" and d.get("threading_layer") == "pthreads"
+    )
+    assert _preload._openblas_threads() == expected

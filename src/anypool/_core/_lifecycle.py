@@ -113,22 +113,99 @@ def prepare_native_limits() -> None:
     spin for tens of milliseconds before they sleep (two per worker with numpy's and scipy's
     copies), on CPUs the tasks need. Capped here once, before the forks, a worker with the
     default cap (one thread per worker when there is a worker per CPU) inherits the cap and
-    changes nothing; another cap costs it one call (~0.1 ms) with the controller made here,
-    instead of looking for the libraries itself (~7-10 ms with numpy and scipy loaded).
-    The server loads no library after this, so the list stays true in its workers; libraries
-    a worker loads later are capped by the environment variables.
+    changes nothing; another cap costs it one call with the controller made here.
+
+    When OpenBLAS is the only such library (numpy's and scipy's wheels), it is capped through
+    its own C API (~1 ms); otherwise threadpoolctl looks (~10 ms: it resolves the path of
+    every loaded library). The server is not ready for its first fork until this is done.
+    The server loads no library after this, so the list stays true in its workers;
+    libraries a worker loads later are capped by the environment variables.
     """
     global _controller, _server_original
     if not _native_pools_loaded():
         return
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - a dependency
-        return
-    controller = ThreadpoolController()
+    controller: Any = None
+    if _only_openblas_loaded():
+        libs = openblas_libraries()
+        if libs:
+            controller = _OpenBLASControls(libs)
+    if controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - a dependency
+            return
+        controller = ThreadpoolController()
     _server_original = [lib.num_threads for lib in controller.lib_controllers]
     controller.limit(limits=SERVER_CAP)
     _controller = controller
+
+
+class OpenBLAS:
+    """One OpenBLAS library of this process, through its own C API (no threadpoolctl)."""
+
+    def __init__(self, get: Any, set_: Any, parallel: Any) -> None:
+        self._get, self._set, self._parallel = get, set_, parallel
+
+    @property
+    def num_threads(self) -> int:
+        """Its thread count."""
+        return int(self._get())
+
+    @property
+    def pthreads(self) -> bool:
+        """Whether it is the pthreads build (whose pool parks itself at fork)."""
+        return int(self._parallel()) == 1
+
+    def set_num_threads(self, n: int) -> None:
+        """Set its thread count."""
+        self._set(int(n))
+
+
+#: how OpenBLAS builds name their C API (numpy's and scipy's wheels: ``scipy_…64_``)
+_OPENBLAS_NAMES = (("", ""), ("", "64_"), ("scipy_", "64_"), ("scipy_", ""))
+
+
+def openblas_libraries() -> list[OpenBLAS]:
+    """The OpenBLAS libraries this process has mapped (Linux; elsewhere none), asked through
+    their own C API. One that cannot be asked is left out."""
+    import ctypes
+
+    paths = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(None, 1)[-1]
+                name = path.rsplit("/", 1)[-1].lower()
+                if "openblas" in name and ".so" in name:
+                    paths.add(path)
+    except OSError:
+        return []
+    found = []
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        except (OSError, AttributeError):
+            continue
+        for prefix, suffix in _OPENBLAS_NAMES:
+            fns = [
+                getattr(lib, f"{prefix}openblas_{what}{suffix}", None)
+                for what in ("get_num_threads", "set_num_threads", "get_parallel")
+            ]
+            if all(fn is not None for fn in fns):
+                found.append(OpenBLAS(*fns))
+                break
+    return found
+
+
+class _OpenBLASControls:
+    """What a fork server needs of threadpoolctl's controller, for OpenBLAS alone."""
+
+    def __init__(self, libs: list[OpenBLAS]) -> None:
+        self.lib_controllers = libs
+
+    def limit(self, *, limits: int) -> None:
+        for lib in self.lib_controllers:
+            lib.set_num_threads(limits)
 
 
 #: parts of the file names of the libraries threadpoolctl controls
@@ -144,6 +221,23 @@ def _native_pools_loaded() -> bool:
     except OSError:
         return True
     return any(name in maps for name in _NATIVE_POOL_LIBS)
+
+
+def _only_openblas_loaded() -> bool:
+    """Whether OpenBLAS is the only library with a thread pool loaded here (Linux): no other
+    shared library (``lib*.so``, not a Python extension module) names BLAS, OpenMP, MKL or
+    BLIS."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            names = {line.rsplit(b"/", 1)[-1].lower() for line in f if b".so" in line}
+    except OSError:
+        return False
+    return not any(
+        name.startswith(b"lib")
+        and b"openblas" not in name
+        and any(part in name for part in _NATIVE_POOL_LIBS)
+        for name in names
+    )
 
 
 def limit_in_process(n: int) -> Any:

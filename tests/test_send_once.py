@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 import anypool
@@ -239,8 +240,11 @@ def writeable(arr):
 if __name__ == "__main__":
     data = np.arange(BIG, dtype=np.float64)
     out = {}
+    import multiprocessing.forkserver as fs
     with anypool.Pool("process", 2) as pool:
+        out["first_server"] = fs._forkserver._forkserver_pid
         c = pool.share(data, mode="c")
+        out["second_server"] = fs._forkserver._forkserver_pid
         out["c_values"] = list(pool.map(read, [c] * 4, [0, 1, 2, BIG - 1], chunksize=1))
         out["c_writes"] = list(pool.map(write_then_read, [c] * 2, [5, 6], chunksize=1))
         out["c_copied"] = c.copied
@@ -275,6 +279,12 @@ def test_workers_forked_after_share_start_with_the_array(tmp_path: Path) -> None
     assert out["c_writes"] == [-1.0, -1.0]  # copy-on-write: writeable in the worker
     assert out["c_copied"] is False, "the array was copied into shared memory"
     assert out["forked"] == 2  # at Pool(), and again at share()
+    assert out["first_server"] != out["second_server"]
+    for pid in (out["first_server"], out["second_server"]):  # neither outlives the program
+        try:
+            psutil.Process(pid).wait(timeout=20)
+        except psutil.NoSuchProcess:
+            pass
     assert out["r_writeable"] == [False, False]  # read-only, copied for the warm workers
     assert out["r_copied_warm"] is True
     assert out["parent_untouched"] is True

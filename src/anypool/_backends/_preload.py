@@ -241,13 +241,53 @@ def refork(ctx: Any) -> bool:
 
     importlib.import_module(WORKER_MODULE)
     if running:
-        server._stop()
+        _stop_without_waiting(server)
     _start_forked(server)
     _server_has = wanted()
     _forked = True
     _stats["starts"] += 1
     _stats["forked"] += 1
     return True
+
+
+#: servers asked to stop and not reaped yet (see _stop_without_waiting)
+_stopping: list[int] = []
+
+
+def _stop_without_waiting(server: Any) -> None:
+    """``ForkServer._stop``, without waiting for the old server to exit.
+
+    It exits as soon as it sees its "alive" pipe closed, once it is done with what it was
+    doing (a server forked a moment ago is still capping thread pools: ~10 ms the program
+    would wait for). It is reaped at the next start of a server, or by the system at exit.
+    """
+    from multiprocessing import util
+
+    with server._lock:
+        if server._forkserver_pid is None:
+            return
+        os.close(server._forkserver_alive_fd)
+        _stopping.append(server._forkserver_pid)
+        address = server._forkserver_address
+        server._forkserver_alive_fd = None
+        server._forkserver_pid = None
+        server._forkserver_address = None
+        if address is not None and not util.is_abstract_socket_namespace(address):
+            try:
+                os.unlink(address)
+            except OSError:  # pragma: no cover - already gone
+                pass
+
+
+def _reap() -> None:
+    """Reap the stopped servers that have exited."""
+    for pid in list(_stopping):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _stopping.remove(pid)
 
 
 def inherits() -> tuple[int | None, frozenset[str]]:
@@ -266,6 +306,8 @@ def _start_forked(server: Any) -> None:
     from multiprocessing import connection, resource_tracker, util
 
     from ._shared import inherited_now
+
+    _reap()
 
     resource_tracker.ensure_running()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice

@@ -122,11 +122,12 @@ def prepare_native_limits() -> None:
     libraries a worker loads later are capped by the environment variables.
     """
     global _controller, _server_original
-    if not _native_pools_loaded():
+    paths = _mapped_libraries()
+    if not _native_pools_loaded(paths):
         return
     controller: Any = None
-    if _only_openblas_loaded():
-        libs = openblas_libraries()
+    if paths is not None and _only_openblas_loaded(paths):
+        libs = openblas_libraries(paths)
         if libs:
             controller = _OpenBLASControls(libs)
     if controller is None:
@@ -165,21 +166,15 @@ class OpenBLAS:
 _OPENBLAS_NAMES = (("", ""), ("", "64_"), ("scipy_", "64_"), ("scipy_", ""))
 
 
-def openblas_libraries() -> list[OpenBLAS]:
+def openblas_libraries(paths: list[str] | None = None) -> list[OpenBLAS]:
     """The OpenBLAS libraries this process has mapped (Linux; elsewhere none), asked through
     their own C API. One that cannot be asked is left out."""
     import ctypes
 
-    paths = set()
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                path = line.rsplit(None, 1)[-1]
-                name = path.rsplit("/", 1)[-1].lower()
-                if "openblas" in name and ".so" in name:
-                    paths.add(path)
-    except OSError:
+    paths = _mapped_libraries() if paths is None else paths
+    if paths is None:
         return []
+    paths = [path for path in paths if "openblas" in path.rsplit("/", 1)[-1].lower()]
     found = []
     for path in sorted(paths):
         try:
@@ -209,33 +204,37 @@ class _OpenBLASControls:
 
 
 #: parts of the file names of the libraries threadpoolctl controls
-_NATIVE_POOL_LIBS = (b"blas", b"libgomp", b"libomp", b"libiomp", b"mkl_rt", b"libmkl", b"blis")
+_NATIVE_POOL_NAMES = ("blas", "libgomp", "libomp", "libiomp", "mkl_rt", "libmkl", "blis")
 
 
-def _native_pools_loaded() -> bool:
+def _mapped_libraries() -> list[str] | None:
+    """The paths of the shared libraries this process has mapped (Linux: one read of
+    ``/proc/self/maps``); None where that cannot be read."""
+    try:
+        with open("/proc/self/maps") as f:
+            return list({line.rsplit(None, 1)[-1] for line in f if ".so" in line})
+    except OSError:
+        return None
+
+
+def _native_pools_loaded(paths: list[str] | None = None) -> bool:
     """Whether a BLAS or OpenMP library is already loaded in this process (Linux: from
     ``/proc/self/maps``; elsewhere assumed, so threadpoolctl looks)."""
-    try:
-        with open("/proc/self/maps", "rb") as f:
-            maps = f.read().lower()
-    except OSError:
+    paths = _mapped_libraries() if paths is None else paths
+    if paths is None:
         return True
-    return any(name in maps for name in _NATIVE_POOL_LIBS)
+    return any(part in path.lower() for path in paths for part in _NATIVE_POOL_NAMES)
 
 
-def _only_openblas_loaded() -> bool:
-    """Whether OpenBLAS is the only library with a thread pool loaded here (Linux): no other
+def _only_openblas_loaded(paths: list[str]) -> bool:
+    """Whether OpenBLAS is the only library with a thread pool among ``paths``: no other
     shared library (``lib*.so``, not a Python extension module) names BLAS, OpenMP, MKL or
     BLIS."""
-    try:
-        with open("/proc/self/maps", "rb") as f:
-            names = {line.rsplit(b"/", 1)[-1].lower() for line in f if b".so" in line}
-    except OSError:
-        return False
+    names = (path.rsplit("/", 1)[-1].lower() for path in paths)
     return not any(
-        name.startswith(b"lib")
-        and b"openblas" not in name
-        and any(part in name for part in _NATIVE_POOL_LIBS)
+        name.startswith("lib")
+        and "openblas" not in name
+        and any(part in name for part in _NATIVE_POOL_NAMES)
         for name in names
     )
 

@@ -243,7 +243,12 @@ class TestFinalizer:
         with anypool.Pool(backend, workers=2, finalizer=fin) as pool:
             ran_on = set(pool.map(adapt(backend, worker_id), range(40), chunksize=1))
             assert stops(tmp_path) == {}  # not before the workers stop
-        assert stops(tmp_path) == dict.fromkeys(ran_on, 1)
+        stopped = stops(tmp_path)
+        # once in every worker that ran a task, and in one that started but got none (tasks
+        # this short may all go to one thread)
+        assert set(stopped) >= ran_on
+        assert len(stopped) <= 2
+        assert set(stopped.values()) == {1}
 
     @pytest.mark.parametrize("backend", ["serial", "thread", "process"])
     def test_runs_when_a_worker_is_recycled(self, backend: str, tmp_path: Path) -> None:

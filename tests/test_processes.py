@@ -203,3 +203,32 @@ def test_a_script_without_a_main_guard_runs_once_from_a_forked_server(tmp_path: 
     proc = _run_no_guard(tmp_path, preload=None)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n") == ["[0, 2, 4, 6]", ""]
+
+
+NEVER_SHUT_DOWN = """
+import anypool
+
+
+def size(b, x):
+    return len(b) + x
+
+
+if __name__ == "__main__":
+    pool = anypool.Pool("process", 2)  # never shut down: exit does it
+    shared = pool.share(b"x" * 100_000)
+    lock = pool.Lock()
+    print(shared.token, sorted(pool.map(size, [shared, shared], [1, 2])))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="shared memory is listed in /dev/shm")
+def test_a_pool_never_shut_down_frees_its_shared_memory_at_exit(tmp_path: Path) -> None:
+    """No "leaked shared_memory objects" warning, and the segment is gone."""
+    script = tmp_path / "never.py"
+    script.write_text(NEVER_SHUT_DOWN)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    token, _ = proc.stdout.split(" ", 1)
+    assert "[100001, 100002]" in proc.stdout
+    assert "leaked" not in proc.stderr, proc.stderr
+    assert not os.path.exists(f"/dev/shm/{token}")

@@ -19,6 +19,7 @@ import struct
 import sys
 import threading
 import time
+import weakref
 from _thread import TIMEOUT_MAX
 from collections.abc import Callable
 from multiprocessing import shared_memory
@@ -788,6 +789,20 @@ def _start_workers(backend: Backend) -> None:
         backend.start_workers()
 
 
+#: the process kinds' factories still open (a pool never shut down leaves its own open)
+_open: weakref.WeakSet[ProcessSync] = weakref.WeakSet()
+
+
+def close_all_at_exit() -> None:
+    """Free what pools that were never shut down made (called at exit, after their workers
+    stopped): no "leaked shared_memory objects" warning from the resource tracker."""
+    for factory in list(_open):
+        try:
+            factory.close(wait=False)
+        except Exception:  # pragma: no cover - at exit: the tracker still cleans up
+            pass
+
+
 class ProcessSync(SyncFactory):
     """Kinds that cross into running worker processes (see the module docstring)."""
 
@@ -807,6 +822,7 @@ class ProcessSync(SyncFactory):
         self._segments: list[shared_memory.SharedMemory] = []
         self._inherited: list[str] = []  # tokens of arrays forked workers start with
         self._closed = False
+        _open.add(self)
 
     # named semaphores
     def _semlock(self, kind: int, value: int, maxvalue: int) -> Any:

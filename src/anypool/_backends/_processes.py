@@ -97,6 +97,9 @@ def _rough_size(obj: object) -> int:
 def _shutdown_all_at_exit() -> None:
     for b in list(_live):
         b.shutdown(wait=True, cancel_pending=True)
+    sync = sys.modules.get("anypool._backends._process_sync")
+    if sync is not None:  # what pools never shut down made: semaphores, shared memory
+        sync.close_all_at_exit()
 
 
 atexit.register(_shutdown_all_at_exit)

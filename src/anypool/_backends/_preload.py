@@ -205,22 +205,12 @@ def fork_server(ctx: Any) -> bool:
     The common case, a server that has what the program imported, costs one pass over
     ``sys.modules``.
     """
-    global _server_has, _forked
     if not fork_enabled() or ctx.get_start_method() != "forkserver":
         return False
     server, running = _server()
     if server is None or _keep(running, wanted()) or fork_safe() is not None:
         return False
-    import cloudpickle  # noqa: F401 - what every pool uses: the server has it too
-
-    importlib.import_module(WORKER_MODULE)
-    if running:
-        server._stop()
-    _start_forked(server)
-    _server_has = wanted()
-    _forked = True
-    _stats["starts"] += 1
-    _stats["forked"] += 1
+    _fork_now(server, running)
     return True
 
 
@@ -231,12 +221,18 @@ def refork(ctx: Any) -> bool:
     Done only where :func:`fork_server` would fork the program, and only while no process of
     the running server lives (they report through it). False when it was not done.
     """
-    global _server_has, _forked
     if not fork_enabled() or ctx.get_start_method() != "forkserver":
         return False
     server, running = _server()
     if server is None or (running and _server_children_alive()) or fork_safe() is not None:
         return False
+    _fork_now(server, running)
+    return True
+
+
+def _fork_now(server: Any, running: bool) -> None:
+    """Replace the server (none of its processes lives) by a fork of this program."""
+    global _server_has, _forked
     import cloudpickle  # noqa: F401 - what every pool uses: the server has it too
 
     importlib.import_module(WORKER_MODULE)
@@ -247,7 +243,6 @@ def refork(ctx: Any) -> bool:
     _forked = True
     _stats["starts"] += 1
     _stats["forked"] += 1
-    return True
 
 
 #: servers asked to stop and not reaped yet (see _stop_without_waiting)

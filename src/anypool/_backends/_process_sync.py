@@ -10,6 +10,7 @@ they unpickle one of these.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import mmap
 import multiprocessing as mp
@@ -891,25 +892,21 @@ class ProcessSync(SyncFactory):
         how: str
         meta: Any
         self._check_open()
-        if _is_ndarray(obj):
-            np = _numpy()
-            arr = np.ascontiguousarray(obj)
-            how, meta = "ndarray", (arr.shape, arr.dtype.str, arr.nbytes)
-            if arr.nbytes >= INHERIT_ABOVE and (mode == "r" or arr.flags.writeable):
-                inherited = self._inherit(obj, arr, meta, mode)
-                if inherited is not None:
-                    return inherited  # type: ignore[no-any-return]  # stands for the object
-            _start_workers(self.backend)
-            shm = self._segment(arr.nbytes)
-            np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
+        arr = _numpy().ascontiguousarray(obj) if _is_ndarray(obj) else None
+        if arr is not None and arr.nbytes >= INHERIT_ABOVE and (mode == "r" or arr.flags.writeable):
+            inherited = self._inherit(obj, arr, mode)
+            if inherited is not None:
+                return inherited  # type: ignore[no-any-return]  # stands for the object
+        _start_workers(self.backend)  # they start while the object is copied
+        if arr is not None:
+            shm = self._copy_array(arr)
+            how, meta = "ndarray", _array_meta(arr)
         elif isinstance(obj, bytes | bytearray | memoryview):
-            _start_workers(self.backend)
             data = memoryview(obj).cast("B")
             shm = self._segment(data.nbytes)
             _buffer(shm)[: data.nbytes] = data
             how, meta = "bytes", data.nbytes
         else:
-            _start_workers(self.backend)
             blob = _pickling.dumps_fast(obj)
             if blob is None:  # neither pickler can: say which object and what to do
                 blob = _pickling.dumps(obj, "the object given to pool.share()", "to the workers")
@@ -919,7 +916,14 @@ class ProcessSync(SyncFactory):
         handle: Any = Shared(obj, shm.name, how, meta, mode)
         return handle  # type: ignore[no-any-return]  # stands for the object in tasks
 
-    def _inherit(self, obj: Any, arr: Any, meta: Any, mode: ShareMode) -> Any:
+    def _copy_array(self, arr: Any, name: str | None = None) -> shared_memory.SharedMemory:
+        """A new segment holding the contiguous array ``arr``."""
+        np = _numpy()
+        shm = self._segment(arr.nbytes, name)
+        np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
+        return shm
+
+    def _inherit(self, obj: Any, arr: Any, mode: ShareMode) -> Any:
         """A handle for an array the pool's workers start with, as after ``fork``: no copy.
 
         The array is registered for processes forked from now on, then the pool is asked to
@@ -944,14 +948,9 @@ class ProcessSync(SyncFactory):
             with self._lock:
                 self._inherited.remove(token)
             return None
-        np = _numpy()
-
-        def copy() -> None:
-            shm = self._segment(arr.nbytes, token)
-            np.ndarray(arr.shape, dtype=arr.dtype, buffer=_buffer(shm))[...] = arr
-
         backend.start_workers()
-        handle: Any = Shared(obj, token, "ndarray", meta, mode, copy)
+        copy = functools.partial(self._copy_array, arr, token)
+        handle: Any = Shared(obj, token, "ndarray", _array_meta(arr), mode, copy)
         return handle
 
     # the manager
@@ -1024,6 +1023,11 @@ class ProcessSync(SyncFactory):
                 shm.unlink()
             except FileNotFoundError:  # pragma: no cover
                 pass
+
+
+def _array_meta(arr: Any) -> tuple[Any, str, int]:
+    """What a worker needs to map an array: (shape, dtype, bytes)."""
+    return (arr.shape, arr.dtype.str, arr.nbytes)
 
 
 def _is_ndarray(obj: object) -> bool:

@@ -103,7 +103,7 @@ class Shared(Generic[T]):
         how: str,
         meta: Any,
         mode: ShareMode = "r",
-        copy: Callable[[], None] | None = None,
+        copy: Callable[[], object] | None = None,
     ) -> None:
         #: the name of its shared-memory segment (the worker's cache key)
         self.token = name

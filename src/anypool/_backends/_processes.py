@@ -403,9 +403,11 @@ class ProcessBackend(Backend):
             self._wake()
 
     def check_callable(self, fn: Callable[..., Any]) -> None:
-        """The function must be picklable (cloudpickle handles lambdas and closures)."""
-        with _shared.collect():  # a shared array it binds is copied only if a worker needs it
-            self._dumps(fn, "the function")
+        """The function must be picklable (cloudpickle handles lambdas and closures).
+
+        Its bytes are kept (:meth:`_fn_ref`): the tasks that follow send them as they are
+        instead of pickling the function, and what it binds, a second time."""
+        self._fn_ref(fn)
 
     def fork_after_now(self) -> bool:
         """Whether the workers this pool starts from now on are forks of this program taken

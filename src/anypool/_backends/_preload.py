@@ -153,7 +153,7 @@ def _server() -> tuple[Any, bool]:
     return server, running
 
 
-def _openblas_threads() -> int:
+def _openblas_threads(paths: list[str] | None = None) -> int:
     """How many threads OpenBLAS's pthreads pools may have started (they park at fork).
 
     Each OpenBLAS library this process has mapped is asked through its own C API (~1 ms;
@@ -163,7 +163,8 @@ def _openblas_threads() -> int:
     """
     from .._core._lifecycle import openblas_libraries
 
-    return sum(max(0, lib.num_threads - 1) for lib in openblas_libraries() if lib.pthreads)
+    libs = openblas_libraries(paths)
+    return sum(max(0, lib.num_threads - 1) for lib in libs if lib.pthreads)
 
 
 def fork_safe() -> str | None:
@@ -174,15 +175,18 @@ def fork_safe() -> str | None:
         return "not called from the main thread"
     if threading.active_count() != 1:
         return "the program runs other Python threads"
+    from .._core._lifecycle import mapped_files
+
+    paths = mapped_files()  # one read: for shared memory here, and for OpenBLAS below
     try:
         os_threads = len(os.listdir("/proc/self/task"))
-        with open("/proc/self/maps") as f:
-            shm = any("/dev/shm/" in line for line in f)
     except OSError:
+        paths = None
+    if paths is None:
         return "/proc is not readable"
-    if shm:
+    if any("/dev/shm/" in path for path in paths):
         return "shared memory is mapped"
-    if os_threads > 1 and os_threads - 1 > _openblas_threads():
+    if os_threads > 1 and os_threads - 1 > _openblas_threads(paths):
         return "native threads other than OpenBLAS's are running"
     return None
 
@@ -208,9 +212,13 @@ def fork_server(ctx: Any) -> bool:
     if not fork_enabled() or ctx.get_start_method() != "forkserver":
         return False
     server, running = _server()
-    if server is None or _keep(running, wanted()) or fork_safe() is not None:
+    if server is None:
         return False
-    _fork_now(server, running)
+    _import_for_workers()
+    modules = wanted()
+    if _keep(running, modules) or fork_safe() is not None:
+        return False
+    _fork_now(server, running, modules)
     return True
 
 
@@ -226,20 +234,26 @@ def refork(ctx: Any) -> bool:
     server, running = _server()
     if server is None or (running and _server_children_alive()) or fork_safe() is not None:
         return False
-    _fork_now(server, running)
+    _import_for_workers()
+    _fork_now(server, running, wanted())
     return True
 
 
-def _fork_now(server: Any, running: bool) -> None:
-    """Replace the server (none of its processes lives) by a fork of this program."""
-    global _server_has, _forked
-    import cloudpickle  # noqa: F401 - what every pool uses: the server has it too
+def _import_for_workers() -> None:
+    """What every worker uses, imported here first so that a forked server has it too."""
+    import cloudpickle  # noqa: F401 - every pool pickles with it
 
     importlib.import_module(WORKER_MODULE)
+
+
+def _fork_now(server: Any, running: bool, modules: frozenset[str]) -> None:
+    """Replace the server (none of its processes lives) by a fork of this program, which has
+    imported ``modules`` (:func:`wanted`)."""
+    global _server_has, _forked
     if running:
         _stop_without_waiting(server)
     _start_forked(server)
-    _server_has = wanted()
+    _server_has = modules
     _forked = True
     _stats["starts"] += 1
     _stats["forked"] += 1

@@ -122,7 +122,7 @@ def prepare_native_limits() -> None:
     libraries a worker loads later are capped by the environment variables.
     """
     global _controller, _server_original
-    paths = _mapped_libraries()
+    paths = mapped_files()
     if not _native_pools_loaded(paths):
         return
     controller: Any = None
@@ -171,10 +171,11 @@ def openblas_libraries(paths: list[str] | None = None) -> list[OpenBLAS]:
     their own C API. One that cannot be asked is left out."""
     import ctypes
 
-    paths = _mapped_libraries() if paths is None else paths
+    paths = mapped_files() if paths is None else paths
     if paths is None:
         return []
-    paths = [path for path in paths if "openblas" in path.rsplit("/", 1)[-1].lower()]
+    names = ((path, path.rsplit("/", 1)[-1].lower()) for path in paths)
+    paths = [path for path, name in names if "openblas" in name and ".so" in name]
     found = []
     for path in sorted(paths):
         try:
@@ -207,12 +208,13 @@ class _OpenBLASControls:
 _NATIVE_POOL_NAMES = ("blas", "libgomp", "libomp", "libiomp", "mkl_rt", "libmkl", "blis")
 
 
-def _mapped_libraries() -> list[str] | None:
-    """The paths of the shared libraries this process has mapped (Linux: one read of
-    ``/proc/self/maps``); None where that cannot be read."""
+def mapped_files() -> list[str] | None:
+    """The paths of the files this process has mapped: shared libraries, shared memory...
+    (Linux: one read of ``/proc/self/maps``); None where that cannot be read."""
     try:
         with open("/proc/self/maps") as f:
-            return list({line.rsplit(None, 1)[-1] for line in f if ".so" in line})
+            fields = (line.split(None, 5) for line in f)
+            return list({parts[5].rstrip("\n") for parts in fields if len(parts) == 6})
     except OSError:
         return None
 
@@ -220,7 +222,7 @@ def _mapped_libraries() -> list[str] | None:
 def _native_pools_loaded(paths: list[str] | None = None) -> bool:
     """Whether a BLAS or OpenMP library is already loaded in this process (Linux: from
     ``/proc/self/maps``; elsewhere assumed, so threadpoolctl looks)."""
-    paths = _mapped_libraries() if paths is None else paths
+    paths = mapped_files() if paths is None else paths
     if paths is None:
         return True
     return any(part in path.lower() for path in paths for part in _NATIVE_POOL_NAMES)

@@ -54,6 +54,7 @@ import stat
 import sys
 import threading
 import warnings
+from collections.abc import Collection
 from typing import Any, NoReturn
 
 #: what the server always preloads: the worker's own code
@@ -153,7 +154,7 @@ def _server() -> tuple[Any, bool]:
     return server, running
 
 
-def _openblas_threads(paths: list[str] | None = None) -> int:
+def _openblas_threads(paths: Collection[str] | None = None) -> int:
     """How many threads OpenBLAS's pthreads pools may have started (they park at fork).
 
     Each OpenBLAS library this process has mapped is asked through its own C API (~1 ms;

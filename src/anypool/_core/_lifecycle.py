@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 from ._tasks import WorkerContext, call_sync, reset_current_worker, set_current_worker
@@ -62,7 +62,9 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
     """Cap BLAS/OpenMP thread pools of this process to ``n`` threads.
 
     The environment variables cover libraries loaded from now on; :mod:`threadpoolctl` covers
-    those already loaded (a fork server may have imported numpy before this worker started).
+    those already loaded (a fork server may have imported numpy before this worker started),
+    or, when OpenBLAS is the only one, its own C API (:meth:`OpenBLAS.limit`: ~1 ms, and a
+    pool parked by the fork that started this worker stays parked).
     Without ``override_env`` (the default cap), a user who set any of the variables manages
     them: nothing is changed. Returns the limiter, if one was needed.
     """
@@ -75,8 +77,15 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
         if n == SERVER_CAP:
             return None  # the libraries already have it, from the server
         return _controller.limit(limits=n)
-    if not _native_pools_loaded():
+    paths = mapped_files()
+    if not _native_pools_loaded(paths):
         return None  # importing threadpoolctl costs ~20 ms a worker: only when needed
+    if paths is not None and _only_openblas_loaded(paths):
+        libs = openblas_libraries(paths)
+        if libs:  # OpenBLAS alone (numpy's and scipy's wheels): its own API, no restart
+            for lib in libs:
+                lib.limit(n)
+            return None
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a dependency; the variables still apply
@@ -144,8 +153,9 @@ def prepare_native_limits() -> None:
 class OpenBLAS:
     """One OpenBLAS library of this process, through its own C API (no threadpoolctl)."""
 
-    def __init__(self, get: Any, set_: Any, parallel: Any) -> None:
+    def __init__(self, get: Any, set_: Any, parallel: Any, lib: Any = None) -> None:
         self._get, self._set, self._parallel = get, set_, parallel
+        self._lib = lib
 
     @property
     def num_threads(self) -> int:
@@ -161,12 +171,41 @@ class OpenBLAS:
         """Set its thread count."""
         self._set(int(n))
 
+    def limit(self, n: int) -> None:
+        """Set its thread count to ``n``; lowering it never wakes a parked pool.
+
+        After a fork, a pthreads OpenBLAS's pool is parked (its threads were stopped before
+        the fork), and ``openblas_set_num_threads`` starts it again before it stores the
+        count: threads that spin for tens of milliseconds on the CPUs the tasks need,
+        although with one thread they are never used. Storing a lower count is all that call
+        does besides, so on a parked pool the count (``blas_cpu_number``, which the library
+        reads at each call) is stored directly; OpenBLAS starts its pool by itself when a
+        later call asks for more threads. Anything else goes through the API.
+        """
+        import ctypes
+
+        n = int(n)
+        current = self.num_threads
+        if n == current:
+            return
+        count: Any = None
+        if n < current and self._lib is not None and self.pthreads:
+            try:
+                if ctypes.c_int.in_dll(self._lib, "blas_server_avail").value == 0:
+                    count = ctypes.c_int.in_dll(self._lib, "blas_cpu_number")
+            except ValueError:  # a build that does not export them
+                count = None
+        if count is not None and count.value == current:  # the count the API reports
+            count.value = n
+        else:
+            self.set_num_threads(n)
+
 
 #: how OpenBLAS builds name their C API (numpy's and scipy's wheels: ``scipy_…64_``)
 _OPENBLAS_NAMES = (("", ""), ("", "64_"), ("scipy_", "64_"), ("scipy_", ""))
 
 
-def openblas_libraries(paths: list[str] | None = None) -> list[OpenBLAS]:
+def openblas_libraries(paths: Collection[str] | None = None) -> list[OpenBLAS]:
     """The OpenBLAS libraries this process has mapped (Linux; elsewhere none), asked through
     their own C API. One that cannot be asked is left out."""
     import ctypes
@@ -175,9 +214,9 @@ def openblas_libraries(paths: list[str] | None = None) -> list[OpenBLAS]:
     if paths is None:
         return []
     names = ((path, path.rsplit("/", 1)[-1].lower()) for path in paths)
-    paths = [path for path, name in names if "openblas" in name and ".so" in name]
+    libraries = [path for path, name in names if "openblas" in name and ".so" in name]
     found = []
-    for path in sorted(paths):
+    for path in sorted(libraries):
         try:
             lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
         except (OSError, AttributeError):
@@ -187,8 +226,9 @@ def openblas_libraries(paths: list[str] | None = None) -> list[OpenBLAS]:
                 getattr(lib, f"{prefix}openblas_{what}{suffix}", None)
                 for what in ("get_num_threads", "set_num_threads", "get_parallel")
             ]
-            if all(fn is not None for fn in fns):
-                found.append(OpenBLAS(*fns))
+            get, set_, parallel = fns
+            if get is not None and set_ is not None and parallel is not None:
+                found.append(OpenBLAS(get, set_, parallel, lib))
                 break
     return found
 
@@ -201,25 +241,36 @@ class _OpenBLASControls:
 
     def limit(self, *, limits: int) -> None:
         for lib in self.lib_controllers:
-            lib.set_num_threads(limits)
+            lib.limit(limits)
 
 
 #: parts of the file names of the libraries threadpoolctl controls
 _NATIVE_POOL_NAMES = ("blas", "libgomp", "libomp", "libiomp", "mkl_rt", "libmkl", "blis")
 
 
-def mapped_files() -> list[str] | None:
-    """The paths of the files this process has mapped: shared libraries, shared memory...
-    (Linux: one read of ``/proc/self/maps``); None where that cannot be read."""
+def mapped_files() -> dict[str, int] | None:
+    """The files this process has mapped (shared libraries, shared memory...), each with the
+    bytes mapped from it (Linux: one read of ``/proc/self/maps``); None where that cannot be
+    read."""
     try:
         with open("/proc/self/maps") as f:
-            fields = (line.split(None, 5) for line in f)
-            return list({parts[5].rstrip("\n") for parts in fields if len(parts) == 6})
+            lines = f.read().splitlines()
     except OSError:
         return None
+    files: dict[str, int] = {}
+    for line in lines:
+        parts = line.split(None, 5)
+        if len(parts) == 6:
+            start, _, end = parts[0].partition("-")
+            try:
+                size = int(end, 16) - int(start, 16)
+            except ValueError:
+                size = 0
+            files[parts[5]] = files.get(parts[5], 0) + size
+    return files
 
 
-def _native_pools_loaded(paths: list[str] | None = None) -> bool:
+def _native_pools_loaded(paths: Collection[str] | None = None) -> bool:
     """Whether a BLAS or OpenMP library is already loaded in this process (Linux: from
     ``/proc/self/maps``; elsewhere assumed, so threadpoolctl looks)."""
     paths = mapped_files() if paths is None else paths
@@ -228,7 +279,7 @@ def _native_pools_loaded(paths: list[str] | None = None) -> bool:
     return any(part in path.lower() for path in paths for part in _NATIVE_POOL_NAMES)
 
 
-def _only_openblas_loaded(paths: list[str]) -> bool:
+def _only_openblas_loaded(paths: Collection[str]) -> bool:
     """Whether OpenBLAS is the only library with a thread pool among ``paths``: no other
     shared library (``lib*.so``, not a Python extension module) names BLAS, OpenMP, MKL or
     BLIS."""

@@ -119,9 +119,10 @@ def main(scenario):
         stop = threading.Event()
         threading.Thread(target=stop.wait, daemon=True).start()
     shm = None
-    if scenario == "shm":
+    if scenario in ("shm", "small shm"):  # a shared array; a page, as a semaphore maps
         from multiprocessing import shared_memory
-        shm = shared_memory.SharedMemory(create=True, size=4096)
+        size = 4 * _preload.SHM_ALLOWANCE if scenario == "shm" else 4096
+        shm = shared_memory.SharedMemory(create=True, size=size)
     a, b = socket.socketpair()
     pids = set(anypool.map(probe.pid, range(4), backend="process", workers=2, chunksize=1))
     a.close()  # the program lets go of its end: the other end must see EOF at once
@@ -150,7 +151,7 @@ if __name__ == "__main__":
     not (sys.platform == "linux" and sys.version_info < (3, 14)),
     reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
 )
-@pytest.mark.parametrize("scenario", ["alone", "thread", "shm"])
+@pytest.mark.parametrize("scenario", ["alone", "thread", "shm", "small shm"])
 def test_a_single_threaded_program_is_forked_into_the_server(
     probe: tuple[str, Path], tmp_path: Path, scenario: str
 ) -> None:
@@ -176,13 +177,13 @@ def test_a_single_threaded_program_is_forked_into_the_server(
     assert out["server"] not in out["workers"]
     assert out["eof"], "the fork server kept the program's socket open"
     importers = _imports(log)
-    if scenario == "alone":
+    if scenario in ("alone", "small shm"):
         assert out["forked"] == 1
         # the server is a fork of the program: nobody but the program imported the module
         assert len(importers) == 1
         assert importers[0] not in out["workers"]
     else:
-        # a running thread or mapped shared memory: the server is started and imports
+        # a running thread or a shared array mapped: the server is started and imports
         assert out["forked"] == 0
         assert not set(importers) & set(out["workers"]), "a worker imported the module itself"
     # the server does not outlive the program

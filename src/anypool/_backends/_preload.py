@@ -32,8 +32,9 @@ multiprocessing's own fork-server protocol. It is taken only when:
   the process belongs to OpenBLAS's own thread pool, which parks itself at fork (pthreads
   build, ``pthread_atfork``). Any other native thread (OpenMP, MKL, a C extension's) rules
   it out;
-- no shared memory (``/dev/shm``) is mapped: the server would keep it alive after the program
-  freed it.
+- no more than :data:`SHM_ALLOWANCE` of shared memory (``/dev/shm``) is mapped: the server
+  would keep a shared array alive after the program freed it (semaphores and
+  multiprocessing's heap, a page each, are allowed).
 
 In the server, inherited sockets and pipes other than standard input/output/error are
 replaced by ``/dev/null`` at once, so the server never keeps a connection or a pipe of the
@@ -97,6 +98,11 @@ NEVER: frozenset[str] = frozenset(
         "ruff",
     }
 )
+
+#: the shared memory (``/dev/shm``) a program may have mapped and still be forked into the
+#: server or workers: semaphores and multiprocessing's heap (each worker's progress slot),
+#: a page each; not a shared array, which the fork would keep after the program freed it
+SHM_ALLOWANCE = 2**20
 
 _lock = threading.Lock()
 #: the modules the running server preloaded (None: not started by us, or not running)
@@ -185,7 +191,7 @@ def fork_safe() -> str | None:
         paths = None
     if paths is None:
         return "/proc is not readable"
-    if any("/dev/shm/" in path for path in paths):
+    if sum(size for path, size in paths.items() if "/dev/shm/" in path) > SHM_ALLOWANCE:
         return "shared memory is mapped"
     if os_threads > 1 and os_threads - 1 > _openblas_threads(paths):
         return "native threads other than OpenBLAS's are running"

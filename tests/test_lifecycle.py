@@ -343,6 +343,10 @@ def probe():
     return blas(), len(os.listdir("/proc/self/task")), threading.active_count()
 
 
+def parent():
+    return os.getppid()
+
+
 if __name__ == "__main__":
     out = {"program": blas()}
     for key, inner in (("default", "auto"), ("none", None), ("two", 2)):
@@ -350,6 +354,15 @@ if __name__ == "__main__":
             out[key] = list(pool.broadcast(probe).values())
     out["program_after"] = blas()
     out["forked"] = _preload._stats["forked"]
+    anypool.shutdown_warm_workers()  # the next pools start workers of their own
+    for key, inner in (("preforked", "auto"), ("preforked_none", None), ("preforked_two", 2)):
+        with anypool.Pool("process", 2, inner_threads=inner) as pool:
+            pool.share(b"x")  # forks the workers from the program (no worker is warm)
+            out[key] = list(pool.broadcast(probe).values())
+            out[key + "_parents"] = sorted(set(pool.broadcast(parent).values()))
+        anypool.shutdown_warm_workers()
+    out["pid"] = os.getpid()
+    out["program_last"] = blas()
     print(json.dumps(out))
 """
 
@@ -467,7 +480,8 @@ class TestInnerThreads:
     ) -> None:
         """In a fresh single-threaded program (the fork server is a fork of it): the default
         cap comes from the server, so the workers start no BLAS thread pool of their own;
-        inner_threads=None gives them the program's counts; another cap is set."""
+        inner_threads=None gives them the program's counts; another cap is set. The same
+        holds for workers forked from the program itself (``pool.share()`` first)."""
         share = two_cpus_or_skip()
         script = tmp_path / "caps.py"
         script.write_text(CAPS_PROGRAM)
@@ -490,6 +504,20 @@ class TestInnerThreads:
             assert counts
             assert set(counts) == {2}
         assert out["program_after"] == out["program"], "the program's own BLAS was changed"
+        # workers forked from the program by pool.share(): capped with no BLAS thread started
+        for key in ("preforked", "preforked_none", "preforked_two"):
+            assert out[key + "_parents"] == [out["pid"]], "not forked from the program"
+        for counts, os_threads, py_threads in out["preforked"]:
+            assert counts
+            assert set(counts) == {share}
+            if share == 1:
+                assert os_threads == py_threads, out
+        for counts, _, _ in out["preforked_none"]:
+            assert counts == out["program"]
+        for counts, _, _ in out["preforked_two"]:
+            assert counts
+            assert set(counts) == {2}
+        assert out["program_last"] == out["program"], "the program's own BLAS was changed"
 
     def test_thread_backend_leaves_them_alone_by_default(self, numpy_blas: list[int]) -> None:
         with anypool.Pool("thread", workers=2) as pool:

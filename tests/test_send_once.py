@@ -237,10 +237,20 @@ def writeable(arr):
     return bool(arr.flags.writeable)
 
 
+def where(barrier, fd):
+    # (this worker's parent, whether the program's socket fd is still a socket here)
+    import os, stat
+
+    barrier.wait(timeout=30)  # every worker answers once
+    return os.getppid(), stat.S_ISSOCK(os.fstat(fd).st_mode)
+
+
 if __name__ == "__main__":
+    import os, socket, threading
     data = np.arange(BIG, dtype=np.float64)
-    out = {}
+    out = {"program": os.getpid()}
     import multiprocessing.forkserver as fs
+    mine, theirs = socket.socketpair()  # a connection of the program's: no worker keeps it
     with anypool.Pool("process", 2) as pool:
         out["first_server"] = fs._forkserver._forkserver_pid
         c = pool.share(data, mode="c")
@@ -249,6 +259,11 @@ if __name__ == "__main__":
         out["c_writes"] = list(pool.map(write_then_read, [c] * 2, [5, 6], chunksize=1))
         out["c_copied"] = c.copied
         out["forked"] = _preload._stats["forked"]
+        barrier = pool.Barrier(2)  # after share(): semaphores mapped before rule forks out
+        out["workers"] = sorted(pool.map(where, [barrier] * 2, [theirs.fileno()] * 2, chunksize=1))
+        theirs.close()
+        mine.settimeout(30)
+        out["eof"] = mine.recv(1) == b""  # no worker holds the other end open
     with anypool.Pool("process", 2) as pool:
         r = pool.share(data)  # the workers of the first pool are kept warm: no fork again
         out["r_writeable"] = list(pool.map(writeable, [r] * 2, chunksize=1))
@@ -263,9 +278,9 @@ if __name__ == "__main__":
     reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
 )
 def test_workers_forked_after_share_start_with_the_array(tmp_path: Path) -> None:
-    """In a fresh single-threaded program: share() forks the fork server again, and the
-    workers start with the array (no shared-memory copy is made); a pool whose workers were
-    forked before (kept warm) gets the copy."""
+    """In a fresh single-threaded program: share() forks the workers from the program, and
+    they start with the array (no shared-memory copy is made) and without the program's
+    connections; a pool whose workers were forked before (kept warm) gets the copy."""
     pytest.importorskip("numpy")
     script = tmp_path / "inherit.py"
     script.write_text(INHERIT_PROGRAM.replace("BIG", str(BIG)))
@@ -278,13 +293,15 @@ def test_workers_forked_after_share_start_with_the_array(tmp_path: Path) -> None
     assert out["c_values"] == [0.0, 1.0, 2.0, float(BIG - 1)]
     assert out["c_writes"] == [-1.0, -1.0]  # copy-on-write: writeable in the worker
     assert out["c_copied"] is False, "the array was copied into shared memory"
-    assert out["forked"] == 2  # at Pool(), and again at share()
-    assert out["first_server"] != out["second_server"]
-    for pid in (out["first_server"], out["second_server"]):  # neither outlives the program
-        try:
-            psutil.Process(pid).wait(timeout=20)
-        except psutil.NoSuchProcess:
-            pass
+    assert out["forked"] == 1  # at Pool(); share() forks the workers, not the server again
+    assert out["first_server"] == out["second_server"]
+    # forks of the program, which let go of its connections
+    assert out["workers"] == [[out["program"], False]] * 2
+    assert out["eof"] is True
+    try:  # the server does not outlive the program
+        psutil.Process(out["first_server"]).wait(timeout=20)
+    except psutil.NoSuchProcess:
+        pass
     assert out["r_writeable"] == [False, False]  # read-only, copied for the warm workers
     assert out["r_copied_warm"] is True
     assert out["parent_untouched"] is True

@@ -229,23 +229,6 @@ def fork_server(ctx: Any) -> bool:
     return True
 
 
-def refork(ctx: Any) -> bool:
-    """Fork the fork server again now, so that workers started from it from now on have what
-    the program holds now (an array ``pool.share()`` has just registered).
-
-    Done only where :func:`fork_server` would fork the program, and only while no process of
-    the running server lives (they report through it). False when it was not done.
-    """
-    if not fork_enabled() or ctx.get_start_method() != "forkserver":
-        return False
-    server, running = _server()
-    if server is None or (running and _server_children_alive()) or fork_safe() is not None:
-        return False
-    _import_for_workers()
-    _fork_now(server, running, wanted())
-    return True
-
-
 def _import_for_workers() -> None:
     """What every worker uses, imported here first so that a forked server has it too."""
     import cloudpickle  # noqa: F401 - every pool pickles with it
@@ -308,7 +291,7 @@ def _reap() -> None:
 
 def inherits() -> tuple[int | None, frozenset[str]]:
     """(The running server's pid, the shared arrays its workers start with): empty unless
-    the server is the fork of this program that :func:`fork_server` or :func:`refork` made."""
+    the server is the fork of this program that :func:`fork_server` made."""
     server, running = _server()
     pid = getattr(server, "_forkserver_pid", None) if running else None
     if not _forked or pid is None or pid != _inherits[0]:
@@ -386,13 +369,20 @@ def _get_ready() -> None:
         pass
 
 
-def _let_go(keep: set[int]) -> None:
-    """Point inherited sockets and pipes at /dev/null (numbers stay taken: nothing reuses one
-    under a Python object that still holds it)."""
+def _open_fds() -> frozenset[int]:
+    """The descriptors this process has open."""
+    try:
+        return frozenset(int(name) for name in os.listdir("/proc/self/fd"))
+    except OSError:  # pragma: no cover - no /proc: nothing is let go of
+        return frozenset()
+
+
+def _let_go(keep: set[int], only: frozenset[int] | None = None) -> None:
+    """Point inherited sockets and pipes (of ``only``, if given) at /dev/null (numbers stay
+    taken: nothing reuses one under a Python object that still holds it)."""
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
+        for fd in _open_fds() if only is None else only:
             if fd in keep or fd == null:
                 continue
             try:
@@ -425,6 +415,54 @@ def prepare(ctx: Any) -> None:
     ctx.set_forkserver_preload([WORKER_MODULE, *preload])
     _server_has = frozenset(preload)
     _stats["starts"] += 1
+
+
+class ForkedWorker(mp.process.BaseProcess):
+    """A worker forked straight from this program (see ``ProcessBackend._prefork``).
+
+    multiprocessing's ``fork`` start method, without making ``fork`` the child's default
+    start method: pools the worker starts use the program's default, as a worker started
+    from the fork server does.
+    """
+
+    _start_method = None
+    #: the descriptors the program had open as the worker was forked, bar the worker's own
+    #: pipe (what the worker lets go of: not the pipes ``Popen`` makes for the fork itself)
+    program_fds: frozenset[int] = frozenset()
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:  # multiprocessing's name for it
+        from multiprocessing.popen_fork import Popen
+
+        process_obj.program_fds = _open_fds()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of fork with threads: the only others are OpenBLAS's
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return Popen(process_obj)
+
+
+def forked_worker(conn: Any, *args: Any) -> None:
+    """The start of a :class:`ForkedWorker`: let go of what belongs to the program, as the
+    forked fork server does, then run the worker."""
+    global _server_has, _forked, _inherits
+    server, _ = _server()
+    if server is not None:  # the program's fork server: a pool started here starts its own
+        server._forkserver_pid = None
+        server._forkserver_address = None
+        server._forkserver_alive_fd = None
+    _server_has, _forked, _inherits = None, False, (None, frozenset())
+    _stopping.clear()
+    keep = {0, 1, 2, conn.fileno()}
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker._resource_tracker, "_fd", None)
+    if isinstance(tracker, int):
+        keep.add(tracker)  # shared memory the worker makes is registered with the program's
+    this = mp.current_process()
+    _let_go(keep, getattr(this, "program_fds", None))
+    from ._process_worker import main
+
+    main(conn, *args)
 
 
 def server_has() -> frozenset[str]:

@@ -394,6 +394,8 @@ class ProcessBackend(Backend):
         """Start the pool's workers now instead of with the first task (``pool.share`` calls
         this: the workers start while the object is copied, and are ready when the map
         comes). Does nothing on a pool that is closing or broken."""
+        if self._thread is None:
+            self._prefork()  # no dispatcher yet: only this thread touches the workers
         with self._lock:
             if self._broken is not None or self._closing:
                 return
@@ -411,12 +413,50 @@ class ProcessBackend(Backend):
 
     def fork_after_now(self) -> bool:
         """Whether the workers this pool starts from now on are forks of this program taken
-        after this call: ``pool.share()`` then hands them a large array with no copy."""
+        after this call: ``pool.share()`` then hands them a large array with no copy.
+
+        With the fork server, that is when :meth:`_prefork` can start them now (the server
+        itself was forked before the array was shared: workers it starts later get a copy).
+        """
         if self.start_method == "fork":
             return True
         if self.start_method == "forkserver":
-            return _preload.refork(self._ctx)
+            return self._prefork()
         return False
+
+    def _can_prefork(self) -> bool:
+        """Whether :meth:`_prefork` would start the workers now."""
+        return (
+            self.start_method == "forkserver"
+            and self._thread is None
+            and not self._workers
+            and not self._closing
+            and self._broken is None
+            and _preload.fork_enabled()
+            and _preload.fork_safe() is None
+        )
+
+    def _prefork(self) -> bool:
+        """Start every worker now as a fork of this program, from the calling thread; False
+        when it cannot (then nothing was started).
+
+        ``start_workers`` (``pool.share()``) calls this before the dispatcher thread exists,
+        where the fork server itself would be forked from this program (the same checks:
+        :func:`_preload.fork_safe`). A worker forked here starts at once with everything the
+        program holds now (a shared array needs no copy); one from the fork server needs
+        the server forked again first (it was forked before the array was shared), then a
+        round trip to it per worker: ~40 ms more before the first task on a numpy+scipy
+        program. The worker lets go of the program's sockets and pipes as the forked server
+        does. Workers started later (after a crash, a recycle) come from the fork server.
+        """
+        if not self._can_prefork():
+            return False
+        for _ in range(self.spec.workers):
+            try:
+                self._start_new(next(self._ids), forked=True)
+            except OSError:  # out of processes or memory: the rest start from the server
+                break
+        return bool(self._workers)
 
     def submit(
         self,
@@ -662,26 +702,37 @@ class ProcessBackend(Backend):
             w = _Worker(wid, proc, parent_conn, progress)
             self._workers[wid] = w
             return w
+        return self._start_new(wid)
+
+    def _start_new(self, wid: int, forked: bool = False) -> _Worker:
+        """Start a new worker process: from the pool's context, or (``forked``) as a fork of
+        this program (see :meth:`_prefork`)."""
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         progress = self._ctx.RawArray("q", 1)
-        proc = self._ctx.Process(
-            target=_process_worker.main,
-            args=(
-                child_conn,
-                wid,
-                self._init_blob,
-                os.getpid(),
-                self.spec.max_tasks_per_worker,
-                self._lifecycle,
-                self._cpu_share,
-                progress,
-                self._recycle_above,
-            ),
-            name=f"anypool-process-{wid}",
-            daemon=True,
+        args = (
+            child_conn,
+            wid,
+            self._init_blob,
+            os.getpid(),
+            self.spec.max_tasks_per_worker,
+            self._lifecycle,
+            self._cpu_share,
+            progress,
+            self._recycle_above,
         )
+        name = f"anypool-process-{wid}"
+        proc: Any
+        if forked:
+            proc = _preload.ForkedWorker(
+                target=_preload.forked_worker, args=args, name=name, daemon=True
+            )
+        else:
+            proc = self._ctx.Process(target=_process_worker.main, args=args, name=name, daemon=True)
         inherited: frozenset[str] = frozenset()
-        if self.start_method == "forkserver":
+        if forked:
+            inherited = _shared.inherited_now()  # before the fork: it has at least these
+            proc.start()
+        elif self.start_method == "forkserver":
             # the fork server preloads what this program has imported (numpy, scipy...), so
             # the worker starts with it; never replaced while a worker is starting
             with _preload.spawn_lock:

@@ -777,7 +777,7 @@ def _rebuild_counter(name: str, lock: Any) -> SharedCounter:
 
 
 #: arrays at least this big are handed to forked workers without a copy where that can be done
-#: (below it, copying costs less than forking the fork server again)
+#: (below it the copy costs little, and one segment serves every worker, later ones too)
 INHERIT_ABOVE = 8 * 2**20
 
 
@@ -927,11 +927,11 @@ class ProcessSync(SyncFactory):
         """A handle for an array the pool's workers start with, as after ``fork``: no copy.
 
         The array is registered for processes forked from now on, then the pool is asked to
-        fork its workers (or its fork server) after this point. The copy into shared memory
-        is put off: the process backend makes it only for a worker that did not start with
-        the array (one it started before, a kept-warm one, a server that had to be started
-        afresh), and pickling the handle for anything else makes it too. None when the pool
-        cannot fork after now (spawn, a threaded program, a server with workers alive).
+        fork its workers after this point. The copy into shared memory is put off: the
+        process backend makes it only for a worker that did not start with the array (one it
+        started before, a kept-warm one, one the fork server starts later), and pickling the
+        handle for anything else makes it too. None when the pool cannot fork after now
+        (spawn, a threaded program, a pool whose workers have started).
         """
         from ._processes import ProcessBackend
 

@@ -86,10 +86,10 @@ class Shared(Generic[T]):
     once per worker and cached. In the parent, :attr:`value` is the original object.
 
     A large NumPy array shared before the pool's workers start, where they are forks of this
-    program (the fork server forked after ``share()``, or ``start_method="fork"``), is not
-    copied at all: the workers start with it, as with ``fork``. Its copy into shared memory is
-    made only if a worker that did not start with it needs it, or if the handle is pickled
-    for anything else.
+    program (forked at ``share()`` from a single-threaded program, or
+    ``start_method="fork"``), is not copied at all: the workers start with it, as with
+    ``fork``. Its copy into shared memory is made only if a worker that did not start with it
+    needs it, or if the handle is pickled for anything else.
 
     .. versionadded:: 0.2
     """

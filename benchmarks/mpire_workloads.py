@@ -70,9 +70,15 @@ def _ppe_convolve(kernel: Any) -> float:
 
 
 def _import(runner: str) -> None:
-    """The runner's library, imported before the clock starts (the program has it already)."""
+    """The runner's library, imported before the clock starts (the program has it already).
+
+    All of the code the runner will use: ``import mpire`` loads all of mpire, while
+    ``concurrent.futures`` and anypool load their process pools on first use (~10 ms for
+    anypool's), so those modules are imported here.
+    """
     if runner == "anypool":
-        import anypool  # noqa: F401
+        import anypool._backends._process_sync  # pool.share()'s module
+        import anypool._backends._processes  # noqa: F401 - the process backend
         from anypool import Pool  # noqa: F401 - anypool's names load on first use
     elif runner == "mpire":
         import mpire  # noqa: F401

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 import anypool
+from anypool._core._lifecycle import THREAD_ENV_VARS
 
 
 class CountsUnpickling:
@@ -247,8 +248,13 @@ def where(barrier, fd):
 
 if __name__ == "__main__":
     import os, socket, threading
+    from anypool._core import _lifecycle
+    if sys.argv[1] == "server":  # as where a worker's cap would wake OpenBLAS (numpy 2.5)
+        _lifecycle.OpenBLAS.storable = lambda self: False
     data = np.arange(BIG, dtype=np.float64)
     out = {"program": os.getpid()}
+    out["prefork"] = not _lifecycle.cap_wakes_pools(1, _lifecycle.mapped_files())
+    out["above_cap"] = any(lib.num_threads > 1 for lib in _lifecycle.openblas_libraries())
     import multiprocessing.forkserver as fs
     mine, theirs = socket.socketpair()  # a connection of the program's: no worker keeps it
     with anypool.Pool("process", 2) as pool:
@@ -277,31 +283,45 @@ if __name__ == "__main__":
     not (sys.platform == "linux" and sys.version_info < (3, 14)),
     reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
 )
-def test_workers_forked_after_share_start_with_the_array(tmp_path: Path) -> None:
-    """In a fresh single-threaded program: share() forks the workers from the program, and
-    they start with the array (no shared-memory copy is made) and without the program's
-    connections; a pool whose workers were forked before (kept warm) gets the copy."""
+@pytest.mark.parametrize("way", ["program", "server"])
+def test_workers_forked_after_share_start_with_the_array(tmp_path: Path, way: str) -> None:
+    """In a fresh single-threaded program: share() forks the workers from the program (or,
+    where a worker's BLAS cap would start OpenBLAS's thread pool, forks the fork server again
+    and the workers come from it), and they start with the array (no shared-memory copy is
+    made) and without the program's connections; a pool whose workers were forked before
+    (kept warm) gets the copy."""
     pytest.importorskip("numpy")
     script = tmp_path / "inherit.py"
     script.write_text(INHERIT_PROGRAM.replace("BIG", str(BIG)))
-    env = {k: v for k, v in os.environ.items() if k != "ANYPOOL_PRELOAD"}
+    # (no OMP_NUM_THREADS & co. left by an earlier test: OpenBLAS gets a thread per CPU)
+    skip = {"ANYPOOL_PRELOAD", *THREAD_ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in skip}
     proc = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, str(script), way], capture_output=True, text=True, timeout=60, env=env
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.splitlines()[-1])
     assert out["c_values"] == [0.0, 1.0, 2.0, float(BIG - 1)]
     assert out["c_writes"] == [-1.0, -1.0]  # copy-on-write: writeable in the worker
     assert out["c_copied"] is False, "the array was copied into shared memory"
-    assert out["forked"] == 1  # at Pool(); share() forks the workers, not the server again
-    assert out["first_server"] == out["second_server"]
-    # forks of the program, which let go of its connections
-    assert out["workers"] == [[out["program"], False]] * 2
+    if way == "server" and out["above_cap"]:
+        assert not out["prefork"], "forked from the program though the cap wakes OpenBLAS"
+    if out["prefork"]:  # share() forks the workers, not the server again
+        assert out["forked"] == 1
+        assert out["first_server"] == out["second_server"]
+        parent = out["program"]
+    else:
+        assert out["forked"] == 2  # at Pool(), and again at share()
+        assert out["first_server"] != out["second_server"]
+        parent = out["second_server"]
+    # forks of the program or of its fork, which let go of its connections
+    assert out["workers"] == [[parent, False]] * 2
     assert out["eof"] is True
-    try:  # the server does not outlive the program
-        psutil.Process(out["first_server"]).wait(timeout=20)
-    except psutil.NoSuchProcess:
-        pass
+    for pid in {out["first_server"], out["second_server"]}:  # none outlives the program
+        try:
+            psutil.Process(pid).wait(timeout=20)
+        except psutil.NoSuchProcess:
+            pass
     assert out["r_writeable"] == [False, False]  # read-only, copied for the warm workers
     assert out["r_copied_warm"] is True
     assert out["parent_untouched"] is True

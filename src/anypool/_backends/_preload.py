@@ -171,11 +171,16 @@ def _openblas_threads(paths: Collection[str] | None = None) -> int:
     from .._core._lifecycle import openblas_libraries
 
     libs = openblas_libraries(paths)
-    return sum(max(0, lib.num_threads - 1) for lib in libs if lib.pthreads)
+    return sum(lib.threads_running() for lib in libs)
 
 
-def fork_safe() -> str | None:
-    """Why this process must not be forked into a fork server now (None: it may)."""
+def fork_safe(cap: int | None = None) -> str | None:
+    """Why this process must not be forked into a fork server now (None: it may).
+
+    With ``cap``, for workers forked from it that cap native thread pools to ``cap``: also
+    when that cap would start a thread pool the fork parked (see
+    :func:`~anypool._core._lifecycle.cap_wakes_pools`).
+    """
     if sys.platform != "linux" or not (3, 11) <= sys.version_info[:2] < (3, 14):
         return "not Linux with Python 3.11-3.13"
     if threading.current_thread() is not threading.main_thread():
@@ -195,6 +200,11 @@ def fork_safe() -> str | None:
         return "shared memory is mapped"
     if os_threads > 1 and os_threads - 1 > _openblas_threads(paths):
         return "native threads other than OpenBLAS's are running"
+    if cap is not None:
+        from .._core._lifecycle import cap_wakes_pools
+
+        if cap_wakes_pools(cap, paths):
+            return "capping OpenBLAS in a forked worker would start its thread pool"
     return None
 
 
@@ -226,6 +236,25 @@ def fork_server(ctx: Any) -> bool:
     if _keep(running, modules) or fork_safe() is not None:
         return False
     _fork_now(server, running, modules)
+    return True
+
+
+def refork(ctx: Any) -> bool:
+    """Fork the fork server again now, so that workers started from it from now on have what
+    the program holds now (an array ``pool.share()`` has just registered).
+
+    Done only where :func:`fork_server` would fork the program, and only while no process of
+    the running server lives (they report through it). False when it was not done. Taken
+    where the workers cannot be forked from the program itself (see
+    ``ProcessBackend._prefork``).
+    """
+    if not fork_enabled() or ctx.get_start_method() != "forkserver":
+        return False
+    server, running = _server()
+    if server is None or (running and _server_children_alive()) or fork_safe() is not None:
+        return False
+    _import_for_workers()
+    _fork_now(server, running, wanted())
     return True
 
 
@@ -291,7 +320,7 @@ def _reap() -> None:
 
 def inherits() -> tuple[int | None, frozenset[str]]:
     """(The running server's pid, the shared arrays its workers start with): empty unless
-    the server is the fork of this program that :func:`fork_server` made."""
+    the server is the fork of this program that :func:`fork_server` or :func:`refork` made."""
     server, running = _server()
     pid = getattr(server, "_forkserver_pid", None) if running else None
     if not _forked or pid is None or pid != _inherits[0]:

@@ -47,6 +47,7 @@ from .._core._exceptions import (
     WorkerCrashed,
 )
 from .._core._lifecycle import (
+    THREAD_ENV_VARS,
     inner_threads_for_processes,
     log_finalizer_error,
     log_finalizer_timeout,
@@ -421,7 +422,7 @@ class ProcessBackend(Backend):
         if self.start_method == "fork":
             return True
         if self.start_method == "forkserver":
-            return self._prefork()
+            return self._prefork() or _preload.refork(self._ctx)
         return False
 
     def _can_prefork(self) -> bool:
@@ -433,8 +434,18 @@ class ProcessBackend(Backend):
             and not self._closing
             and self._broken is None
             and _preload.fork_enabled()
-            and _preload.fork_safe() is None
+            and _preload.fork_safe(self._worker_cap()) is None
         )
+
+    def _worker_cap(self) -> int | None:
+        """The thread cap a worker sets on the native pools it inherits (None: none)."""
+        threads = self._lifecycle[2]
+        if threads is None:
+            return None
+        n, explicit = threads
+        if not explicit and any(var in os.environ for var in THREAD_ENV_VARS):
+            return None  # yours to manage: the worker leaves them alone
+        return n
 
     def _prefork(self) -> bool:
         """Start every worker now as a fork of this program, from the calling thread; False

@@ -182,23 +182,43 @@ class OpenBLAS:
         reads at each call) is stored directly; OpenBLAS starts its pool by itself when a
         later call asks for more threads. Anything else goes through the API.
         """
-        import ctypes
-
         n = int(n)
         current = self.num_threads
         if n == current:
             return
-        count: Any = None
-        if n < current and self._lib is not None and self.pthreads:
-            try:
-                if ctypes.c_int.in_dll(self._lib, "blas_server_avail").value == 0:
-                    count = ctypes.c_int.in_dll(self._lib, "blas_cpu_number")
-            except ValueError:  # a build that does not export them
-                count = None
-        if count is not None and count.value == current:  # the count the API reports
-            count.value = n
+        state = self._state() if n < current else None
+        if state is not None and state[0].value == 0 and state[1].value == current:
+            state[1].value = n  # parked, and the count is the one the API reports
         else:
             self.set_num_threads(n)
+
+    def threads_running(self) -> int:
+        """How many threads its pool may have running now: none while it is parked (where
+        the build says so: :meth:`storable`), else its count less the calling thread."""
+        state = self._state()
+        if state is not None and state[0].value == 0:
+            return 0
+        return max(0, self.num_threads - 1) if self.pthreads else 0
+
+    def storable(self) -> bool:
+        """Whether :meth:`limit` can lower its count without the API once its pool is parked
+        (a pthreads build that exports ``blas_server_avail`` and ``blas_cpu_number``; numpy
+        2.5's copy, for one, does not)."""
+        return self._state() is not None
+
+    def _state(self) -> tuple[Any, Any] | None:
+        """(``blas_server_avail``, ``blas_cpu_number``) of a pthreads build that exports them."""
+        import ctypes
+
+        if self._lib is None or not self.pthreads:
+            return None
+        try:
+            return (
+                ctypes.c_int.in_dll(self._lib, "blas_server_avail"),
+                ctypes.c_int.in_dll(self._lib, "blas_cpu_number"),
+            )
+        except ValueError:  # a build that does not export them
+            return None
 
 
 #: how OpenBLAS builds name their C API (numpy's and scipy's wheels: ``scipy_…64_``)
@@ -231,6 +251,17 @@ def openblas_libraries(paths: Collection[str] | None = None) -> list[OpenBLAS]:
                 found.append(OpenBLAS(get, set_, parallel, lib))
                 break
     return found
+
+
+def cap_wakes_pools(n: int, paths: Collection[str]) -> bool:
+    """Whether capping a fork of this process to ``n`` threads would start a thread pool that
+    the fork parked: an OpenBLAS above ``n`` whose count cannot be stored directly
+    (:meth:`OpenBLAS.storable`), or one that threadpoolctl would set (another native pool
+    loaded beside it)."""
+    libs = [lib for lib in openblas_libraries(paths) if lib.pthreads and lib.num_threads > n]
+    if not libs:
+        return False
+    return not _only_openblas_loaded(paths) or not all(lib.storable() for lib in libs)
 
 
 class _OpenBLASControls:

@@ -208,3 +208,68 @@ def test_openblas_threads_are_counted_as_threadpoolctl_counts_them() -> None:
         if d.get("internal_api") == "openblas" and d.get("threading_layer") == "pthreads"
     )
     assert _preload._openblas_threads() == expected
+
+
+WATCHDOG = r"""
+import faulthandler, json, os, sys
+import numpy  # OpenBLAS: its pool parks at the first fork
+import anypool
+from anypool._backends import _preload
+from anypool._core._lifecycle import openblas_libraries
+
+
+def mark(folder):
+    with open(os.path.join(folder, f"stop-{os.getpid()}"), "w"):
+        pass
+
+
+if __name__ == "__main__":
+    import functools
+    pid = os.fork()  # parks OpenBLAS's pool, as any earlier fork of the program does
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    faulthandler.dump_traceback_later(300)  # pytest's faulthandler_timeout arms one per test
+    fin = functools.partial(mark, sys.argv[1])
+    with anypool.Pool("process", 2, finalizer=fin) as pool:
+        pids = set(pool.broadcast(os.getpid).values())
+    faulthandler.cancel_dump_traceback_later()
+    print(json.dumps({
+        "forked": _preload._stats["forked"],
+        "told": all(lib.storable() for lib in openblas_libraries()),
+        "workers": sorted(pids),
+        "stopped": sorted(int(p.split("-")[1]) for p in os.listdir(sys.argv[1])),
+    }))
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and sys.version_info < (3, 14)),
+    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
+)
+def test_a_faulthandler_watchdog_is_not_taken_for_openblas(tmp_path: Path) -> None:
+    """faulthandler's watchdog thread (armed by pytest's faulthandler_timeout) beside a parked
+    OpenBLAS: the program is not forked where OpenBLAS says its pool is parked, and workers
+    forked anyway (a build that does not say) still run their finalizers: the worker's
+    finalizer timeout does not go through the watchdog state the fork copied."""
+    import json
+    import subprocess
+
+    pytest.importorskip("numpy")
+    script = tmp_path / "watchdog.py"
+    script.write_text(WATCHDOG)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ANYPOOL_PRELOAD"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(marks)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["stopped"] == out["workers"], "a worker's finalizer did not run"
+    if out["told"]:
+        assert out["forked"] == 0, "forked while faulthandler's watchdog thread ran"

@@ -72,6 +72,14 @@ def _limit_threads(inner_threads: tuple[int, bool] | None) -> None:
         print(f"anypool: could not cap native thread pools to {n}: {exc!r}", file=sys.stderr)
 
 
+def _finalizer_overran() -> None:
+    """The finalizer ran past its timeout: say where it was stuck (stderr), then leave."""
+    try:
+        faulthandler.dump_traceback(all_threads=True)
+    finally:
+        os._exit(1)
+
+
 def _finalize(conn: Any, ctx: WorkerContext, fin_blob: bytes | None, timeout: float) -> None:
     """Run the finalizer as the worker stops; send its error to the parent (else log it).
 
@@ -82,13 +90,18 @@ def _finalize(conn: Any, ctx: WorkerContext, fin_blob: bytes | None, timeout: fl
         return
     from .._core._lifecycle import log_finalizer_error, run_finalizer
 
-    faulthandler.dump_traceback_later(timeout, exit=True)
+    # not faulthandler.dump_traceback_later: its watchdog's state is inherited through a
+    # fork, and a program forked while one was armed (pytest's faulthandler_timeout) leaves
+    # it looking busy for ever here
+    timer = threading.Timer(timeout, _finalizer_overran)
+    timer.daemon = True
+    timer.start()
     try:
         err = run_finalizer(pickle.loads(fin_blob), ctx)
     except BaseException as exc:  # unpickling failed
         err = exc
     finally:
-        faulthandler.cancel_dump_traceback_later()
+        timer.cancel()
     if err is None:
         return
     try:

@@ -355,7 +355,8 @@ if __name__ == "__main__":
     out["program_after"] = blas()
     out["forked"] = _preload._stats["forked"]
     anypool.shutdown_warm_workers()  # the next pools start workers of their own
-    for key, inner in (("preforked", "auto"), ("preforked_none", None), ("preforked_two", 2)):
+    for key, inner in (("default", "auto"), ("none", None), ("two", 2)):
+        key = "preforked_" + key
         with anypool.Pool("process", 2, inner_threads=inner) as pool:
             pool.share(b"x")  # forks the workers from the program (no worker is warm)
             out[key] = list(pool.broadcast(probe).values())
@@ -416,6 +417,22 @@ def parent_blas(numpy_blas: list[int]) -> Iterator[int]:
     other = 2 if share == 1 else 1
     with threadpool_limits(limits=other, user_api="blas"):
         yield other
+
+
+def check_caps(out: dict[str, Any], prefix: str, share: int) -> None:
+    """The BLAS counts CAPS_PROGRAM's pools' workers reported (keys ``prefix`` + default,
+    none, two): capped to their share with no OpenBLAS thread started, the program's counts,
+    and 2."""
+    for counts, os_threads, py_threads in out[prefix + "default"]:
+        assert counts
+        assert set(counts) == {share}
+        if share == 1:  # no OpenBLAS thread was started in the worker
+            assert os_threads == py_threads, out
+    for counts, _, _ in out[prefix + "none"]:
+        assert counts == out["program"]
+    for counts, _, _ in out[prefix + "two"]:
+        assert counts
+        assert set(counts) == {2}
 
 
 class TestInnerThreads:
@@ -495,16 +512,7 @@ class TestInnerThreads:
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout.splitlines()[-1])
         assert out["forked"] == 1, "the fork server was not a fork of the program"
-        for counts, os_threads, py_threads in out["default"]:
-            assert counts
-            assert set(counts) == {share}
-            if share == 1:  # inherited: no OpenBLAS thread was started in the worker
-                assert os_threads == py_threads, out
-        for counts, _, _ in out["none"]:
-            assert counts == out["program"]
-        for counts, _, _ in out["two"]:
-            assert counts
-            assert set(counts) == {2}
+        check_caps(out, "", share)
         assert out["program_after"] == out["program"], "the program's own BLAS was changed"
         # workers forked from the program by pool.share(): capped with no BLAS thread
         # started; where the cap could not be stored without starting one (numpy 2.5's
@@ -512,19 +520,10 @@ class TestInnerThreads:
         for key in ("preforked_none", "preforked_two"):  # nothing to lower: always forked
             assert out[key + "_parents"] == [out["pid"]], "not forked from the program"
         if share == 1 and not out["storable"]:
-            assert out["preforked_parents"] != [out["pid"]], "forked though the cap wakes"
+            assert out["preforked_default_parents"] != [out["pid"]], "forked though it wakes"
         else:
-            assert out["preforked_parents"] == [out["pid"]], "not forked from the program"
-        for counts, os_threads, py_threads in out["preforked"]:
-            assert counts
-            assert set(counts) == {share}
-            if share == 1:
-                assert os_threads == py_threads, out
-        for counts, _, _ in out["preforked_none"]:
-            assert counts == out["program"]
-        for counts, _, _ in out["preforked_two"]:
-            assert counts
-            assert set(counts) == {2}
+            assert out["preforked_default_parents"] == [out["pid"]], "not forked from it"
+        check_caps(out, "preforked_", share)
         assert out["program_last"] == out["program"], "the program's own BLAS was changed"
 
     def test_thread_backend_leaves_them_alone_by_default(self, numpy_blas: list[int]) -> None:

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,6 +108,19 @@ def test_what_is_preloaded() -> None:
 
 
 # -- the fork server made by forking a single-threaded program ------------------------------
+def run_program(script: Path, *args: str) -> Any:
+    """Run ``script`` in a fresh interpreter (preloading as by default); its last line, JSON."""
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "ANYPOOL_PRELOAD"}
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
 FORKED = r"""
 import json, os, socket, sys, threading
 import {probe} as probe
@@ -155,24 +169,13 @@ if __name__ == "__main__":
 def test_a_single_threaded_program_is_forked_into_the_server(
     probe: tuple[str, Path], tmp_path: Path, scenario: str
 ) -> None:
-    import json
-    import subprocess
 
     import psutil
 
     name, log = probe
     script = tmp_path / "forked.py"
     script.write_text(FORKED.replace("{probe}", name))
-    env = {k: v for k, v in os.environ.items() if k != "ANYPOOL_PRELOAD"}
-    proc = subprocess.run(
-        [sys.executable, str(script), scenario],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out = run_program(script, scenario)
     assert out["workers"]
     assert out["server"] not in out["workers"]
     assert out["eof"], "the fork server kept the program's socket open"
@@ -252,24 +255,13 @@ def test_a_faulthandler_watchdog_is_not_taken_for_openblas(tmp_path: Path) -> No
     OpenBLAS: the program is not forked where OpenBLAS says its pool is parked, and workers
     forked anyway (a build that does not say) still run their finalizers: the worker's
     finalizer timeout does not go through the watchdog state the fork copied."""
-    import json
-    import subprocess
 
     pytest.importorskip("numpy")
     script = tmp_path / "watchdog.py"
     script.write_text(WATCHDOG)
     marks = tmp_path / "marks"
     marks.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "ANYPOOL_PRELOAD"}
-    proc = subprocess.run(
-        [sys.executable, str(script), str(marks)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out = run_program(script, str(marks))
     assert out["stopped"] == out["workers"], "a worker's finalizer did not run"
     if out["told"]:
         assert out["forked"] == 0, "forked while faulthandler's watchdog thread ran"

@@ -42,6 +42,13 @@ program open. Workers then start from a snapshot of the program taken at that mo
 modules are as they were then (as with ``fork``), and ``__main__`` is not run again.
 ``ANYPOOL_PRELOAD=import`` keeps the importing server only; ``ANYPOOL_PRELOAD=0`` turns both
 off.
+
+Under the same conditions a pool that starts its workers before its first task
+(``pool.share()``) forks them straight from the program (:class:`ForkedWorker`), as the
+``fork`` start method does: each lets go of the program's sockets and pipes as the server
+does, and forgets the program's server. Where a worker's BLAS cap would wake OpenBLAS's
+parked thread pool (a build that does not export its thread count), the server is forked
+again instead (:func:`refork`) and caps once for the workers it forks.
 """
 
 from __future__ import annotations

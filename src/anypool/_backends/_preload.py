@@ -62,8 +62,10 @@ import stat
 import sys
 import threading
 import warnings
-from collections.abc import Collection
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from .._core._lifecycle import OpenBLAS
 
 #: what the server always preloads: the worker's own code
 WORKER_MODULE = "anypool._backends._process_worker"
@@ -167,7 +169,7 @@ def _server() -> tuple[Any, bool]:
     return server, running
 
 
-def _openblas_threads(paths: Collection[str] | None = None) -> int:
+def _openblas_threads(libs: list[OpenBLAS] | None = None) -> int:
     """How many threads OpenBLAS's pthreads pools may have started (they park at fork).
 
     Each OpenBLAS library this process has mapped is asked through its own C API (~1 ms;
@@ -177,7 +179,7 @@ def _openblas_threads(paths: Collection[str] | None = None) -> int:
     """
     from .._core._lifecycle import openblas_libraries
 
-    libs = openblas_libraries(paths)
+    libs = openblas_libraries() if libs is None else libs
     return sum(lib.threads_running() for lib in libs)
 
 
@@ -194,7 +196,7 @@ def fork_safe(cap: int | None = None) -> str | None:
         return "not called from the main thread"
     if threading.active_count() != 1:
         return "the program runs other Python threads"
-    from .._core._lifecycle import mapped_files
+    from .._core._lifecycle import cap_wakes_pools, mapped_files, openblas_libraries
 
     paths = mapped_files()  # one read: for shared memory here, and for OpenBLAS below
     try:
@@ -205,13 +207,11 @@ def fork_safe(cap: int | None = None) -> str | None:
         return "/proc is not readable"
     if sum(size for path, size in paths.items() if "/dev/shm/" in path) > SHM_ALLOWANCE:
         return "shared memory is mapped"
-    if os_threads > 1 and os_threads - 1 > _openblas_threads(paths):
+    libs = openblas_libraries(paths) if os_threads > 1 or cap is not None else []
+    if os_threads > 1 and os_threads - 1 > _openblas_threads(libs):
         return "native threads other than OpenBLAS's are running"
-    if cap is not None:
-        from .._core._lifecycle import cap_wakes_pools
-
-        if cap_wakes_pools(cap, paths):
-            return "capping OpenBLAS in a forked worker would start its thread pool"
+    if cap is not None and cap_wakes_pools(cap, paths, libs):
+        return "capping OpenBLAS in a forked worker would start its thread pool"
     return None
 
 

@@ -47,11 +47,11 @@ from .._core._exceptions import (
     WorkerCrashed,
 )
 from .._core._lifecycle import (
-    THREAD_ENV_VARS,
     inner_threads_for_processes,
     log_finalizer_error,
     log_finalizer_timeout,
     raise_broadcast_errors,
+    user_sets_thread_vars,
 )
 from .._core._memory import WATCH_INTERVAL, format_size, private_rss
 from .._core._observe import observer_of
@@ -312,6 +312,7 @@ class ProcessBackend(Backend):
         self._startup_deaths = 0
         self._thread: threading.Thread | None = None
         self._start_all = False  # start every worker without waiting for tasks (under _lock)
+        self._prefork_asked = False  # see _prefork
         self._wake_r, self._wake_w = os.pipe()
         self._woken = False
         self._fn_cache: tuple[Callable[..., Any], int, bytes, tuple[Shared[Any], ...]] | None = None
@@ -395,8 +396,7 @@ class ProcessBackend(Backend):
         """Start the pool's workers now instead of with the first task (``pool.share`` calls
         this: the workers start while the object is copied, and are ready when the map
         comes). Does nothing on a pool that is closing or broken."""
-        if self._thread is None:
-            self._prefork()  # no dispatcher yet: only this thread touches the workers
+        self._prefork()  # (only before the dispatcher exists: only this thread starts workers)
         with self._lock:
             if self._broken is not None or self._closing:
                 return
@@ -426,7 +426,7 @@ class ProcessBackend(Backend):
         return False
 
     def _can_prefork(self) -> bool:
-        """Whether :meth:`_prefork` would start the workers now."""
+        """Whether :meth:`_prefork` may start the workers now."""
         return (
             self.start_method == "forkserver"
             and self._thread is None
@@ -443,7 +443,7 @@ class ProcessBackend(Backend):
         if threads is None:
             return None
         n, explicit = threads
-        if not explicit and any(var in os.environ for var in THREAD_ENV_VARS):
+        if not explicit and user_sets_thread_vars():
             return None  # yours to manage: the worker leaves them alone
         return n
 
@@ -460,7 +460,10 @@ class ProcessBackend(Backend):
         program. The worker lets go of the program's sockets and pipes as the forked server
         does. Workers started later (after a crash, a recycle) come from the fork server.
         """
-        if not self._can_prefork():
+        # asked once per pool: nothing can change the answer before the dispatcher starts,
+        # which share() does right after (one /proc/self/maps read less when it is no)
+        asked, self._prefork_asked = self._prefork_asked, True
+        if asked or not self._can_prefork():
             return False
         for _ in range(self.spec.workers):
             try:

@@ -68,7 +68,7 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
     Without ``override_env`` (the default cap), a user who set any of the variables manages
     them: nothing is changed. Returns the limiter, if one was needed.
     """
-    if not override_env and any(var in os.environ for var in THREAD_ENV_VARS):
+    if not override_env and user_sets_thread_vars():
         leave_native_threads()
         return None
     for var in THREAD_ENV_VARS:
@@ -80,17 +80,21 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
     paths = mapped_files()
     if not _native_pools_loaded(paths):
         return None  # importing threadpoolctl costs ~20 ms a worker: only when needed
-    if paths is not None and _only_openblas_loaded(paths):
-        libs = openblas_libraries(paths)
-        if libs:  # OpenBLAS alone (numpy's and scipy's wheels): its own API, no restart
-            for lib in libs:
-                lib.limit(n)
-            return None
+    libs = _openblas_alone(paths)
+    if libs:  # OpenBLAS alone (numpy's and scipy's wheels): its own API, no restart
+        _OpenBLASControls(libs).limit(limits=n)
+        return None
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a dependency; the variables still apply
         return None
     return threadpool_limits(limits=n)
+
+
+def user_sets_thread_vars() -> bool:
+    """Whether any of :data:`THREAD_ENV_VARS` is set: then the default cap leaves the
+    libraries to you."""
+    return any(var in os.environ for var in THREAD_ENV_VARS)
 
 
 def leave_native_threads() -> None:
@@ -135,10 +139,9 @@ def prepare_native_limits() -> None:
     if not _native_pools_loaded(paths):
         return
     controller: Any = None
-    if paths is not None and _only_openblas_loaded(paths):
-        libs = openblas_libraries(paths)
-        if libs:
-            controller = _OpenBLASControls(libs)
+    libs = _openblas_alone(paths)
+    if libs:
+        controller = _OpenBLASControls(libs)
     if controller is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -253,15 +256,24 @@ def openblas_libraries(paths: Collection[str] | None = None) -> list[OpenBLAS]:
     return found
 
 
-def cap_wakes_pools(n: int, paths: Collection[str]) -> bool:
+def _openblas_alone(paths: Collection[str] | None) -> list[OpenBLAS]:
+    """The OpenBLAS libraries among ``paths``, where they are the only native thread pools
+    loaded (then their own C API caps them, not threadpoolctl); else none."""
+    if paths is None or not _only_openblas_loaded(paths):
+        return []
+    return openblas_libraries(paths)
+
+
+def cap_wakes_pools(n: int, paths: Collection[str], libs: list[OpenBLAS] | None = None) -> bool:
     """Whether capping a fork of this process to ``n`` threads would start a thread pool that
     the fork parked: an OpenBLAS above ``n`` whose count cannot be stored directly
     (:meth:`OpenBLAS.storable`), or one that threadpoolctl would set (another native pool
-    loaded beside it)."""
-    libs = [lib for lib in openblas_libraries(paths) if lib.pthreads and lib.num_threads > n]
-    if not libs:
+    loaded beside it). ``libs``: :func:`openblas_libraries` of ``paths``, if known."""
+    libs = openblas_libraries(paths) if libs is None else libs
+    above = [lib for lib in libs if lib.pthreads and lib.num_threads > n]
+    if not above:
         return False
-    return not _only_openblas_loaded(paths) or not all(lib.storable() for lib in libs)
+    return not _only_openblas_loaded(paths) or not all(lib.storable() for lib in above)
 
 
 class _OpenBLASControls:

@@ -21,6 +21,8 @@ import functools
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
+import multiprocessing.popen_fork  # workers forked from the program (pool.share)
+import multiprocessing.sharedctypes  # each worker's progress slot (RawArray)
 import os
 import pickle
 import reprlib
@@ -33,6 +35,10 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+# every process pool pickles with cloudpickle: loaded with the backend (~2 ms), not in the
+# middle of the first pool's start (``import anypool`` itself stays without it)
+import cloudpickle  # noqa: F401
 
 from .._core import _pickling
 from .._core._abc import Backend, PoolStats, WorkerSpec

@@ -189,7 +189,9 @@ def _bench(cfg: argparse.Namespace, workload: str, title: str, note: str) -> Any
     from harness import Table, fmt, verdict
 
     runners = RUNNERS[workload]
-    reps = max(3, cfg.reps // 2)
+    # a fresh program per call varies by ±5 % on the shared 2-core machine: the median of
+    # five programs per runner (three with --quick) keeps one slow start from deciding
+    reps = max(3 if cfg.quick else 5, cfg.reps // 2)
     times: dict[str, list[float]] = {r: [] for r in runners}
     checks: dict[str, float] = {}
     errors: dict[str, str] = {}

@@ -239,11 +239,24 @@ def writeable(arr):
 
 
 def where(barrier, fd):
-    # (this worker's parent, whether the program's socket fd is still a socket here)
+    # (this worker's parent, whether the program's socket fd is still a socket here, how
+    # many times this process has read its memory maps)
     import os, stat
+    from anypool._core import _lifecycle
 
     barrier.wait(timeout=30)  # every worker answers once
-    return os.getppid(), stat.S_ISSOCK(os.fstat(fd).st_mode)
+    return os.getppid(), stat.S_ISSOCK(os.fstat(fd).st_mode), _lifecycle.maps_reads
+
+
+def count_maps_reads(_lifecycle):
+    _lifecycle.maps_reads = 0
+    read = _lifecycle.mapped_files
+
+    def counted():
+        _lifecycle.maps_reads += 1
+        return read()
+
+    _lifecycle.mapped_files = counted
 
 
 if __name__ == "__main__":
@@ -251,6 +264,7 @@ if __name__ == "__main__":
     from anypool._core import _lifecycle
     if sys.argv[1] == "server":  # as where a worker's cap would wake OpenBLAS (numpy 2.5)
         _lifecycle.OpenBLAS.storable = lambda self: False
+    count_maps_reads(_lifecycle)
     data = np.arange(BIG, dtype=np.float64)
     out = {"program": os.getpid()}
     out["prefork"] = not _lifecycle.cap_wakes_pools(1, _lifecycle.mapped_files())
@@ -261,6 +275,7 @@ if __name__ == "__main__":
         out["first_server"] = fs._forkserver._forkserver_pid
         c = pool.share(data, mode="c")
         out["second_server"] = fs._forkserver._forkserver_pid
+        out["maps_reads"] = _lifecycle.maps_reads
         out["c_values"] = list(pool.map(read, [c] * 4, [0, 1, 2, BIG - 1], chunksize=1))
         out["c_writes"] = list(pool.map(write_then_read, [c] * 2, [5, 6], chunksize=1))
         out["c_copied"] = c.copied
@@ -315,7 +330,9 @@ def test_workers_forked_after_share_start_with_the_array(tmp_path: Path, way: st
         assert out["first_server"] != out["second_server"]
         parent = out["second_server"]
     # forks of the program or of its fork, which let go of its connections
-    assert out["workers"] == [[parent, False]] * 2
+    assert [w[:2] for w in out["workers"]] == [[parent, False]] * 2
+    if out["prefork"]:  # they cap BLAS with what the program found before the forks
+        assert [w[2] for w in out["workers"]] == [out["maps_reads"]] * 2
     assert out["eof"] is True
     for pid in {out["first_server"], out["second_server"]}:  # none outlives the program
         try:

@@ -190,12 +190,20 @@ def fork_safe(cap: int | None = None) -> str | None:
     when that cap would start a thread pool the fork parked (see
     :func:`~anypool._core._lifecycle.cap_wakes_pools`).
     """
+    return fork_check(cap)[0]
+
+
+def fork_check(
+    cap: int | None = None,
+) -> tuple[str | None, dict[str, int] | None, list[OpenBLAS] | None]:
+    """:func:`fork_safe`'s answer, with what it read to give it: the files this process has
+    mapped and, where it asked them, its OpenBLAS libraries (None: not asked)."""
     if sys.platform != "linux" or not (3, 11) <= sys.version_info[:2] < (3, 14):
-        return "not Linux with Python 3.11-3.13"
+        return "not Linux with Python 3.11-3.13", None, None
     if threading.current_thread() is not threading.main_thread():
-        return "not called from the main thread"
+        return "not called from the main thread", None, None
     if threading.active_count() != 1:
-        return "the program runs other Python threads"
+        return "the program runs other Python threads", None, None
     from .._core._lifecycle import cap_wakes_pools, mapped_files, openblas_libraries
 
     paths = mapped_files()  # one read: for shared memory here, and for OpenBLAS below
@@ -204,15 +212,15 @@ def fork_safe(cap: int | None = None) -> str | None:
     except OSError:
         paths = None
     if paths is None:
-        return "/proc is not readable"
+        return "/proc is not readable", None, None
     if sum(size for path, size in paths.items() if "/dev/shm/" in path) > SHM_ALLOWANCE:
-        return "shared memory is mapped"
-    libs = openblas_libraries(paths) if os_threads > 1 or cap is not None else []
-    if os_threads > 1 and os_threads - 1 > _openblas_threads(libs):
-        return "native threads other than OpenBLAS's are running"
+        return "shared memory is mapped", paths, None
+    libs = openblas_libraries(paths) if os_threads > 1 or cap is not None else None
+    if os_threads > 1 and os_threads - 1 > _openblas_threads(libs or []):
+        return "native threads other than OpenBLAS's are running", paths, libs
     if cap is not None and cap_wakes_pools(cap, paths, libs):
-        return "capping OpenBLAS in a forked worker would start its thread pool"
-    return None
+        return "capping OpenBLAS in a forked worker would start its thread pool", paths, libs
+    return None, paths, libs
 
 
 def _keep(running: bool, modules: frozenset[str]) -> bool:

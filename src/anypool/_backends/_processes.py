@@ -53,6 +53,7 @@ from .._core._exceptions import (
     WorkerCrashed,
 )
 from .._core._lifecycle import (
+    found_for_forks,
     inner_threads_for_processes,
     log_finalizer_error,
     log_finalizer_timeout,
@@ -431,8 +432,9 @@ class ProcessBackend(Backend):
             return self._prefork() or _preload.refork(self._ctx)
         return False
 
-    def _can_prefork(self) -> bool:
-        """Whether :meth:`_prefork` may start the workers now."""
+    def _may_prefork(self) -> bool:
+        """Whether :meth:`_prefork` may start the workers now, as far as the pool goes (the
+        program is checked next: :func:`_preload.fork_check`)."""
         return (
             self.start_method == "forkserver"
             and self._thread is None
@@ -440,7 +442,6 @@ class ProcessBackend(Backend):
             and not self._closing
             and self._broken is None
             and _preload.fork_enabled()
-            and _preload.fork_safe(self._worker_cap()) is None
         )
 
     def _worker_cap(self) -> int | None:
@@ -469,13 +470,17 @@ class ProcessBackend(Backend):
         # asked once per pool: nothing can change the answer before the dispatcher starts,
         # which share() does right after (one /proc/self/maps read less when it is no)
         asked, self._prefork_asked = self._prefork_asked, True
-        if asked or not self._can_prefork():
+        if asked or not self._may_prefork():
             return False
-        for _ in range(self.spec.workers):
-            try:
-                self._start_new(next(self._ids), forked=True)
-            except OSError:  # out of processes or memory: the rest start from the server
-                break
+        reason, paths, libs = _preload.fork_check(self._worker_cap())
+        if reason is not None:
+            return False
+        with found_for_forks(paths, libs):  # the workers cap with what the check found
+            for _ in range(self.spec.workers):
+                try:
+                    self._start_new(next(self._ids), forked=True)
+                except OSError:  # out of processes or memory: the rest start from the server
+                    break
         return bool(self._workers)
 
     def submit(

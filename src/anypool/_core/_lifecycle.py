@@ -6,9 +6,10 @@ or event loop) and *when* (as a worker stops).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Literal
 
 from ._tasks import WorkerContext, call_sync, reset_current_worker, set_current_worker
@@ -68,6 +69,8 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
     Without ``override_env`` (the default cap), a user who set any of the variables manages
     them: nothing is changed. Returns the limiter, if one was needed.
     """
+    global _found_before_fork
+    found, _found_before_fork = _found_before_fork, None  # good for this first call only
     if not override_env and user_sets_thread_vars():
         leave_native_threads()
         return None
@@ -77,10 +80,9 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
         if n == SERVER_CAP:
             return None  # the libraries already have it, from the server
         return _controller.limit(limits=n)
-    paths = mapped_files()
-    if not _native_pools_loaded(paths):
+    loaded, libs = native_pools(mapped_files()) if found is None else found
+    if not loaded:
         return None  # importing threadpoolctl costs ~20 ms a worker: only when needed
-    libs = _openblas_alone(paths)
     if libs:  # OpenBLAS alone (numpy's and scipy's wheels): its own API, no restart
         _OpenBLASControls(libs).limit(limits=n)
         return None
@@ -89,6 +91,39 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
     except ImportError:  # pragma: no cover - a dependency; the variables still apply
         return None
     return threadpool_limits(limits=n)
+
+
+#: what :func:`limit_native_threads` would find in this process, found once by a program
+#: about to fork its workers from itself (:func:`found_for_forks`): a worker forked meanwhile
+#: takes it instead of reading its memory maps again (~4 ms of CPU each, taken from the
+#: program's own start on a machine with a core per worker)
+_found_before_fork: tuple[bool, list[OpenBLAS]] | None = None
+
+
+def native_pools(
+    paths: Collection[str] | None, libs: list[OpenBLAS] | None = None
+) -> tuple[bool, list[OpenBLAS]]:
+    """(Whether a BLAS or OpenMP library is loaded, the OpenBLAS libraries when they are the
+    only ones) among ``paths`` (:func:`mapped_files`); ``libs``: their
+    :func:`openblas_libraries`, if known."""
+    if not _native_pools_loaded(paths):
+        return False, []
+    if paths is None or not _only_openblas_loaded(paths):
+        return True, []
+    return True, openblas_libraries(paths) if libs is None else libs
+
+
+@contextlib.contextmanager
+def found_for_forks(paths: Collection[str] | None, libs: list[OpenBLAS] | None) -> Iterator[None]:
+    """Within: a process forked from this one caps its native thread pools with what is found
+    here now (:func:`native_pools`), the same libraries at the same addresses. For a program
+    that forks its workers at once, from its only thread (``ProcessBackend._prefork``)."""
+    global _found_before_fork
+    _found_before_fork = native_pools(paths, libs)
+    try:
+        yield
+    finally:
+        _found_before_fork = None
 
 
 def user_sets_thread_vars() -> bool:
@@ -135,11 +170,10 @@ def prepare_native_limits() -> None:
     libraries a worker loads later are capped by the environment variables.
     """
     global _controller, _server_original
-    paths = mapped_files()
-    if not _native_pools_loaded(paths):
+    loaded, libs = native_pools(mapped_files())
+    if not loaded:
         return
     controller: Any = None
-    libs = _openblas_alone(paths)
     if libs:
         controller = _OpenBLASControls(libs)
     if controller is None:
@@ -254,14 +288,6 @@ def openblas_libraries(paths: Collection[str] | None = None) -> list[OpenBLAS]:
                 found.append(OpenBLAS(get, set_, parallel, lib))
                 break
     return found
-
-
-def _openblas_alone(paths: Collection[str] | None) -> list[OpenBLAS]:
-    """The OpenBLAS libraries among ``paths``, where they are the only native thread pools
-    loaded (then their own C API caps them, not threadpoolctl); else none."""
-    if paths is None or not _only_openblas_loaded(paths):
-        return []
-    return openblas_libraries(paths)
 
 
 def cap_wakes_pools(n: int, paths: Collection[str], libs: list[OpenBLAS] | None = None) -> bool:

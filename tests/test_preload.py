@@ -59,8 +59,9 @@ def test_one_shot_maps_do_not_import_again(probe: tuple[str, Path]) -> None:
         pids |= set(anypool.map(mod.pid, range(4), backend="process", workers=2, chunksize=1))
     assert len(pids) >= 2, "the maps did not run on worker processes"
     imported_in = set(_imports(log)) - {os.getpid()}
-    # the fork server imported it once; no worker executed the module again
-    assert len(imported_in) == 1, f"imported in {len(imported_in)} processes: {imported_in}"
+    # the fork server imported it once (none: a fork of this program has it already); no
+    # worker executed the module again
+    assert len(imported_in) <= 1, f"imported in {len(imported_in)} processes: {imported_in}"
     assert not imported_in & pids, "a worker imported the module itself"
 
 

@@ -52,3 +52,17 @@ def test_demo_rejects_an_unknown_workload(capsys: pytest.CaptureFixture[str]) ->
 def test_bare_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
+
+
+def test_version_is_the_installed_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """``anypool --version`` and ``anypool.__version__`` say the version pip installed."""
+    import importlib.metadata
+
+    import anypool
+
+    installed = importlib.metadata.version("anypool")
+    assert anypool.__version__ == installed
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"anypool {installed} (Python ")

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from .checks import watch as watch
     from .checks import watch_loop as watch_loop
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = (
     "ApiKwargs",

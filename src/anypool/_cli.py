@@ -24,6 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="anypool",
         description="Run work concurrently the right way by default.",
     )
+    from . import __version__
+
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"anypool {__version__} (Python {sys.version.split()[0]})",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("demo", help="measure threads, processes and asyncio on this machine")
     sub.add_parser("check", help="find common concurrency mistakes in Python source")

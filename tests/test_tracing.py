@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures as cf
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from anypool._core._abc import Backend, WorkerSpec
 from anypool._core._engine import MapOptions, MapRun, run_sync
 from anypool._core._observe import RunObservers
 from anypool._core._tasks import ChunkResult, FlatItems, Retry, TracedRetry, hostname, run_chunk
-from anypool._core._tracing import RunRecorder
+from anypool._core._tracing import RunRecorder, render_html
 from conftest import adapt
 
 
@@ -347,6 +348,52 @@ def test_html_is_self_contained() -> None:
     assert "<link" not in page
     assert "https://" not in page
     assert page.count("http://") == 2  # the SVG namespace only (not fetched)
+
+
+def _page_data(page: str) -> Any:
+    """The data a trace page carries (the JSON in its ``const DATA = ...;`` line)."""
+    start = page.index("const DATA = ") + len("const DATA = ")
+    return json.loads(page[start : page.index(";\n", start)])
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="worker sizes are measured through /proc here"
+)
+def test_html_carries_the_worker_events() -> None:
+    with anypool.trace() as t:
+        # every worker is over 1 MB after its task: each is recycled
+        anypool.map(
+            abs, [-1, -2], backend="process", workers=1, chunksize=1, max_memory_per_worker="1MB"
+        )
+        # the watchdog ends the worker during its (endless) task
+        anypool.map(
+            hang, [1], backend="process", workers=1, task_memory_limit="1MB", errors="collect"
+        )
+    events = t.worker_events
+    assert [e.kind for e in events] == ["recycle", "recycle", "memory_kill"]
+    data = _page_data(t.to_html())
+    got = data["worker_events"]
+    assert [(e["kind"], e["reason"], e["worker"], e["pid"]) for e in got] == [
+        (e.kind, e.reason, e.worker, e.pid) for e in events
+    ]
+    assert "max_memory_per_worker=1.0 MB" in got[0]["reason"]
+    assert "task_memory_limit=1.0 MB" in got[2]["reason"]
+    # on the lanes of the workers they replaced, at their times (from the first start)
+    lanes = {r["worker"]: r for r in data["tasks"]}
+    assert all(e["worker"] in lanes for e in got)
+    assert lanes[got[2]["worker"]]["outcome"] == "crash"
+    t0 = min(r.start for r in t.tasks)
+    assert [e["at"] for e in got] == pytest.approx([e.at - t0 for e in events], abs=1e-5)
+    assert all(lanes[e["worker"]]["start"] <= e["at"] for e in got)
+    # a reason cannot end the page's script: it stays data, the same text
+    raw = t.to_dict()
+    evil = "</script><b onmouseover=alert(1)>&amp;"
+    next(e for e in raw["traceEvents"] if e["ph"] == "i")["args"]["reason"] = evil
+    page = render_html(raw)
+    assert "</script><b" not in page
+    assert _page_data(page)["worker_events"][0]["reason"] == evil
+    # a trace without worker events has none
+    assert _page_data(_sample_trace().to_html())["worker_events"] == []
 
 
 def test_trace_show_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -941,6 +941,20 @@ def render_html(data: dict[str, Any], *, title: str = "") -> str:
             }
             for r in tasks
         ],
+        # workers replaced for their memory: a marker on the worker's lane at ``at``
+        "worker_events": [
+            {
+                "kind": e.kind,
+                "at": e.at - t0,
+                "reason": e.reason,
+                "worker": e.worker,
+                "backend": e.backend,
+                "pid": e.pid,
+                "pool": e.pool,
+                "run": e.run,
+            }
+            for e in trace_.worker_events
+        ],
         "summary": summarize(tasks),
     }
     blob = json.dumps(payload, separators=(",", ":"))

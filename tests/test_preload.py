@@ -201,17 +201,97 @@ def test_a_single_threaded_program_is_forked_into_the_server(
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="read from /proc/self/maps")
-def test_openblas_threads_are_counted_as_threadpoolctl_counts_them() -> None:
-    """fork_safe() asks OpenBLAS itself (fast); threadpoolctl must agree."""
+def test_openblas_libraries_are_the_ones_threadpoolctl_finds() -> None:
+    """fork_safe() asks OpenBLAS itself (fast); threadpoolctl must find the same libraries,
+    with the same thread counts."""
     pytest.importorskip("numpy")
     from threadpoolctl import threadpool_info
 
-    expected = sum(
-        max(0, int(d["num_threads"]) - 1)
+    from anypool._core._lifecycle import openblas_libraries
+
+    expected = sorted(
+        (os.path.realpath(d["filepath"]), int(d["num_threads"]))
         for d in threadpool_info()
-        if d.get("internal_api") == "openblas" and d.get("threading_layer") == "pthreads"
+        if d.get("internal_api") == "openblas"
     )
-    assert _preload._openblas_threads() == expected
+    found = sorted((os.path.realpath(lib.path), lib.num_threads) for lib in openblas_libraries())
+    assert found == expected
+
+
+CENSUS = r"""
+import ctypes, json, os, sys, threading, time
+import numpy as np
+from anypool._backends import _preload
+from anypool._core import _lifecycle
+
+
+def settled():
+    # OpenBLAS's threads spin for ~50 ms after each call, then wait: until none runs
+    me = str(threading.get_native_id())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir("/proc/self/task"):
+            if tid != me:
+                with open(f"/proc/self/task/{tid}/syscall") as f:
+                    states.append(f.read())
+        if not any(state.startswith("running") for state in states):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "untold":  # as numpy 2.5's copy: it does not say whether its pool runs
+        _lifecycle.OpenBLAS._state = lambda self: None
+    libs = _lifecycle.openblas_libraries()
+    for lib in libs:
+        lib.set_num_threads(2)  # a pool thread beside this one, on any machine
+    a = np.ones((200, 200))
+    a @ a
+    out = {"libs": len(libs), "settled": settled()}
+    paths = [lib.path for lib in libs]
+    out["pool"] = _lifecycle.thread_census(paths)
+    out["pool_safe"] = _preload.fork_safe()
+    pid = os.fork()  # parks OpenBLAS's pool: its thread stops
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    libc = ctypes.CDLL(None)
+    handle = ctypes.c_ulong()
+    pause = ctypes.cast(libc.pause, ctypes.c_void_p)  # someone else's native thread, waiting
+    out["started"] = libc.pthread_create(ctypes.byref(handle), None, pause, None)
+    out["settled_native"] = settled()
+    out["native"] = _lifecycle.thread_census(paths)
+    out["native_safe"] = _preload.fork_safe()
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and sys.version_info < (3, 14)),
+    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
+)
+@pytest.mark.parametrize("build", ["told", "untold"])
+def test_a_native_thread_beside_a_parked_openblas_is_not_taken_for_its_own(
+    tmp_path: Path, build: str
+) -> None:
+    """OpenBLAS's own waiting thread is told from another native thread, also where the
+    build does not say whether its pool runs (numpy 2.5's: "untold", the old rule let one
+    other thread pass per OpenBLAS thread there): its stack holds OpenBLAS's addresses."""
+    pytest.importorskip("numpy")
+    script = tmp_path / "census.py"
+    script.write_text(CENSUS)
+    out = run_program(script, build)
+    if not out["libs"]:
+        pytest.skip("numpy here does not use OpenBLAS")
+    assert out["settled"], "OpenBLAS's thread still running after 20 s"
+    assert out["settled_native"], "a thread still running after 20 s"
+    assert out["pool"] == [1, 0, 0]  # OpenBLAS's thread, waiting in its loop
+    assert out["pool_safe"] is None
+    assert out["started"] == 0
+    assert out["native"] == [0, 1, 0]  # the pool parked; the other thread waits in pause()
+    assert out["native_safe"] == "native threads other than OpenBLAS's are running"
 
 
 WATCHDOG = r"""

@@ -31,7 +31,8 @@ multiprocessing's own fork-server protocol. It is taken only when:
 - the calling thread is the main thread and the only Python thread, and every other thread of
   the process belongs to OpenBLAS's own thread pool, which parks itself at fork (pthreads
   build, ``pthread_atfork``). Any other native thread (OpenMP, MKL, a C extension's) rules
-  it out;
+  it out; where OpenBLAS does not say whether its pool runs, its waiting threads are told
+  apart by their stacks (:func:`_others_than_openblas`);
 - no more than :data:`SHM_ALLOWANCE` of shared memory (``/dev/shm``) is mapped: the server
   would keep a shared array alive after the program freed it (semaphores and
   multiprocessing's heap, a page each, are allowed).
@@ -169,18 +170,29 @@ def _server() -> tuple[Any, bool]:
     return server, running
 
 
-def _openblas_threads(libs: list[OpenBLAS] | None = None) -> int:
-    """How many threads OpenBLAS's pthreads pools may have started (they park at fork).
+def _others_than_openblas(libs: list[OpenBLAS], threads: int) -> bool:
+    """Whether, of this process's ``threads`` OS threads, one besides the caller is not one
+    of OpenBLAS's own (its pthreads pools park at fork: the fork stops them).
 
     Each OpenBLAS library this process has mapped is asked through its own C API (~1 ms;
     threadpoolctl would resolve every loaded library's path first, ~10 ms on the program's
-    critical path). A library that cannot be asked counts as none: then :func:`fork_safe`
-    finds threads it cannot account for, and the program is not forked.
+    critical path). Where a build does not say whether its pool runs (numpy 2.5's copy), the
+    threads are looked at (:func:`~anypool._core._lifecycle.thread_census`): one waiting
+    outside OpenBLAS's code is another's; a running one, which cannot be told apart, is
+    taken for OpenBLAS's up to that library's thread count. A library that cannot be asked
+    counts as none: then threads are left unaccounted for, and the program is not forked.
     """
-    from .._core._lifecycle import openblas_libraries
+    from .._core._lifecycle import thread_census
 
-    libs = openblas_libraries() if libs is None else libs
-    return sum(lib.threads_running() for lib in libs)
+    others = threads - 1
+    told = [lib.threads_running() for lib in libs]
+    known = sum(n for n in told if n is not None)
+    untold = [lib for lib, n in zip(libs, told, strict=True) if n is None]
+    if not untold or others <= known:
+        return others > known
+    in_code, elsewhere, running = thread_census([lib.path for lib in libs])
+    most = known + sum(max(0, lib.num_threads - 1) for lib in untold)
+    return elsewhere > 0 or in_code + running > most
 
 
 def fork_safe(cap: int | None = None) -> str | None:
@@ -216,7 +228,7 @@ def fork_check(
     if sum(size for path, size in paths.items() if "/dev/shm/" in path) > SHM_ALLOWANCE:
         return "shared memory is mapped", paths, None
     libs = openblas_libraries(paths) if os_threads > 1 or cap is not None else None
-    if os_threads > 1 and os_threads - 1 > _openblas_threads(libs or []):
+    if os_threads > 1 and _others_than_openblas(libs or [], os_threads):
         return "native threads other than OpenBLAS's are running", paths, libs
     if cap is not None and cap_wakes_pools(cap, paths, libs):
         return "capping OpenBLAS in a forked worker would start its thread pool", paths, libs

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Collection, Iterator
 from typing import Any, Literal
 
@@ -190,9 +191,11 @@ def prepare_native_limits() -> None:
 class OpenBLAS:
     """One OpenBLAS library of this process, through its own C API (no threadpoolctl)."""
 
-    def __init__(self, get: Any, set_: Any, parallel: Any, lib: Any = None) -> None:
+    def __init__(self, get: Any, set_: Any, parallel: Any, lib: Any = None, path: str = "") -> None:
         self._get, self._set, self._parallel = get, set_, parallel
         self._lib = lib
+        #: the file it was loaded from (where its code is: :func:`thread_census`)
+        self.path = path
 
     @property
     def num_threads(self) -> int:
@@ -229,13 +232,16 @@ class OpenBLAS:
         else:
             self.set_num_threads(n)
 
-    def threads_running(self) -> int:
-        """How many threads its pool may have running now: none while it is parked (where
-        the build says so: :meth:`storable`), else its count less the calling thread."""
-        state = self._state()
-        if state is not None and state[0].value == 0:
+    def threads_running(self) -> int | None:
+        """How many threads its pool has running now, as the library says (none while it is
+        parked; else its count less the calling thread); None where the build does not say
+        (:meth:`storable`: then :func:`thread_census` looks for them)."""
+        if not self.pthreads:
             return 0
-        return max(0, self.num_threads - 1) if self.pthreads else 0
+        state = self._state()
+        if state is None:
+            return None
+        return 0 if state[0].value == 0 else max(0, self.num_threads - 1)
 
     def storable(self) -> bool:
         """Whether :meth:`limit` can lower its count without the API once its pool is parked
@@ -285,9 +291,80 @@ def openblas_libraries(paths: Collection[str] | None = None) -> list[OpenBLAS]:
             ]
             get, set_, parallel = fns
             if get is not None and set_ is not None and parallel is not None:
-                found.append(OpenBLAS(get, set_, parallel, lib))
+                found.append(OpenBLAS(get, set_, parallel, lib, path))
                 break
     return found
+
+
+#: how far up a thread's stack :func:`thread_census` looks for a return address: the
+#: few frames between a parked OpenBLAS thread's loop and the futex it waits on fit in 1 KiB
+STACK_LOOK = 16 * 1024
+
+
+def thread_census(paths: Collection[str]) -> tuple[int, int, int]:
+    """This process's other threads, as (waiting in a system call with a return address into
+    the code of a library of ``paths`` near the top of their stack, waiting without one,
+    running), on Linux; (0, 0, 0) where ``/proc`` cannot tell.
+
+    For an OpenBLAS that does not say whether its pool runs (numpy 2.5's copy): its parked
+    threads wait in its own loop, so their stacks hold its addresses; a waiting thread of
+    anyone else's (OpenMP, a C extension's, faulthandler's watchdog) does not. A running
+    thread (OpenBLAS's spin for ~50 ms after each call) cannot be told apart. Each stack is
+    read from ``/proc/self/mem`` (an address that is not mapped is an error there, not a
+    crash).
+    """
+    targets = set(paths)
+    ranges: list[tuple[int, int]] = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and "x" in parts[1] and parts[5].rstrip("\n") in targets:
+                    lo, _, hi = parts[0].partition("-")
+                    ranges.append((int(lo, 16), int(hi, 16)))
+        me = str(threading.get_native_id())
+        tids = [tid for tid in os.listdir("/proc/self/task") if tid != me]
+        mem = os.open("/proc/self/mem", os.O_RDONLY)
+    except OSError:
+        return 0, 0, 0
+    in_code = elsewhere = running = 0
+    try:
+        for tid in tids:
+            try:
+                with open(f"/proc/self/task/{tid}/syscall") as f:
+                    fields = f.read().split()
+            except OSError:  # it has just exited
+                continue
+            if len(fields) < 3:
+                running += 1
+                continue
+            stack = _read_up(mem, int(fields[-2], 16), STACK_LOOK)
+            words = memoryview(stack)[: len(stack) // 8 * 8].cast("Q")
+            if any(lo <= word < hi for word in words for lo, hi in ranges):
+                in_code += 1
+            else:
+                elsewhere += 1
+    finally:
+        os.close(mem)
+    return in_code, elsewhere, running
+
+
+def _read_up(mem: int, address: int, size: int) -> bytes:
+    """Up to ``size`` bytes of this process's memory from ``address`` (``mem``: an open
+    ``/proc/self/mem``), page by page, up to the first page that is not mapped."""
+    out = bytearray()
+    while len(out) < size:
+        page_end = (address + len(out)) // 4096 * 4096 + 4096
+        try:
+            chunk = os.pread(
+                mem, min(size - len(out), page_end - address - len(out)), address + len(out)
+            )
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
 
 
 def cap_wakes_pools(n: int, paths: Collection[str], libs: list[OpenBLAS] | None = None) -> bool:

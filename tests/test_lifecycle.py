@@ -608,3 +608,39 @@ def test_check_backend_catches_a_broadcast_that_runs_twice(
     monkeypatch.setitem(_registry._registered, "twice", lambda: _BroadcastsTwice)
     with pytest.raises(AssertionError, match="check 'broadcast' failed: broadcast ran 2 times"):
         check_backend("twice", skip=("retries",))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/maps and dl_iterate_phdr")
+def test_the_loader_lists_every_shared_library_the_maps_show() -> None:
+    """loaded_libraries() (the dynamic loader, ~0.1 ms) finds the libraries that a read of
+    /proc/self/maps (~2.5 ms) finds, numpy's OpenBLAS among them where numpy is here."""
+    from anypool._core._lifecycle import loaded_libraries, mapped_files
+
+    try:
+        import numpy  # noqa: F401 - its native libraries, if installed
+    except ImportError:
+        pass
+    loaded = loaded_libraries()
+    maps = mapped_files()
+    assert loaded is not None
+    assert maps is not None
+    libraries = {os.path.realpath(p) for p in maps if p.endswith(".so") or ".so." in p}
+    assert libraries
+    assert libraries <= {os.path.realpath(p) for p in loaded}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/maps")
+def test_shm_mapped_counts_a_shared_array_until_it_is_closed() -> None:
+    from multiprocessing import shared_memory
+
+    from anypool._core._lifecycle import shm_mapped
+
+    before = shm_mapped()
+    assert before is not None
+    shm = shared_memory.SharedMemory(create=True, size=4 << 20)  # untouched: mapped all the same
+    try:
+        assert shm_mapped() == before + (4 << 20)
+    finally:
+        shm.close()
+        shm.unlink()
+    assert shm_mapped() == before

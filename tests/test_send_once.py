@@ -240,23 +240,22 @@ def writeable(arr):
 
 def where(barrier, fd):
     # (this worker's parent, whether the program's socket fd is still a socket here, how
-    # many times this process has read its memory maps)
+    # many times this process has listed its libraries)
     import os, stat
     from anypool._core import _lifecycle
 
     barrier.wait(timeout=30)  # every worker answers once
-    return os.getppid(), stat.S_ISSOCK(os.fstat(fd).st_mode), _lifecycle.maps_reads
+    return os.getppid(), stat.S_ISSOCK(os.fstat(fd).st_mode), _lifecycle.listings
 
 
-def count_maps_reads(_lifecycle):
-    _lifecycle.maps_reads = 0
-    read = _lifecycle.mapped_files
+def count_listings(_lifecycle):
+    _lifecycle.listings = 0
+    for name in ("loaded_libraries", "mapped_files"):
+        def counted(real=getattr(_lifecycle, name)):
+            _lifecycle.listings += 1
+            return real()
 
-    def counted():
-        _lifecycle.maps_reads += 1
-        return read()
-
-    _lifecycle.mapped_files = counted
+        setattr(_lifecycle, name, counted)
 
 
 if __name__ == "__main__":
@@ -264,7 +263,7 @@ if __name__ == "__main__":
     from anypool._core import _lifecycle
     if sys.argv[1] == "server":  # as where a worker's cap would wake OpenBLAS (numpy 2.5)
         _lifecycle.OpenBLAS.storable = lambda self: False
-    count_maps_reads(_lifecycle)
+    count_listings(_lifecycle)
     data = np.arange(BIG, dtype=np.float64)
     out = {"program": os.getpid()}
     out["prefork"] = not _lifecycle.cap_wakes_pools(1, _lifecycle.mapped_files())
@@ -275,7 +274,7 @@ if __name__ == "__main__":
         out["first_server"] = fs._forkserver._forkserver_pid
         c = pool.share(data, mode="c")
         out["second_server"] = fs._forkserver._forkserver_pid
-        out["maps_reads"] = _lifecycle.maps_reads
+        out["listings"] = _lifecycle.listings
         out["c_values"] = list(pool.map(read, [c] * 4, [0, 1, 2, BIG - 1], chunksize=1))
         out["c_writes"] = list(pool.map(write_then_read, [c] * 2, [5, 6], chunksize=1))
         out["c_copied"] = c.copied
@@ -332,7 +331,7 @@ def test_workers_forked_after_share_start_with_the_array(tmp_path: Path, way: st
     # forks of the program or of its fork, which let go of its connections
     assert [w[:2] for w in out["workers"]] == [[parent, False]] * 2
     if out["prefork"]:  # they cap BLAS with what the program found before the forks
-        assert [w[2] for w in out["workers"]] == [out["maps_reads"]] * 2
+        assert [w[2] for w in out["workers"]] == [out["listings"]] * 2
     assert out["eof"] is True
     for pid in {out["first_server"], out["second_server"]}:  # none outlives the program
         try:

@@ -207,25 +207,33 @@ def fork_safe(cap: int | None = None) -> str | None:
 
 def fork_check(
     cap: int | None = None,
-) -> tuple[str | None, dict[str, int] | None, list[OpenBLAS] | None]:
-    """:func:`fork_safe`'s answer, with what it read to give it: the files this process has
-    mapped and, where it asked them, its OpenBLAS libraries (None: not asked)."""
+) -> tuple[str | None, list[str] | None, list[OpenBLAS] | None]:
+    """:func:`fork_safe`'s answer, with what it found to give it: the shared libraries this
+    process has loaded and, where it asked them, its OpenBLAS libraries (None: not asked)."""
     if sys.platform != "linux" or not (3, 11) <= sys.version_info[:2] < (3, 14):
         return "not Linux with Python 3.11-3.13", None, None
     if threading.current_thread() is not threading.main_thread():
         return "not called from the main thread", None, None
     if threading.active_count() != 1:
         return "the program runs other Python threads", None, None
-    from .._core._lifecycle import cap_wakes_pools, mapped_files, openblas_libraries
+    from .._core._lifecycle import (
+        cap_wakes_pools,
+        loaded_libraries,
+        openblas_libraries,
+        shm_mapped,
+    )
 
-    paths = mapped_files()  # one read: for shared memory here, and for OpenBLAS below
+    shm = shm_mapped()
     try:
         os_threads = len(os.listdir("/proc/self/task"))
     except OSError:
-        paths = None
-    if paths is None:
+        shm = None
+    if shm is None:
         return "/proc is not readable", None, None
-    if sum(size for path, size in paths.items() if "/dev/shm/" in path) > SHM_ALLOWANCE:
+    paths = loaded_libraries()
+    if paths is None:
+        return "the loaded libraries cannot be listed", None, None
+    if shm > SHM_ALLOWANCE:
         return "shared memory is mapped", paths, None
     libs = openblas_libraries(paths) if os_threads > 1 or cap is not None else None
     if os_threads > 1 and _others_than_openblas(libs or [], os_threads):

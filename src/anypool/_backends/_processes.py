@@ -468,7 +468,7 @@ class ProcessBackend(Backend):
         does. Workers started later (after a crash, a recycle) come from the fork server.
         """
         # asked once per pool: nothing can change the answer before the dispatcher starts,
-        # which share() does right after (one /proc/self/maps read less when it is no)
+        # which share() does right after (one fork check less when it is no)
         asked, self._prefork_asked = self._prefork_asked, True
         if asked or not self._may_prefork():
             return False

@@ -81,7 +81,7 @@ def limit_native_threads(n: int, *, override_env: bool) -> Any:
         if n == SERVER_CAP:
             return None  # the libraries already have it, from the server
         return _controller.limit(limits=n)
-    loaded, libs = native_pools(mapped_files()) if found is None else found
+    loaded, libs = native_pools(loaded_libraries()) if found is None else found
     if not loaded:
         return None  # importing threadpoolctl costs ~20 ms a worker: only when needed
     if libs:  # OpenBLAS alone (numpy's and scipy's wheels): its own API, no restart
@@ -105,7 +105,7 @@ def native_pools(
     paths: Collection[str] | None, libs: list[OpenBLAS] | None = None
 ) -> tuple[bool, list[OpenBLAS]]:
     """(Whether a BLAS or OpenMP library is loaded, the OpenBLAS libraries when they are the
-    only ones) among ``paths`` (:func:`mapped_files`); ``libs``: their
+    only ones) among ``paths`` (:func:`loaded_libraries`); ``libs``: their
     :func:`openblas_libraries`, if known."""
     if not _native_pools_loaded(paths):
         return False, []
@@ -171,7 +171,7 @@ def prepare_native_limits() -> None:
     libraries a worker loads later are capped by the environment variables.
     """
     global _controller, _server_original
-    loaded, libs = native_pools(mapped_files())
+    loaded, libs = native_pools(loaded_libraries())
     if not loaded:
         return
     controller: Any = None
@@ -273,7 +273,7 @@ def openblas_libraries(paths: Collection[str] | None = None) -> list[OpenBLAS]:
     their own C API. One that cannot be asked is left out."""
     import ctypes
 
-    paths = mapped_files() if paths is None else paths
+    paths = loaded_libraries() if paths is None else paths
     if paths is None:
         return []
     names = ((path, path.rsplit("/", 1)[-1].lower()) for path in paths)
@@ -313,7 +313,7 @@ def thread_census(paths: Collection[str]) -> tuple[int, int, int]:
     read from ``/proc/self/mem`` (an address that is not mapped is an error there, not a
     crash).
     """
-    targets = set(paths)
+    targets = {os.path.realpath(path) for path in paths}  # as the kernel names them
     ranges: list[tuple[int, int]] = []
     try:
         with open("/proc/self/maps") as f:
@@ -416,10 +416,79 @@ def mapped_files() -> dict[str, int] | None:
     return files
 
 
+#: (``dl_iterate_phdr``, its callback type), once looked up; False where there is none
+_dl_iterate: Any = None
+
+
+def _loader_iterate() -> Any:
+    """(``dl_iterate_phdr``, its callback type), or False where the C library has none."""
+    global _dl_iterate
+    import ctypes
+
+    if _dl_iterate is not None:
+        return _dl_iterate
+    try:
+        iterate = ctypes.CDLL(None).dl_iterate_phdr
+    except (OSError, AttributeError):  # not an ELF system with that loader
+        _dl_iterate = False
+        return False
+
+    class Info(ctypes.Structure):  # the start of struct dl_phdr_info
+        _fields_ = [("addr", ctypes.c_void_p), ("name", ctypes.c_char_p)]
+
+    callback = ctypes.CFUNCTYPE(
+        ctypes.c_int, ctypes.POINTER(Info), ctypes.c_size_t, ctypes.c_void_p
+    )
+    iterate.argtypes = [callback, ctypes.c_void_p]
+    iterate.restype = ctypes.c_int
+    _dl_iterate = (iterate, callback)
+    return _dl_iterate
+
+
+def loaded_libraries() -> list[str] | None:
+    """The paths of the shared libraries this process has loaded: from the dynamic loader
+    itself (``dl_iterate_phdr``: ~0.1 ms), else from :func:`mapped_files` (a read of
+    ``/proc/self/maps``: ~2.5 ms with numpy and scipy); None where neither can tell."""
+    found = _loader_iterate()
+    if not found:
+        files = mapped_files()
+        return None if files is None else list(files)
+    iterate, callback = found
+    names: list[str] = []
+
+    def one(info: Any, _size: int, _data: Any) -> int:
+        name = info.contents.name
+        if name:
+            names.append(os.fsdecode(name))
+        return 0
+
+    iterate(callback(one), None)
+    return names
+
+
+def shm_mapped() -> int | None:
+    """The bytes of ``/dev/shm`` files this process has mapped (shared arrays, semaphores,
+    multiprocessing's heap); None where ``/proc/self/maps`` cannot be read. Its lines are
+    looked at only when one names ``/dev/shm``."""
+    try:
+        with open("/proc/self/maps") as f:
+            text = f.read()
+    except OSError:
+        return None
+    if "/dev/shm/" not in text:
+        return 0
+    total = 0
+    for line in text.splitlines():
+        if "/dev/shm/" in line:
+            start, _, end = line.split(None, 1)[0].partition("-")
+            total += int(end, 16) - int(start, 16)
+    return total
+
+
 def _native_pools_loaded(paths: Collection[str] | None = None) -> bool:
     """Whether a BLAS or OpenMP library is already loaded in this process (Linux: from
-    ``/proc/self/maps``; elsewhere assumed, so threadpoolctl looks)."""
-    paths = mapped_files() if paths is None else paths
+    the loader or ``/proc/self/maps``; elsewhere assumed, so threadpoolctl looks)."""
+    paths = loaded_libraries() if paths is None else paths
     if paths is None:
         return True
     return any(part in path.lower() for path in paths for part in _NATIVE_POOL_NAMES)

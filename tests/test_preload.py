@@ -218,6 +218,51 @@ def test_openblas_libraries_are_the_ones_threadpoolctl_finds() -> None:
     assert found == expected
 
 
+FIRST_TASK = r"""
+import json, os, sys, threading
+import anypool
+
+
+def where(_):
+    return os.getpid(), os.getppid()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "thread":
+        stop = threading.Event()
+        threading.Thread(target=stop.wait, daemon=True).start()
+    out = {"program": os.getpid()}
+    with anypool.Pool("process", 2) as pool:
+        out["first"] = sorted(set(map(tuple, pool.map(where, range(8), chunksize=1))))
+        out["workers"] = sorted(pool.broadcast(os.getpid).values())
+    with anypool.Pool("process", 2) as pool:  # the first pool's workers, kept warm
+        out["second"] = sorted(set(map(tuple, pool.map(where, range(8), chunksize=1))))
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and sys.version_info < (3, 14)),
+    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
+)
+@pytest.mark.parametrize("scenario", ["alone", "thread"])
+def test_a_pools_first_task_forks_its_first_workers_from_the_program(
+    tmp_path: Path, scenario: str
+) -> None:
+    """In a single-threaded program the first task forks the first workers straight from
+    the program (no round trip to the fork server); with a thread running they come from
+    the server; a later pool adopts the warm workers instead of forking."""
+    script = tmp_path / "first.py"
+    script.write_text(FIRST_TASK)
+    out = run_program(script, scenario)
+    parents = {parent for _, parent in out["first"]}
+    if scenario == "alone":
+        assert out["program"] in parents, "no worker was forked from the program"
+    else:
+        assert out["program"] not in parents, "forked from a program running a thread"
+    assert {pid for pid, _ in out["second"]} <= set(out["workers"])
+
+
 CENSUS = r"""
 import ctypes, json, os, sys, threading, time
 import numpy as np

@@ -111,6 +111,11 @@ def _shutdown_all_at_exit() -> None:
 
 
 atexit.register(_shutdown_all_at_exit)
+#: how long a pool's first task may wait while its first workers are forked from the
+#: program (seconds; see ProcessBackend._prefork): at least one is, more while the forks so
+#: far took less; the rest start from the fork server as the tasks come
+PREFORK_BUDGET = 0.010
+
 atexit.register(_warm._at_exit)  # runs first (last in): pools stopping at exit park nothing
 
 
@@ -454,34 +459,55 @@ class ProcessBackend(Backend):
             return None  # yours to manage: the worker leaves them alone
         return n
 
-    def _prefork(self) -> bool:
-        """Start every worker now as a fork of this program, from the calling thread; False
+    def _prefork(self, budget: float | None = None) -> bool:
+        """Start the workers now as forks of this program, from the calling thread; False
         when it cannot (then nothing was started).
 
-        ``start_workers`` (``pool.share()``) calls this before the dispatcher thread exists,
-        where the fork server itself would be forked from this program (the same checks:
-        :func:`_preload.fork_safe`). A worker forked here starts at once with everything the
-        program holds now (a shared array needs no copy); one from the fork server needs
-        the server forked again first (it was forked before the array was shared), then a
-        round trip to it per worker: ~40 ms more before the first task on a numpy+scipy
-        program. The worker lets go of the program's sockets and pipes as the forked server
-        does. Workers started later (after a crash, a recycle) come from the fork server.
+        Called before the dispatcher thread exists, where the fork server itself would be
+        forked from this program (the same checks: :func:`_preload.fork_safe`): by
+        ``start_workers`` (``pool.share()``), for every worker, and by the pool's first
+        task (:meth:`_prefork_first`), within ``budget`` seconds. A worker forked here
+        starts at once with everything the program holds now (a shared array needs no
+        copy); one from the fork server needs a round trip to it, and the server forked
+        again first for a shared array (it was forked before the array was shared): ~20 ms
+        before the first task on a numpy+scipy program, ~40 ms with a shared array. The
+        worker lets go of the program's sockets and pipes as the forked server does.
+        Workers started later (the rest of a budget, a crash, a recycle) come from the
+        fork server.
+
+        ``budget``: after the first fork, fork another only while the forks so far took
+        less than this (each copies the program's page tables: ~2 ms for numpy and scipy,
+        more for a program holding gigabytes), so that the first task never waits long.
         """
         # asked once per pool: nothing can change the answer before the dispatcher starts,
-        # which share() does right after (one fork check less when it is no)
+        # which share() and submit() do right after (one fork check less when it is no)
         asked, self._prefork_asked = self._prefork_asked, True
         if asked or not self._may_prefork():
             return False
         reason, paths, libs = _preload.fork_check(self._worker_cap())
         if reason is not None:
             return False
+        began = time.perf_counter()
         with found_for_forks(paths, libs):  # the workers cap with what the check found
             for _ in range(self.spec.workers):
+                if budget is not None and self._workers and time.perf_counter() - began > budget:
+                    break
                 try:
                     self._start_new(next(self._ids), forked=True)
                 except OSError:  # out of processes or memory: the rest start from the server
                     break
         return bool(self._workers)
+
+    def _prefork_first(self) -> None:
+        """At the pool's first task, from the caller's thread: fork its first workers from
+        this program (:meth:`_prefork`, within :data:`PREFORK_BUDGET`) unless workers that
+        an earlier pool left warm are waiting for it. The dispatcher starts the rest from
+        the fork server as the tasks come."""
+        if self._thread is not None or self._prefork_asked:
+            return
+        if self._warm_key is not None and _warm.waiting(self._warm_key):
+            return
+        self._prefork(PREFORK_BUDGET)
 
     def submit(
         self,
@@ -524,6 +550,7 @@ class ProcessBackend(Backend):
         payload = self._dumps_call(fn, args, kwargs)
         fut: cf.Future[Any] = cf.Future()
         task = _Task(fut, payload, fn, args, timeout, crash_retries)
+        self._prefork_first()
         with self._lock:
             if self._broken is not None:  # set under the lock: no task can slip in after
                 raise BrokenPoolError(str(self._broken)) from self._broken

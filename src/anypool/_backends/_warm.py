@@ -82,6 +82,12 @@ def take(key: Any) -> tuple[Any, Any, Any] | None:
         _stop(proc, conn)
 
 
+def waiting(key: Any) -> bool:
+    """Whether a worker is parked for a pool with ``key``."""
+    with _lock:
+        return bool(_parked.get(key))
+
+
 def count() -> int:
     """How many workers are parked now."""
     with _lock:

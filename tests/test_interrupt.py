@@ -60,10 +60,11 @@ def test_interrupt_in_anypool_map_on_threads_does_not_wait_for_running_tasks() -
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     import anypool
 
     def nap(x):
+        print(f"worker {os.getpid()}", flush=True)
         time.sleep(60)
         return x
 
@@ -86,18 +87,14 @@ def test_a_stopped_program_leaves_no_worker_behind(tmp_path: object, sig: int) -
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "started"
-        parent = psutil.Process(proc.pid)
-        # wait until both workers run a task (their processes exist)
-        deadline = time.monotonic() + SHORT_TIMEOUT
-        workers: list[psutil.Process] = []
-        while time.monotonic() < deadline:
-            # the fork server and resource tracker are the program's children; the
-            # workers are the fork server's children
-            workers = [c for c in parent.children(recursive=True) if c.ppid() != proc.pid]
-            if len(workers) >= 2:
-                break
-            time.sleep(0.05)  # polling the OS process table: no event to wait on
-        assert len(workers) >= 2
+        # until both workers run a task: each says so (forked from the program or from the
+        # fork server, they are its children or grandchildren)
+        pids: set[int] = set()
+        while len(pids) < 2:
+            line = proc.stdout.readline()
+            assert line, "the program ended before both workers started"
+            pids.add(int(line.split()[1]))
+        workers = [psutil.Process(pid) for pid in pids]
         t0 = time.monotonic()
         proc.send_signal(sig)
         proc.wait(timeout=SHORT_TIMEOUT)

@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent(
     import anypool
 
     def nap(x):
-        print(f"worker {os.getpid()}", flush=True)
+        os.write(1, f"worker {os.getpid()}\\n".encode())  # one write: lines never interleave
         time.sleep(60)
         return x
 

@@ -22,6 +22,11 @@ AVAILABLE = tuple(b for b in LOCAL_BACKENDS if b in anypool.get_available_backen
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 BACKENDS = (*AVAILABLE, "dask") if HAVE_DASK else AVAILABLE
 SHORT_TIMEOUT = 30.0
+#: a test of the fork server that is a fork of the program (and of workers forked from it)
+FORKED_SERVER_ONLY = pytest.mark.skipif(
+    not (sys.platform == "linux" and sys.version_info < (3, 14)),
+    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
+)
 #: the process of the session's Dask cluster (its worker processes are not leaks)
 _dask_session_pid: list[int] = []
 

@@ -24,7 +24,7 @@ from anypool._core import _registry
 from anypool._core._lifecycle import THREAD_ENV_VARS
 from anypool._core._tasks import available_cpus
 from anypool.testing import check_backend
-from conftest import HAVE_DASK, SHORT_TIMEOUT, adapt
+from conftest import FORKED_SERVER_ONLY, HAVE_DASK, SHORT_TIMEOUT, adapt
 
 #: how many workers a broadcast reaches on a pool of 2 (serial and asyncio have one; the
 #: session's Dask cluster has 2)
@@ -490,10 +490,7 @@ class TestInnerThreads:
         assert [omp for _, omp in got.values()] == ["2", "2"]
         assert untouched == {0: None, 1: None}
 
-    @pytest.mark.skipif(
-        not (sys.platform == "linux" and sys.version_info < (3, 14)),
-        reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
-    )
+    @FORKED_SERVER_ONLY
     def test_workers_of_a_forked_server_inherit_its_cap(
         self, numpy_blas: list[int], tmp_path: Path
     ) -> None:

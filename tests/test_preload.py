@@ -14,6 +14,7 @@ import pytest
 
 import anypool
 from anypool._backends import _preload
+from conftest import FORKED_SERVER_ONLY
 
 pytestmark = pytest.mark.skipif(
     "forkserver" not in __import__("multiprocessing").get_all_start_methods(),
@@ -162,10 +163,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.skipif(
-    not (sys.platform == "linux" and sys.version_info < (3, 14)),
-    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
-)
+@FORKED_SERVER_ONLY
 @pytest.mark.parametrize("scenario", ["alone", "thread", "shm", "small shm"])
 def test_a_single_threaded_program_is_forked_into_the_server(
     probe: tuple[str, Path], tmp_path: Path, scenario: str
@@ -241,10 +239,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.skipif(
-    not (sys.platform == "linux" and sys.version_info < (3, 14)),
-    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
-)
+@FORKED_SERVER_ONLY
 @pytest.mark.parametrize("scenario", ["alone", "thread"])
 def test_a_pools_first_task_forks_its_first_workers_from_the_program(
     tmp_path: Path, scenario: str
@@ -313,10 +308,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.skipif(
-    not (sys.platform == "linux" and sys.version_info < (3, 14)),
-    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
-)
+@FORKED_SERVER_ONLY
 @pytest.mark.parametrize("build", ["told", "untold"])
 def test_a_native_thread_beside_a_parked_openblas_is_not_taken_for_its_own(
     tmp_path: Path, build: str
@@ -372,10 +364,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.skipif(
-    not (sys.platform == "linux" and sys.version_info < (3, 14)),
-    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
-)
+@FORKED_SERVER_ONLY
 def test_a_faulthandler_watchdog_is_not_taken_for_openblas(tmp_path: Path) -> None:
     """faulthandler's watchdog thread (armed by pytest's faulthandler_timeout) beside a parked
     OpenBLAS: the program is not forked where OpenBLAS says its pool is parked, and workers

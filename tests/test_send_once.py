@@ -17,6 +17,7 @@ import pytest
 
 import anypool
 from anypool._core._lifecycle import THREAD_ENV_VARS
+from conftest import FORKED_SERVER_ONLY
 
 
 class CountsUnpickling:
@@ -293,10 +294,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.skipif(
-    not (sys.platform == "linux" and sys.version_info < (3, 14)),
-    reason="the forked fork server is made on Linux with Python 3.11-3.13 only",
-)
+@FORKED_SERVER_ONLY
 @pytest.mark.parametrize("way", ["program", "server"])
 def test_workers_forked_after_share_start_with_the_array(tmp_path: Path, way: str) -> None:
     """In a fresh single-threaded program: share() forks the workers from the program (or,

@@ -89,6 +89,10 @@ _live: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
 _MAX_STARTUP_DEATHS = 3
 #: a chunk message this big (bytes) is checked for one argument object repeated in every chunk
 _BIG_PAYLOAD = 8 * 2**20
+#: how long a pool's first task may wait while its first workers are forked from the
+#: program (seconds; see ProcessBackend._prefork): at least one is, more while the forks so
+#: far took less; the rest start from the fork server as the tasks come
+PREFORK_BUDGET = 0.010
 
 
 def _rough_size(obj: object) -> int:
@@ -111,11 +115,6 @@ def _shutdown_all_at_exit() -> None:
 
 
 atexit.register(_shutdown_all_at_exit)
-#: how long a pool's first task may wait while its first workers are forked from the
-#: program (seconds; see ProcessBackend._prefork): at least one is, more while the forks so
-#: far took less; the rest start from the fork server as the tasks come
-PREFORK_BUDGET = 0.010
-
 atexit.register(_warm._at_exit)  # runs first (last in): pools stopping at exit park nothing
 
 
@@ -781,10 +780,7 @@ class ProcessBackend(Backend):
         else:
             proc = self._ctx.Process(target=_process_worker.main, args=args, name=name, daemon=True)
         inherited: frozenset[str] = frozenset()
-        if forked:
-            inherited = _shared.inherited_now()  # before the fork: it has at least these
-            proc.start()
-        elif self.start_method == "forkserver":
+        if self.start_method == "forkserver" and not forked:
             # the fork server preloads what this program has imported (numpy, scipy...), so
             # the worker starts with it; never replaced while a worker is starting
             with _preload.spawn_lock:
@@ -794,7 +790,7 @@ class ProcessBackend(Backend):
                 if _preload.inherits()[0] != server:  # it had died: a new one was started
                     inherited = frozenset()
         else:
-            if self.start_method == "fork":
+            if forked or self.start_method == "fork":
                 inherited = _shared.inherited_now()  # before the fork: it has at least these
             proc.start()
         child_conn.close()

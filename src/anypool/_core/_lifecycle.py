@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, Literal
 
 from ._tasks import WorkerContext, call_sync, reset_current_worker, set_current_worker
@@ -314,14 +314,15 @@ def thread_census(paths: Collection[str]) -> tuple[int, int, int]:
     crash).
     """
     targets = {os.path.realpath(path) for path in paths}  # as the kernel names them
-    ranges: list[tuple[int, int]] = []
+    maps = _read_maps()
+    if maps is None:
+        return 0, 0, 0
+    ranges = [
+        (lo, hi)
+        for lo, hi, perms, path in _map_entries(maps.splitlines())
+        if "x" in perms and path in targets
+    ]
     try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                parts = line.split(None, 5)
-                if len(parts) == 6 and "x" in parts[1] and parts[5].rstrip("\n") in targets:
-                    lo, _, hi = parts[0].partition("-")
-                    ranges.append((int(lo, 16), int(hi, 16)))
         me = str(threading.get_native_id())
         tids = [tid for tid in os.listdir("/proc/self/task") if tid != me]
         mem = os.open("/proc/self/mem", os.O_RDONLY)
@@ -394,26 +395,32 @@ class _OpenBLASControls:
 _NATIVE_POOL_NAMES = ("blas", "libgomp", "libomp", "libiomp", "mkl_rt", "libmkl", "blis")
 
 
-def mapped_files() -> dict[str, int] | None:
-    """The files this process has mapped (shared libraries, shared memory...), each with the
-    bytes mapped from it (Linux: one read of ``/proc/self/maps``); None where that cannot be
-    read."""
+def _read_maps() -> str | None:
+    """``/proc/self/maps`` (Linux); None where it cannot be read."""
     try:
         with open("/proc/self/maps") as f:
-            lines = f.read().splitlines()
+            return f.read()
     except OSError:
         return None
-    files: dict[str, int] = {}
+
+
+def _map_entries(lines: Iterable[str]) -> Iterator[tuple[int, int, str, str]]:
+    """(start, end, permissions, path) of each line of ``/proc/self/maps`` that names a
+    file."""
     for line in lines:
         parts = line.split(None, 5)
         if len(parts) == 6:
             start, _, end = parts[0].partition("-")
-            try:
-                size = int(end, 16) - int(start, 16)
-            except ValueError:
-                size = 0
-            files[parts[5]] = files.get(parts[5], 0) + size
-    return files
+            yield int(start, 16), int(end, 16), parts[1], parts[5]
+
+
+def mapped_files() -> list[str] | None:
+    """The paths of the files this process has mapped: shared libraries, shared memory...
+    (Linux: one read of ``/proc/self/maps``); None where that cannot be read."""
+    maps = _read_maps()
+    if maps is None:
+        return None
+    return list({path for _, _, _, path in _map_entries(maps.splitlines())})
 
 
 #: (``dl_iterate_phdr``, its callback type), once looked up; False where there is none
@@ -451,8 +458,7 @@ def loaded_libraries() -> list[str] | None:
     ``/proc/self/maps``: ~2.5 ms with numpy and scipy); None where neither can tell."""
     found = _loader_iterate()
     if not found:
-        files = mapped_files()
-        return None if files is None else list(files)
+        return mapped_files()
     iterate, callback = found
     names: list[str] = []
 
@@ -470,19 +476,13 @@ def shm_mapped() -> int | None:
     """The bytes of ``/dev/shm`` files this process has mapped (shared arrays, semaphores,
     multiprocessing's heap); None where ``/proc/self/maps`` cannot be read. Its lines are
     looked at only when one names ``/dev/shm``."""
-    try:
-        with open("/proc/self/maps") as f:
-            text = f.read()
-    except OSError:
+    maps = _read_maps()
+    if maps is None:
         return None
-    if "/dev/shm/" not in text:
+    if "/dev/shm/" not in maps:
         return 0
-    total = 0
-    for line in text.splitlines():
-        if "/dev/shm/" in line:
-            start, _, end = line.split(None, 1)[0].partition("-")
-            total += int(end, 16) - int(start, 16)
-    return total
+    lines = (line for line in maps.splitlines() if "/dev/shm/" in line)
+    return sum(end - start for start, end, _, _ in _map_entries(lines))
 
 
 def _native_pools_loaded(paths: Collection[str] | None = None) -> bool:

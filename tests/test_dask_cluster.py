@@ -98,10 +98,14 @@ def cluster(tmp_path: Path) -> Iterator[str]:
     ]
     try:
         deadline = time.monotonic() + SHORT_TIMEOUT
-        while not sched_file.exists() and time.monotonic() < deadline:
+        address = ""
+        # the scheduler creates the file, then writes it: until it holds the whole JSON
+        while not address and time.monotonic() < deadline:
             assert procs[0].poll() is None, (tmp_path / "scheduler.log").read_text()
-            time.sleep(0.05)
-        address = json.loads(sched_file.read_text())["address"]
+            try:
+                address = json.loads(sched_file.read_text())["address"]
+            except (FileNotFoundError, json.JSONDecodeError):
+                time.sleep(0.05)  # a process out of our reach: polled, with a deadline
         assert address.startswith("tcp://127.0.0.1:")
         for i in range(2):
             procs.append(

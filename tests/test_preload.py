@@ -331,6 +331,61 @@ def test_a_native_thread_beside_a_parked_openblas_is_not_taken_for_its_own(
     assert out["native_safe"] == "native threads other than OpenBLAS's are running"
 
 
+LEAVING = r"""
+import ctypes, json, signal, sys
+import numpy  # noqa: F401 - OpenBLAS, as in the programs this is for
+from anypool._backends import _preload
+
+libc = ctypes.CDLL(None)
+pause = ctypes.cast(libc.pause, ctypes.c_void_p)
+
+
+def native_thread():
+    handle = ctypes.c_ulong()
+    assert libc.pthread_create(ctypes.byref(handle), None, pause, None) == 0
+    return handle
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGUSR1, lambda *a: None)  # ends pause() in the thread it hits
+    out = {}
+    looks = []
+    leaving = native_thread()
+
+    def leaves():  # as a thread Python has joined, on its way out of the system's list
+        looks.append("leaving")
+        if len(looks) == 1:
+            libc.pthread_kill(leaving, signal.SIGUSR1)
+            libc.pthread_join(leaving, None)
+
+    _preload._pause_to_settle = leaves
+    out["leaving"] = _preload.fork_safe()
+    out["leaving_looks"] = len(looks)
+    looks.clear()
+    staying = native_thread()  # one that stays: every look finds it
+    _preload._pause_to_settle = lambda: looks.append("staying")
+    out["staying"] = _preload.fork_safe()
+    out["staying_looks"] = len(looks)
+    out["tries"] = _preload.SETTLE_TRIES
+    print(json.dumps(out))
+"""
+
+
+@FORKED_SERVER_ONLY
+def test_a_thread_on_its_way_out_does_not_rule_the_fork_out(tmp_path: Path) -> None:
+    """A closed pool's dispatcher thread, joined by Python, can still be in the system's list
+    of threads for a moment: the check looks again before it refuses the fork. A thread that
+    stays is refused after those few looks."""
+    pytest.importorskip("numpy")
+    script = tmp_path / "leaving.py"
+    script.write_text(LEAVING)
+    out = run_program(script, "x")
+    assert out["leaving"] is None
+    assert out["leaving_looks"] == 1  # it was seen once, then gone at the next look
+    assert out["staying"] == "native threads other than OpenBLAS's are running"
+    assert out["staying_looks"] == out["tries"]
+
+
 WATCHDOG = r"""
 import faulthandler, json, os, sys
 import numpy  # OpenBLAS: its pool parks at the first fork

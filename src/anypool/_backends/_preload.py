@@ -62,6 +62,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 import warnings
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -113,6 +114,10 @@ NEVER: frozenset[str] = frozenset(
 #: server or workers: semaphores and multiprocessing's heap (each worker's progress slot),
 #: a page each; not a shared array, which the fork would keep after the program freed it
 SHM_ALLOWANCE = 2**20
+#: a thread Python has just joined (a closed pool's dispatcher) can still be leaving the
+#: system's list of this process's threads for a moment: before a stranger thread rules a
+#: fork out, the threads are looked at again this many times, this many seconds apart
+SETTLE_TRIES, SETTLE_WAIT = 3, 0.001
 
 _lock = threading.Lock()
 #: the modules the running server preloaded (None: not started by us, or not running)
@@ -195,6 +200,23 @@ def _others_than_openblas(libs: list[OpenBLAS], threads: int) -> bool:
     return elsewhere > 0 or in_code + running > most
 
 
+def _settles(libs: list[OpenBLAS] | None) -> bool:
+    """Whether the threads besides OpenBLAS's were leaving: gone within a few looks."""
+    for _ in range(SETTLE_TRIES):
+        _pause_to_settle()
+        try:
+            os_threads = len(os.listdir("/proc/self/task"))
+        except OSError:
+            return False
+        if os_threads == 1 or not _others_than_openblas(libs or [], os_threads):
+            return True
+    return False
+
+
+def _pause_to_settle() -> None:
+    time.sleep(SETTLE_WAIT)
+
+
 def fork_safe(cap: int | None = None) -> str | None:
     """Why this process must not be forked into a fork server now (None: it may).
 
@@ -236,7 +258,7 @@ def fork_check(
     if shm > SHM_ALLOWANCE:
         return "shared memory is mapped", paths, None
     libs = openblas_libraries(paths) if os_threads > 1 or cap is not None else None
-    if os_threads > 1 and _others_than_openblas(libs or [], os_threads):
+    if os_threads > 1 and _others_than_openblas(libs or [], os_threads) and not _settles(libs):
         return "native threads other than OpenBLAS's are running", paths, libs
     if cap is not None and cap_wakes_pools(cap, paths, libs):
         return "capping OpenBLAS in a forked worker would start its thread pool", paths, libs

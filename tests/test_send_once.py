@@ -285,10 +285,22 @@ if __name__ == "__main__":
         theirs.close()
         mine.settimeout(30)
         out["eof"] = mine.recv(1) == b""  # no worker holds the other end open
+    out["threads_after"] = threading.active_count()  # nothing watches the kept workers
     with anypool.Pool("process", 2) as pool:
-        r = pool.share(data)  # the workers of the first pool are kept warm: no fork again
+        r = pool.share(data)  # single-threaded again: forked again where the first one was
         out["r_writeable"] = list(pool.map(writeable, [r] * 2, chunksize=1))
-        out["r_copied_warm"] = r.copied
+        out["r_copied"] = r.copied
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)  # a thread: no fork, the kept workers come
+    other.start()
+    try:
+        with anypool.Pool("process", 2) as pool:
+            t = pool.share(data)
+            out["t_writeable"] = list(pool.map(writeable, [t] * 2, chunksize=1))
+            out["t_copied"] = t.copied
+    finally:
+        stop.set()
+        other.join()
     out["parent_untouched"] = float(data[5]) == 5.0 and float(data[6]) == 6.0
     print(json.dumps(out))
 """
@@ -300,8 +312,9 @@ def test_workers_forked_after_share_start_with_the_array(tmp_path: Path, way: st
     """In a fresh single-threaded program: share() forks the workers from the program (or,
     where a worker's BLAS cap would start OpenBLAS's thread pool, forks the fork server again
     and the workers come from it), and they start with the array (no shared-memory copy is
-    made) and without the program's connections; a pool whose workers were forked before
-    (kept warm) gets the copy."""
+    made) and without the program's connections. Nothing is left running in the program
+    once the pool closes, so a second pool forks again; a pool that cannot (a thread runs)
+    adopts the kept workers and they get a copy."""
     pytest.importorskip("numpy")
     script = tmp_path / "inherit.py"
     script.write_text(INHERIT_PROGRAM.replace("BIG", str(BIG)))
@@ -336,8 +349,12 @@ def test_workers_forked_after_share_start_with_the_array(tmp_path: Path, way: st
             psutil.Process(pid).wait(timeout=20)
         except psutil.NoSuchProcess:
             pass
-    assert out["r_writeable"] == [False, False]  # read-only, copied for the warm workers
-    assert out["r_copied_warm"] is True
+    assert out["threads_after"] == 1
+    assert out["r_writeable"] == [False, False]  # read-only
+    # forked from the program again (a fork server with live workers is not forked again)
+    assert out["r_copied"] is not out["prefork"]
+    assert out["t_writeable"] == [False, False]
+    assert out["t_copied"] is True  # copied for the kept workers
     assert out["parent_untouched"] is True
 
 

@@ -122,3 +122,53 @@ def test_shutdown_warm_workers_stops_them() -> None:
     assert _warm.count() == 0
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_kept_worker_ends_itself_when_unused_and_no_thread_watches_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No thread of the program stops the kept workers (the program stays single-threaded
+    between pools, so a later pool can still fork from it): each ends itself once unused for
+    IDLE_SECONDS, and the program reaps it the next time it looks at the kept workers."""
+    import threading
+    from multiprocessing.connection import wait
+
+    threads = set(threading.enumerate())
+    monkeypatch.setattr(_warm, "IDLE_SECONDS", 1.0)  # told to each worker as it is parked
+    with anypool.Pool("process", workers=2) as pool:
+        pids_of(pool)
+        procs = [w.proc for w in pool._backend._workers.values()]  # type: ignore[attr-defined]
+    assert _warm.count() == 2
+    assert set(threading.enumerate()) <= threads  # the pool's own threads are gone too
+    # each ends itself (its sentinel fires) with nothing asking it to
+    ended = wait([p.sentinel for p in procs], timeout=30)
+    while len(ended) < len(procs):
+        ended = wait([p.sentinel for p in procs], timeout=30)
+        assert ended, "a kept worker did not end itself after IDLE_SECONDS"
+    assert [p.exitcode for p in procs] == [0, 0]  # they ended themselves, cleanly
+    pids = [p.pid for p in procs]
+    assert _warm.count() == 0  # and the program let go of them as it looked
+    assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+def test_a_worker_about_to_end_itself_is_not_handed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pool never adopts a kept worker within _spare() of ending itself (its message could
+    arrive after the worker stopped waiting): it starts new ones, and the old are reaped."""
+    monkeypatch.setattr(_warm, "IDLE_SECONDS", 600.0)
+    with anypool.Pool("process", workers=2) as pool:
+        old = pids_of(pool)
+    assert _warm.count() == 2
+    # as if they had been parked IDLE_SECONDS - _spare() / 2 ago: they end themselves soon
+    import time
+
+    aged = time.monotonic() - _warm.IDLE_SECONDS + _warm._spare() / 2
+    for parked in _warm._parked.values():
+        for i, (proc, conn, _, starting, extra) in enumerate(parked):
+            parked[i] = (proc, conn, aged, starting, extra)
+    with anypool.Pool("process", workers=2) as pool:
+        new = pids_of(pool)
+    assert not old & new
+    for pid in old:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -36,6 +36,9 @@ CHUNK = 1
 BROADCAST = 2  # a CALL that is not counted as a task (pool.broadcast)
 DEFINE = 3  # (DEFINE, key, the pickled function, None): later tasks name the function by key
 ADOPT = 4  # (ADOPT, new id, None, None): a kept-warm worker joins a new pool (see _warm)
+#: (PARK, seconds, None, None): the pool kept this worker warm (see _warm); unused that long,
+#: it ends itself (the program needs no thread to stop it)
+PARK = 5
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -177,8 +180,11 @@ def main(
     fn_key = -1  # the function defined by the last DEFINE message (one at a time)
     key_fn: Any = None
     key_error: BaseException | None = None  # why that function could not be unpickled
+    parked: float | None = None  # kept warm: how long to wait for a pool (see PARK)
     while True:
         try:
+            if parked is not None and not conn.poll(parked):
+                return  # unused while kept warm: the parent reaps it (nothing to finalize)
             data = recv()
         except (EOFError, OSError):
             _finalize(conn, ctx, fin_blob, fin_timeout)
@@ -191,7 +197,11 @@ def main(
         try:
             kind, blob, args, extra = pickle.loads(data)
             del data
+            if kind == PARK:
+                parked = blob
+                continue
             if kind == ADOPT:  # a fresh start for the new pool: its id, empty state, no keys
+                parked = None
                 ctx = WorkerContext(id=blob, backend="process")
                 set_current_worker(ctx)
                 fn_key, key_fn, key_error, last_blob, last_fn = -1, None, None, b"", None

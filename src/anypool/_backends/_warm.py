@@ -15,27 +15,35 @@ Safety rules:
   broken pool is never parked: it is stopped as before;
 * an adopted worker gets a new id and an empty ``current_worker().state``; module globals that
   tasks set are kept (as in any reused worker: joblib's loky, ``ProcessPoolExecutor``);
-* a parked worker is stopped after :data:`IDLE_SECONDS` unused, by
+* a parked worker unused for :data:`IDLE_SECONDS` ends itself (it is told so as it is
+  parked: no thread of the program watches the kept workers, so a program stays
+  single-threaded between pools, and a later pool can still fork from it); the program
+  reaps it the next time it parks or takes a worker, or at exit. It is stopped at once by
   :func:`shutdown_warm_workers`, at interpreter exit, or — if the program is killed — by its
   own parent watch. At most ``workers`` of each kind are kept.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections import deque
 from typing import Any
 
-#: a parked worker unused this long (seconds) is stopped
-IDLE_SECONDS = 300.0
+from ._process_worker import PARK
 
-_lock = threading.Condition(threading.Lock())
+#: a parked worker unused this long (seconds) ends itself
+IDLE_SECONDS = 300.0
+#: a worker this close to ending itself is not handed out: a new pool's message could
+#: arrive after it stopped waiting (a fraction of IDLE_SECONDS, at most a second)
+SPARE_SECONDS = 1.0
+
+_lock = threading.Lock()
 #: key -> parked (proc, conn, parked at); the key is what makes two pools' workers alike
 _parked: dict[Any, deque[tuple[Any, Any, float, bool, Any]]] = {}
 #: how long taking a worker parked while still starting may wait for its READY (seconds)
 START_WAIT = 10.0
-_reaper: threading.Thread | None = None
 _closed = False  # at interpreter exit: park nothing more
 
 
@@ -46,24 +54,33 @@ def park(key: Any, handle: tuple[Any, Any, Any], limit: int, starting: bool = Fa
     ``starting``: it has not said READY yet (the pool closed while it started); whoever
     takes it reads that READY first.
     """
-    global _reaper
+    _reap()
+    proc, conn, extra = handle
     with _lock:
         if _closed:
             return False
         parked = _parked.setdefault(key, deque())
         if len(parked) >= limit:
             return False
-        proc, conn, extra = handle
+        try:
+            conn.send_bytes(_park_message())  # it ends itself after IDLE_SECONDS unused
+        except (OSError, ValueError):
+            return False  # it just died: stopped as any other
         parked.append((proc, conn, time.monotonic(), starting, extra))
-        if _reaper is None:
-            _reaper = threading.Thread(target=_reap, name="anypool-warm-reaper", daemon=True)
-            _reaper.start()
-        _lock.notify_all()
     return True
+
+
+def _park_message() -> bytes:
+    return pickle.dumps((PARK, IDLE_SECONDS, None, None), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _spare() -> float:
+    return min(SPARE_SECONDS, IDLE_SECONDS / 10)
 
 
 def take(key: Any) -> tuple[Any, Any, Any] | None:
     """A parked worker for a pool with ``key`` (most recently parked first), or None."""
+    _reap()
     while True:
         with _lock:
             parked = _parked.get(key)
@@ -84,12 +101,14 @@ def take(key: Any) -> tuple[Any, Any, Any] | None:
 
 def waiting(key: Any) -> bool:
     """Whether a worker is parked for a pool with ``key``."""
+    _reap()
     with _lock:
         return bool(_parked.get(key))
 
 
 def count() -> int:
     """How many workers are parked now."""
+    _reap()
     with _lock:
         return sum(len(d) for d in _parked.values())
 
@@ -111,29 +130,21 @@ def _stop(proc: Any, conn: Any) -> None:
 
 
 def _reap() -> None:
-    """Stop workers parked longer than IDLE_SECONDS; ends when none is parked."""
-    global _reaper
-    while True:
-        expired = []
-        with _lock:
-            if _reaper is not threading.current_thread():
-                return  # replaced (shutdown_warm_workers, then a new park)
-            now = time.monotonic()
-            soonest: float | None = None
-            for parked in _parked.values():
-                while parked and now - parked[0][2] >= IDLE_SECONDS:
-                    expired.append(parked.popleft())
-                if parked:
-                    due = parked[0][2] + IDLE_SECONDS
-                    soonest = due if soonest is None else min(soonest, due)
-            if not expired:
-                if soonest is None:
-                    _reaper = None
-                    return
-                _lock.wait(max(0.0, soonest - now))
-                continue
-        for proc, conn, *_ in expired:
-            _stop(proc, conn)
+    """Take the workers that are ending themselves, or have, off the list, and reap them.
+
+    The oldest of each kind go first: one parked within ``IDLE_SECONDS - _spare()`` ago is
+    still waiting for a pool. Those not gone yet are told to stop now (``_stop``).
+    """
+    expired = []
+    with _lock:
+        if not _parked:
+            return
+        due = time.monotonic() - IDLE_SECONDS + _spare()
+        for parked in _parked.values():
+            while parked and parked[0][2] <= due:
+                expired.append(parked.popleft())
+    for proc, conn, *_ in expired:
+        _stop(proc, conn)
 
 
 def shutdown_warm_workers() -> int:
@@ -144,16 +155,11 @@ def shutdown_warm_workers() -> int:
     after 300 s unused and at exit anyway. Call this to give their memory back now, or in
     a test that checks for leftover child processes.
     """
-    global _reaper
     with _lock:
         everything = [item for parked in _parked.values() for item in parked]
         _parked.clear()
-        reaper, _reaper = _reaper, None
-        _lock.notify_all()
     for proc, conn, *_ in everything:
         _stop(proc, conn)
-    if reaper is not None and reaper is not threading.current_thread():
-        reaper.join()
     return len(everything)
 
 

@@ -151,9 +151,9 @@ def shutdown_warm_workers() -> int:
     """Stop the process workers anypool keeps warm between pools; returns how many.
 
     Process pools that shut down cleanly leave their idle workers parked for the next pool
-    with the same settings (see the README, "process workers stay warm"); they are stopped
-    after 300 s unused and at exit anyway. Call this to give their memory back now, or in
-    a test that checks for leftover child processes.
+    with the same settings (see the README, "process workers stay warm"); they end
+    themselves after 300 s unused and are stopped at exit anyway. Call this to give their
+    memory back now, or in a test that checks for leftover child processes.
     """
     with _lock:
         everything = [item for parked in _parked.values() for item in parked]

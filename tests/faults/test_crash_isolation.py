@@ -93,3 +93,18 @@ def test_chaos_kills_lose_nothing() -> None:
         t.join(SHORT_TIMEOUT)
     assert out == list(range(3000))
     assert len(kills) >= 3, f"the chaos thread killed {len(kills)} worker(s): too few to prove much"
+
+
+def test_a_retried_chunk_runs_again_from_where_it_died(tmp_path: Path) -> None:
+    """With retries, a crashed chunk runs again in two pieces: the items that finished before
+    the crash (with the retries they had) and the rest, from the item that was running (it
+    spends one). Only that part is retried again, so the items that never ran run once."""
+    fn = functools.partial(fk.exit_on, 5, str(tmp_path))
+    out = anypool.map(fn, range(12), backend="process", chunksize=12, retries=2, errors="collect")
+    assert [i for i, r in enumerate(out) if not r.ok] == [5]
+    assert "gave up after 3 attempts" in str(out[5].error)
+    assert [r.value for i, r in enumerate(out) if i != 5] == [i for i in range(12) if i != 5]
+    runs = _runs(tmp_path)
+    assert runs[5] == 3  # the first run and two retries
+    assert [runs[i] for i in range(5)] == [2] * 5  # finished, lost with the worker, run again
+    assert [runs[i] for i in range(6, 12)] == [1] * 6  # never started before the last crash

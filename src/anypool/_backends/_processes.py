@@ -265,6 +265,32 @@ def _splice(outer: cf.Future[Any], k: int, crashed: BaseException, inner: cf.Fut
     outer.set_result(ChunkResult(values, errors, res.wall, res.cpu, trace))
 
 
+def _rejoin(
+    outer: cf.Future[Any], pieces: list[tuple[int, cf.Future[Any]]], _: object = None
+) -> None:
+    """The chunk's result once each piece it was run again in is done: their results in
+    order (see :meth:`ProcessBackend._split`)."""
+    if outer.done() or not all(f.done() for _, f in pieces):
+        return
+    values: list[Any] = []
+    errors: dict[int, BaseException] = {}
+    trace: list[Any] | None = None
+    wall = cpu = 0.0
+    for base, f in pieces:
+        exc = f.exception()
+        if exc is not None:
+            outer.set_exception(exc)
+            return
+        res: ChunkResult = f.result()
+        values.extend(res.values)
+        errors.update({base + i: e for i, e in (res.errors or {}).items()})
+        if res.trace is not None:
+            trace = (trace or []) + [(e[0] + base, *e[1:]) for e in res.trace]
+        wall += res.wall
+        cpu += res.cpu
+    outer.set_result(ChunkResult(values, errors or None, wall, cpu, trace))
+
+
 def _release(w: _Worker) -> None:
     """Close a finished worker's process handle now (its sentinel and pipe descriptors).
 
@@ -1098,9 +1124,10 @@ class ProcessBackend(Backend):
             )
             self._trace_lost(w, task, "retry" if retried else "crash", self._why(w), kind.__name__)
             if retried:
-                task.crash_retries -= 1
-                task.attempt += 1
-                self._retry.append(task)  # its future is already running
+                if not self._split(w, task):
+                    task.crash_retries -= 1
+                    task.attempt += 1
+                    self._retry.append(task)  # its future is already running
             elif self._isolate(w, task):
                 pass
             else:
@@ -1108,6 +1135,43 @@ class ProcessBackend(Backend):
                 if task.fn is run_chunk and task.attempt == 1:
                     task.args[2].gave_up(crashed, 1)  # says why it was not retried, if it wasn't
                 task.fut.set_exception(crashed)
+
+    def _split(self, w: _Worker, task: _Task) -> bool:
+        """Run a crashed chunk again in two pieces, at the item that was running (the worker
+        marked it: :func:`set_progress_slot`); False when that item is not known, or is
+        the first.
+
+        The items before it ran to the end (their results died with the worker): they run
+        again as they were, with the retries they had. The rest, from the item that was
+        running, spends one retry. So a long chunk whose worker keeps dying goes forward,
+        and only the part that was running when it died pays for it.
+        """
+        if task.fn is not run_chunk:
+            return False
+        fn, items, retry = task.args
+        k = int(w.progress[0])
+        if not 0 < k < len(items):
+            return False
+        pieces: list[tuple[int, cf.Future[Any]]] = []
+        for base, part, spent in ((0, items[:k], 0), (k, items[k:], 1)):
+            inner: cf.Future[Any] = cf.Future()
+            inner.set_running_or_notify_cancel()
+            args = (fn, type(items)(part), retry)
+            again = _Task(
+                inner,
+                self._dumps_call(run_chunk, args, {}),
+                run_chunk,
+                args,
+                task.timeout,
+                task.crash_retries - spent,
+            )
+            again.attempt = task.attempt + spent
+            again.track = task.track
+            pieces.append((base, inner))
+            self._retry.append(again)
+        for _, inner in pieces:
+            inner.add_done_callback(functools.partial(_rejoin, task.fut, pieces))
+        return True
 
     # -- a crash inside a chunk fails only the item that was running ------------------------
     def _isolate(self, w: _Worker, task: _Task) -> bool:

@@ -265,3 +265,47 @@ def test_a_timed_out_task_is_retried_when_retries_allow(
         for t in threading.enumerate():
             if t.name.startswith("anypool-thread"):
                 t.join(SHORT_TIMEOUT)
+
+
+class _ChunkedBackend:
+    """What the Chunker reads of a backend: a process-like one, 2 workers."""
+
+    def __init__(self, longest: float | None) -> None:
+        self.target_chunk_seconds = 0.02
+        self.max_chunk_seconds = longest
+        self.fixed_batch = None
+
+    def effective_workers(self) -> int:
+        return 2
+
+
+def _chunk_sizes(longest: float | None, total: int | None, per_item: float) -> list[int]:
+    """The sizes a Chunker hands out over a whole input once it knows the time per item."""
+    from anypool._core._engine import Chunker
+    from anypool._core._tasks import ChunkResult
+
+    chunker = Chunker(None, _ChunkedBackend(longest), total)  # type: ignore[arg-type]
+    chunker.observe(ChunkResult([None], None, per_item, per_item), 1)
+    sizes: list[int] = []
+    end = total or 4000
+    while chunker.taken < end:  # the last chunk holds what is left, as the input runs out
+        sizes.append(min(chunker.next_size(), end - chunker.taken))
+        chunker.took(sizes[-1])
+    return sizes
+
+
+def test_long_maps_grow_their_chunks_then_shrink_them_to_the_target() -> None:
+    # 2,000 items of 1 ms on 2 workers: 2 s of work
+    guided = _chunk_sizes(0.2, 2000, 0.001)
+    fixed = _chunk_sizes(None, 2000, 0.001)
+    assert fixed == [20] * 100  # every chunk holds target_chunk_seconds
+    top = guided.index(max(guided))
+    assert guided[: top + 1] == [20, 40, 80, 160, 200]  # doubling up to max_chunk_seconds
+    assert guided[top:] == sorted(guided[top:], reverse=True)  # then a share of what is left
+    assert max(guided[-3:]) == 20  # down to the target: the workers end together
+    assert sum(guided) == 2000
+    assert len(guided) < len(fixed) / 2  # far fewer round trips through the parent
+    # the cap still holds: never more than a quarter of the input per worker
+    assert max(_chunk_sizes(0.2, 2000, 1e-6)) == 250
+    # an input of unknown length keeps the target throughout
+    assert set(_chunk_sizes(0.2, None, 0.001)) == {20}

@@ -601,6 +601,11 @@ class AutoBackend(Backend):
         return inner.target_chunk_seconds if inner is not None else SAMPLE_CHUNK_SECONDS
 
     @property
+    def max_chunk_seconds(self) -> float | None:  # type: ignore[override]
+        inner = self._inner
+        return inner.max_chunk_seconds if inner is not None else None
+
+    @property
     def fixed_batch(self) -> int | None:
         """The chosen backend's batch size (asyncio), else None."""
         return self._inner.fixed_batch if self._inner is not None else None

@@ -98,6 +98,11 @@ class Backend(ABC):
     option_names: ClassVar[tuple[str, ...]] = ()
     #: seconds of work one chunk should hold when chunk sizes are chosen automatically
     target_chunk_seconds: ClassVar[float] = 0.005
+    #: the most work one automatic chunk may hold while much of a sized input is left
+    #: (guided scheduling: chunks shrink back to ``target_chunk_seconds`` towards the end);
+    #: None: every chunk holds ``target_chunk_seconds``. For backends whose chunk boundaries
+    #: cost a round trip worth saving. *Added in 0.2.*
+    max_chunk_seconds: ClassVar[float | None] = None
     #: which kind of primitives ``pool.Lock()``, ``pool.Queue()``, ``pool.Counter()``,
     #: ``pool.share()``... hand out: a key of ``anypool._core._sync.SYNC_KINDS``
     #: (``"thread"``, ``"process"``, ``"asyncio"``; ``"auto"`` follows the chosen backend).

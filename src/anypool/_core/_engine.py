@@ -57,8 +57,15 @@ class MapOptions:
 class Chunker:
     """Chooses chunk sizes: fixed, or grown from measured per-item time.
 
-    It reads the backend's settings on every call, so a backend that changes its mind (the
-    ``auto`` backend, once it has measured the work) is followed at once.
+    Each chunk holds the backend's ``target_chunk_seconds`` of work. A backend whose chunk
+    boundaries cost more (a process pool's round trip through the parent) sets
+    ``max_chunk_seconds``: while much of a sized input is left, a chunk then holds a share
+    of the work left (``left / (4 * workers)``, guided scheduling) up to that much, so that
+    the chunks shrink back to the target as the input runs out and the workers still end
+    together. Chunks grow to that size by doubling from the target, so a pool whose workers
+    crash early (its backend then stops asking for long chunks) has few long chunks to run
+    again. It reads the backend's settings on every call, so a backend that changes its mind
+    (the ``auto`` backend, once it has measured the work) is followed at once.
     """
 
     def __init__(self, fixed: int | None, backend: Backend, total: int | None):
@@ -66,6 +73,9 @@ class Chunker:
         self.backend = backend
         self.total = total
         self.per_item: float | None = None
+        #: items handed out in chunks so far, and the size of the last chunk
+        self.taken = 0
+        self.last = 0
         self._wall = 0.0
         self._items = 0
 
@@ -89,7 +99,18 @@ class Chunker:
         if self.per_item <= 0:
             return self.cap
         target: float = self.backend.target_chunk_seconds
-        return int(max(1, min(self.cap, target / self.per_item)))
+        size = max(1, int(target / self.per_item))
+        longest: float | None = self.backend.max_chunk_seconds
+        if longest is not None and self.total is not None:
+            workers = max(1, self.backend.effective_workers())
+            share = min(longest, (self.total - self.taken) * self.per_item / (4 * workers))
+            size = max(size, min(int(share / self.per_item), 2 * self.last))
+        return min(self.cap, size)
+
+    def took(self, n: int) -> None:
+        """``n`` items were handed out in one chunk."""
+        self.taken += n
+        self.last = n
 
     def observe(self, res: ChunkResult, n: int) -> None:
         if self.fixed is not None or n == 0:
@@ -221,6 +242,7 @@ class MapRun:
                     return
             entry = _Entry(self._submit(items, self.next_index), items, self.next_index)
             self.next_index += len(items)
+            self.chunker.took(len(items))
             self.inflight.append(entry)
             self.inflight_items += len(items)
             self._watch(entry)

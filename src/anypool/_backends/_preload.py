@@ -175,7 +175,7 @@ def _server() -> tuple[Any, bool]:
     return server, running
 
 
-def _others_than_openblas(libs: list[OpenBLAS], threads: int) -> bool:
+def _others_than_openblas(libs: list[OpenBLAS], threads: int, maps: str | None = None) -> bool:
     """Whether, of this process's ``threads`` OS threads, one besides the caller is not one
     of OpenBLAS's own (its pthreads pools park at fork: the fork stops them).
 
@@ -186,6 +186,7 @@ def _others_than_openblas(libs: list[OpenBLAS], threads: int) -> bool:
     outside OpenBLAS's code is another's; a running one, which cannot be told apart, is
     taken for OpenBLAS's up to that library's thread count. A library that cannot be asked
     counts as none: then threads are left unaccounted for, and the program is not forked.
+    ``maps``: ``/proc/self/maps``, if read already.
     """
     from .._core._lifecycle import thread_census
 
@@ -195,12 +196,12 @@ def _others_than_openblas(libs: list[OpenBLAS], threads: int) -> bool:
     untold = [lib for lib, n in zip(libs, told, strict=True) if n is None]
     if not untold or others <= known:
         return others > known
-    in_code, elsewhere, running = thread_census([lib.path for lib in libs])
+    in_code, elsewhere, running = thread_census([lib.path for lib in libs], maps)
     most = known + sum(max(0, lib.num_threads - 1) for lib in untold)
     return elsewhere > 0 or in_code + running > most
 
 
-def _settles(libs: list[OpenBLAS] | None) -> bool:
+def _settles(libs: list[OpenBLAS] | None, maps: str | None = None) -> bool:
     """Whether the threads besides OpenBLAS's were leaving: gone within a few looks."""
     for _ in range(SETTLE_TRIES):
         _pause_to_settle()
@@ -208,7 +209,7 @@ def _settles(libs: list[OpenBLAS] | None) -> bool:
             os_threads = len(os.listdir("/proc/self/task"))
         except OSError:
             return False
-        if os_threads == 1 or not _others_than_openblas(libs or [], os_threads):
+        if os_threads == 1 or not _others_than_openblas(libs or [], os_threads, maps):
             return True
     return False
 
@@ -242,23 +243,28 @@ def fork_check(
         cap_wakes_pools,
         loaded_libraries,
         openblas_libraries,
-        shm_mapped,
+        read_maps,
+        shm_in,
     )
 
-    shm = shm_mapped()
+    maps = read_maps()  # once: for shared memory, and for the threads' stacks below
     try:
         os_threads = len(os.listdir("/proc/self/task"))
     except OSError:
-        shm = None
-    if shm is None:
+        maps = None
+    if maps is None:
         return "/proc is not readable", None, None
     paths = loaded_libraries()
     if paths is None:
         return "the loaded libraries cannot be listed", None, None
-    if shm > SHM_ALLOWANCE:
+    if shm_in(maps) > SHM_ALLOWANCE:
         return "shared memory is mapped", paths, None
     libs = openblas_libraries(paths) if os_threads > 1 or cap is not None else None
-    if os_threads > 1 and _others_than_openblas(libs or [], os_threads) and not _settles(libs):
+    if (
+        os_threads > 1
+        and _others_than_openblas(libs or [], os_threads, maps)
+        and not _settles(libs, maps)
+    ):
         return "native threads other than OpenBLAS's are running", paths, libs
     if cap is not None and cap_wakes_pools(cap, paths, libs):
         return "capping OpenBLAS in a forked worker would start its thread pool", paths, libs

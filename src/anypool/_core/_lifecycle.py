@@ -301,7 +301,7 @@ def openblas_libraries(paths: Collection[str] | None = None) -> list[OpenBLAS]:
 STACK_LOOK = 16 * 1024
 
 
-def thread_census(paths: Collection[str]) -> tuple[int, int, int]:
+def thread_census(paths: Collection[str], maps: str | None = None) -> tuple[int, int, int]:
     """This process's other threads, as (waiting in a system call with a return address into
     the code of a library of ``paths`` near the top of their stack, waiting without one,
     running), on Linux; (0, 0, 0) where ``/proc`` cannot tell.
@@ -311,10 +311,10 @@ def thread_census(paths: Collection[str]) -> tuple[int, int, int]:
     anyone else's (OpenMP, a C extension's, faulthandler's watchdog) does not. A running
     thread (OpenBLAS's spin for ~50 ms after each call) cannot be told apart. Each stack is
     read from ``/proc/self/mem`` (an address that is not mapped is an error there, not a
-    crash).
+    crash). ``maps``: :func:`read_maps`, if read already (the libraries' code stays put).
     """
     targets = {os.path.realpath(path) for path in paths}  # as the kernel names them
-    maps = _read_maps()
+    maps = read_maps() if maps is None else maps
     if maps is None:
         return 0, 0, 0
     ranges = [
@@ -395,7 +395,7 @@ class _OpenBLASControls:
 _NATIVE_POOL_NAMES = ("blas", "libgomp", "libomp", "libiomp", "mkl_rt", "libmkl", "blis")
 
 
-def _read_maps() -> str | None:
+def read_maps() -> str | None:
     """``/proc/self/maps`` (Linux); None where it cannot be read."""
     try:
         with open("/proc/self/maps") as f:
@@ -417,7 +417,7 @@ def _map_entries(lines: Iterable[str]) -> Iterator[tuple[int, int, str, str]]:
 def mapped_files() -> list[str] | None:
     """The paths of the files this process has mapped: shared libraries, shared memory...
     (Linux: one read of ``/proc/self/maps``); None where that cannot be read."""
-    maps = _read_maps()
+    maps = read_maps()
     if maps is None:
         return None
     return list({path for _, _, _, path in _map_entries(maps.splitlines())})
@@ -474,11 +474,14 @@ def loaded_libraries() -> list[str] | None:
 
 def shm_mapped() -> int | None:
     """The bytes of ``/dev/shm`` files this process has mapped (shared arrays, semaphores,
-    multiprocessing's heap); None where ``/proc/self/maps`` cannot be read. Its lines are
-    looked at only when one names ``/dev/shm``."""
-    maps = _read_maps()
-    if maps is None:
-        return None
+    multiprocessing's heap); None where ``/proc/self/maps`` cannot be read."""
+    maps = read_maps()
+    return None if maps is None else shm_in(maps)
+
+
+def shm_in(maps: str) -> int:
+    """:func:`shm_mapped` of ``maps`` (:func:`read_maps`): its lines are looked at only when
+    one names ``/dev/shm``."""
     if "/dev/shm/" not in maps:
         return 0
     lines = (line for line in maps.splitlines() if "/dev/shm/" in line)

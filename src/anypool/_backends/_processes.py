@@ -1168,24 +1168,31 @@ class ProcessBackend(Backend):
             return False
         pieces: list[tuple[int, cf.Future[Any]]] = []
         for base, part, spent in ((0, items[:k], 0), (k, items[k:], 1)):
-            inner: cf.Future[Any] = cf.Future()
-            inner.set_running_or_notify_cancel()
-            args = (fn, type(items)(part), retry)
-            again = _Task(
-                inner,
-                self._dumps_call(run_chunk, args, {}),
-                run_chunk,
-                args,
-                task.timeout,
-                task.crash_retries - spent,
-            )
+            again = self._run_again(task, type(items)(part), task.crash_retries - spent)
             again.attempt = task.attempt + spent
             again.track = task.track
-            pieces.append((base, inner))
-            self._retry.append(again)
+            pieces.append((base, again.fut))
         for _, inner in pieces:
             inner.add_done_callback(functools.partial(_rejoin, task.fut, pieces))
         return True
+
+    def _run_again(self, task: _Task, items: Sequence[Any], crash_retries: int) -> _Task:
+        """Queue ``items`` of the crashed chunk ``task`` to run on a fresh worker, first in
+        line (its map waits for them already); the new task, whose future is running."""
+        fn, _, retry = task.args
+        inner: cf.Future[Any] = cf.Future()
+        inner.set_running_or_notify_cancel()
+        args = (fn, items, retry)
+        again = _Task(
+            inner,
+            self._dumps_call(run_chunk, args, {}),
+            run_chunk,
+            args,
+            task.timeout,
+            crash_retries,
+        )
+        self._retry.append(again)
+        return again
 
     # -- a crash inside a chunk fails only the item that was running ------------------------
     def _isolate(self, w: _Worker, task: _Task) -> bool:
@@ -1219,18 +1226,9 @@ class ProcessBackend(Backend):
         if not rest:
             outer.set_result(ChunkResult([None], {0: crashed}, 0.0, 0.0))
             return True
-        inner: cf.Future[Any] = cf.Future()
-        inner.set_running_or_notify_cancel()
-        inner.add_done_callback(functools.partial(_splice, outer, k, crashed))
-        again = _Task(
-            inner,
-            self._dumps_call(run_chunk, (fn, rest, retry), {}),
-            run_chunk,
-            (fn, rest, retry),
-            task.timeout,
-            0,  # the others were not the cause: no crash retry is spent on them
-        )
-        self._retry.append(again)
+        # the others were not the cause: no crash retry is spent on them
+        again = self._run_again(task, rest, 0)
+        again.fut.add_done_callback(functools.partial(_splice, outer, k, crashed))
         return True
 
     def _recycle_option(self) -> str:
